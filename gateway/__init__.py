@@ -1,0 +1,1 @@
+"""The HTTP/WebSocket gateway: the only process that speaks HTTP to the outside."""

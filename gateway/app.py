@@ -1,0 +1,58 @@
+"""The gateway's application factory: resources in cleanup_ctx, middlewares, routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from gateway import keys
+from gateway.config import GatewayConfig
+from gateway.grpc_clients import Backends
+from gateway.middlewares import make_outer_middleware, remove_server_banner
+from gateway.openapi import RouteTable
+from gateway.routes import system
+from services.common.redisutil import create_redis
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+
+
+def build_routes() -> RouteTable:
+    """Every route module contributes here; the table also generates /openapi.json."""
+    table = RouteTable()
+    system.add_routes(table)
+    return table
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    client = create_redis(app[keys.CONFIG].common.redis_url)
+    app[keys.REDIS] = client
+    yield
+    await client.aclose()
+
+
+async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
+    backends = Backends(app[keys.CONFIG].common)
+    app[keys.BACKENDS] = backends
+    yield
+    await backends.close()
+
+
+def create_app(config: GatewayConfig) -> web.Application:
+    app = web.Application(
+        middlewares=[make_outer_middleware(config.hsts)],
+        client_max_size=config.max_body_bytes,
+    )
+    app[keys.CONFIG] = config
+    # Opened at start-up in order and closed in reverse after `yield`.
+    app.cleanup_ctx.extend([_redis_ctx, _backends_ctx])
+    app.on_response_prepare.append(remove_server_banner)
+    table = build_routes()
+    table.install(app.router)
+    system.add_static(app)
+    app[system.OPENAPI_KEY] = orjson.dumps(table.document("Tandem API", API_VERSION, config.public_url))
+    return app

@@ -1,0 +1,37 @@
+"""Gateway settings from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.config import CommonConfig, Env
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    common: CommonConfig
+    host: str
+    port: int
+    max_body_bytes: int
+    ready_timeout: float
+    access_log: bool
+    cors_origins: tuple[str, ...]
+    public_url: str
+    hsts: bool
+
+    @classmethod
+    def from_env(cls, env: Env) -> GatewayConfig:
+        common = CommonConfig.from_env(env)
+        port = env.port("GATEWAY_PORT", 8080)
+        return cls(
+            common=common,
+            host=env.str("GATEWAY_HOST", common.bind_host),
+            port=port,
+            max_body_bytes=env.int("MAX_BODY_BYTES", 1024 * 1024, minimum=1024,
+                                   maximum=64 * 1024 * 1024),
+            ready_timeout=env.float("READY_CHECK_TIMEOUT_SECONDS", 1.0, minimum=0.05),
+            access_log=env.bool("ACCESS_LOG", True),
+            cors_origins=env.csv("CORS_ORIGINS"),
+            public_url=env.url("PUBLIC_URL", f"http://127.0.0.1:{port}", ("http", "https")),
+            hsts=env.bool("HSTS", False),
+        )

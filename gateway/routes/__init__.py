@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; each adds its operations to the route table."""

@@ -1,0 +1,129 @@
+"""Operational routes: liveness, readiness, metrics, OpenAPI and its Swagger UI."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+import swagger_ui_bundle
+from aiohttp import web
+
+from gateway import keys
+from gateway.grpc_clients import SERVICES
+from gateway.openapi import Operation, RouteTable
+from services.common.metrics import DEPENDENCY_UP, metrics_response
+
+OPENAPI_KEY = web.AppKey("openapi", bytes)
+
+_DOCS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Tandem API</title>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="/docs/static/swagger-ui-bundle.js"></script>
+<script src="/docs/static/swagger-ui-standalone-preset.js"></script>
+<script src="/docs/static/init.js"></script>
+</body></html>
+"""
+# Inline scripts would need a looser Content-Security-Policy; a static file keeps it strict.
+_DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+"""
+
+READY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"enum": ["ready", "not_ready"]},
+        "checks": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["status"],
+            "properties": {"status": {"enum": ["up", "down"]}, "reason": {"type": "string"},
+                           "latency_ms": {"type": "number"}}}},
+    },
+}
+
+
+async def health(_: web.Request) -> web.Response:
+    # Liveness only: touches no dependency, so a database outage never restarts pods.
+    return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+
+async def _timed(name: str, coro: Any) -> tuple[str, dict[str, Any]]:
+    start = time.perf_counter()
+    ok, reason = await coro
+    check: dict[str, Any] = {"status": "up" if ok else "down",
+                             "latency_ms": round((time.perf_counter() - start) * 1000, 2)}
+    if reason:
+        check["reason"] = reason
+    return name, check
+
+
+async def _redis_check(request: web.Request, timeout: float) -> tuple[bool, str | None]:
+    try:
+        async with asyncio.timeout(timeout):
+            await request.app[keys.REDIS].ping()
+        return True, None
+    except TimeoutError:
+        return False, f"no answer within {timeout:g}s"
+    except Exception as exc:  # noqa: BLE001 - any failure is a reason to report, not to crash
+        return False, f"{type(exc).__name__}: {exc}"[:200]
+
+
+async def ready(request: web.Request) -> web.Response:
+    timeout = request.app[keys.CONFIG].ready_timeout
+    backends = request.app[keys.BACKENDS]
+    results = await asyncio.gather(
+        _timed("redis", _redis_check(request, timeout)),
+        *(_timed(name, backends.check_health(name, timeout)) for name in SERVICES),
+    )
+    checks = dict(results)
+    DEPENDENCY_UP.labels("redis").set(1 if checks["redis"]["status"] == "up" else 0)
+    for name in SERVICES:
+        DEPENDENCY_UP.labels(name).set(1 if checks[name]["status"] == "up" else 0)
+    all_up = all(c["status"] == "up" for c in checks.values())
+    body = {"status": "ready" if all_up else "not_ready", "checks": checks}
+    return web.Response(status=200 if all_up else 503, body=orjson.dumps(body),
+                        content_type="application/json")
+
+
+async def metrics(_: web.Request) -> web.Response:
+    return metrics_response()
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI_KEY], content_type="application/json")
+
+
+async def docs(_: web.Request) -> web.Response:
+    return web.Response(text=_DOCS_HTML, content_type="text/html")
+
+
+async def docs_init(_: web.Request) -> web.Response:
+    return web.Response(text=_DOCS_INIT, content_type="application/javascript")
+
+
+def add_routes(table: RouteTable) -> None:
+    text = {"type": "string"}
+    table.add(Operation("GET", "/health", health, "Liveness: the process is up", "system",
+                        auth=False, response={"type": "object", "properties": {"status": {"const": "ok"}}}))
+    table.add(Operation("GET", "/ready", ready, "Readiness of every dependency", "system",
+                        auth=False, response=READY_SCHEMA, errors=(503,),
+                        extra={"responses": {
+                            "200": {"description": "All dependencies up",
+                                    "content": {"application/json": {"schema": READY_SCHEMA}}},
+                            "503": {"description": "Something is down; checks name it",
+                                    "content": {"application/json": {"schema": READY_SCHEMA}}}}}))
+    table.add(Operation("GET", "/metrics", metrics, "Prometheus metrics", "system", auth=False,
+                        response=text, content_type="text/plain"))
+    table.add(Operation("GET", "/openapi.json", openapi, "This OpenAPI document", "system",
+                        auth=False, response={"type": "object"}))
+    table.add(Operation("GET", "/docs", docs, "Swagger UI", "system", auth=False, response=text,
+                        content_type="text/html"))
+    table.add(Operation("GET", "/docs/static/init.js", docs_init, "Swagger UI start-up script",
+                        "system", auth=False, response=text, content_type="application/javascript"))
+
+
+def add_static(app: web.Application) -> None:
+    """Swagger UI assets ship inside a Python package: /docs works with no internet."""
+    app.router.add_static("/docs/static", swagger_ui_bundle.swagger_ui_path, name="docs-static")

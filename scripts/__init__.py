@@ -1,0 +1,1 @@
+"""Developer tooling for running and testing Tandem on one machine."""

@@ -1,0 +1,1 @@
+"""Tandem backend services: auth, sessions, review, ai, and the kit they share."""

@@ -1,0 +1,1 @@
+"""AI review: jobs producing findings on pull requests and the live document."""

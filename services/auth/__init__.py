@@ -1,0 +1,1 @@
+"""Identity: GitHub sign-in, users, signing keys and tokens."""

@@ -1,0 +1,1 @@
+"""Numbered plain-SQL migrations of the auth schema."""

@@ -1,0 +1,1 @@
+"""The kit every Tandem process uses: config, logging, metrics, gRPC bootstrap, storage."""

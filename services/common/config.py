@@ -1,0 +1,177 @@
+"""Configuration from environment variables, validated at start-up with one-line errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    """A variable is missing or malformed; the message names it and what is expected."""
+
+    def __init__(self, name: str, expected: str, got: str | None = None) -> None:
+        self.name = name
+        detail = f"{name}: expected {expected}"
+        if got is not None:
+            # Values can be secrets: show only their length, never the text.
+            detail += f" (got a value of {len(got)} characters)" if _secret(name) else f" (got {got!r})"
+        super().__init__(detail)
+
+
+def _secret(name: str) -> bool:
+    return any(word in name for word in ("SECRET", "TOKEN", "KEY", "PASSWORD"))
+
+
+class Env:
+    """Typed readers over a mapping of environment variables."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._env = dict(os.environ if environ is None else environ)
+
+    def raw(self, name: str) -> str | None:
+        value = self._env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def str(self, name: str, default: str | None = None) -> str:
+        value = self.raw(name)
+        if value is None:
+            if default is None:
+                raise ConfigError(name, "a non-empty value (it is required)")
+            return default
+        return value
+
+    def optional_str(self, name: str) -> str | None:
+        return self.raw(name)
+
+    def int(self, name: str, default: int, *, minimum: int | None = None,
+            maximum: int | None = None) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(name, "an integer", value) from None
+        if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+            raise ConfigError(name, f"an integer between {minimum} and {maximum}", value)
+        return number
+
+    def port(self, name: str, default: int) -> int:
+        # 0 asks the OS for a free port: tests run many processes side by side.
+        return self.int(name, default, minimum=0, maximum=65535)
+
+    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(name, "a number", value) from None
+        if number < minimum:
+            raise ConfigError(name, f"a number of at least {minimum}", value)
+        return number
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(name, "true or false", value)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in choices:
+            raise ConfigError(name, "one of " + ", ".join(choices), value)
+        return value
+
+    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str:
+        value = self.str(name, default)
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.netloc:
+            shown = parts._replace(netloc=parts.hostname or "").geturl() if parts.password else value
+            raise ConfigError(name, "a URL starting with " + " or ".join(f"{s}://" for s in schemes),
+                              shown)
+        return value.rstrip("/") if parts.path in ("", "/") else value
+
+    def address(self, name: str, default: str) -> str:
+        value = self.str(name, default)
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(name, "HOST:PORT", value)
+        return value
+
+    def csv(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class CommonConfig:
+    """Settings every process shares."""
+
+    database_url: str
+    redis_url: str
+    redis_prefix: str
+    log_level: str
+    log_format: str
+    bind_host: str
+    health_interval: float
+    shutdown_grace: float
+    db_pool_min: int
+    db_pool_max: int
+    grpc_deadline: float
+    auth_addr: str
+    sessions_addr: str
+    review_addr: str
+    ai_addr: str
+    jwt_issuer: str
+    jwt_audience: str
+    service_token: str
+
+    @classmethod
+    def from_env(cls, env: Env) -> CommonConfig:
+        pool_min = env.int("DB_POOL_MIN", 1, minimum=0, maximum=100)
+        return cls(
+            database_url=env.url(
+                "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/tandem",
+                ("postgresql", "postgres"),
+            ),
+            redis_url=env.url("REDIS_URL", "redis://127.0.0.1:6379/0", ("redis", "rediss", "unix")),
+            redis_prefix=env.str("REDIS_PREFIX", "tandem:"),
+            log_level=env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")),
+            log_format=env.choice("LOG_FORMAT", "json", ("json", "console")),
+            bind_host=env.str("BIND_HOST", "127.0.0.1"),
+            health_interval=env.float("HEALTH_INTERVAL_SECONDS", 1.0, minimum=0.1),
+            shutdown_grace=env.float("SHUTDOWN_GRACE_SECONDS", 10.0),
+            db_pool_min=pool_min,
+            db_pool_max=env.int("DB_POOL_MAX", 10, minimum=max(1, pool_min), maximum=500),
+            grpc_deadline=env.float("GRPC_DEADLINE_SECONDS", 5.0, minimum=0.05),
+            auth_addr=env.address("AUTH_ADDR", "127.0.0.1:50051"),
+            sessions_addr=env.address("SESSIONS_ADDR", "127.0.0.1:50052"),
+            review_addr=env.address("REVIEW_ADDR", "127.0.0.1:50053"),
+            ai_addr=env.address("AI_ADDR", "127.0.0.1:50054"),
+            jwt_issuer=env.str("JWT_ISSUER", "tandem-auth"),
+            jwt_audience=env.str("JWT_AUDIENCE", "tandem"),
+            # Local default so `make run` works; production sets its own
+            # (deploy/ takes it from a Secret) and the service logs a warning.
+            service_token=env.str("SERVICE_TOKEN", "tandem-local-service-token"),
+        )
+
+
+def fail(error: ConfigError, process: str) -> NoReturn:
+    """Stop the process with one line naming the bad variable."""
+    print(f"{process}: configuration error: {error}", file=sys.stderr)  # noqa: T201
+    raise SystemExit(2)

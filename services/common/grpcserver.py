@@ -1,0 +1,398 @@
+"""gRPC server bootstrap: interceptors, health that follows dependencies, reflection, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import orjson
+import psycopg
+import psycopg_pool
+import redis.exceptions
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from redis.asyncio import Redis
+
+from services.common import metrics
+from services.common.config import CommonConfig
+from services.common.context import REQUEST_ID_METADATA, clean_request_id, request_id_var
+from services.common.db import Migration, create_pool, migrate
+from services.common.errors import (
+    FIELDS_KEY,
+    REASON_KEY,
+    RETRY_AFTER_KEY,
+    DomainError,
+)
+from services.common.redisutil import KeySpace, create_redis
+
+log = logging.getLogger(__name__)
+
+Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]
+
+# Errors from our own dependencies become UNAVAILABLE: the caller may retry
+# later and the gateway answers 503, instead of an opaque INTERNAL.
+_DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)
+_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+def _split_method(full: str) -> tuple[str, str]:
+    # "/tandem.auth.v1.AuthService/GetUser" -> ("tandem.auth.v1.AuthService", "GetUser")
+    _, service, method = full.split("/", 2)
+    return service, method
+
+
+async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> grpc.StatusCode:
+    """Turn an exception into a status on the call; return the code used."""
+    if isinstance(exc, DomainError):
+        trailers: list[tuple[str, str | bytes]] = []
+        if exc.reason:
+            trailers.append((REASON_KEY, exc.reason))
+        if exc.violations:
+            trailers.append((FIELDS_KEY, orjson.dumps(
+                [{"field": v.field, "message": v.message} for v in exc.violations])))
+        if exc.retry_after is not None:
+            trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
+        if trailers:
+            context.set_trailing_metadata(tuple(trailers))
+        code, message = exc.code, exc.message
+    elif isinstance(exc, _DB_ERRORS):
+        log.warning("database unavailable: %s", type(exc).__name__)
+        context.set_trailing_metadata(((REASON_KEY, "database_unavailable"),))
+        code, message = grpc.StatusCode.UNAVAILABLE, "database unavailable, try again shortly"
+    elif isinstance(exc, _REDIS_ERRORS):
+        log.warning("redis unavailable: %s", type(exc).__name__)
+        context.set_trailing_metadata(((REASON_KEY, "redis_unavailable"),))
+        code, message = grpc.StatusCode.UNAVAILABLE, "cache unavailable, try again shortly"
+    else:
+        log.exception("unhandled error in RPC")
+        code, message = grpc.StatusCode.INTERNAL, "internal error"
+    await context.abort(code, message)
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Binds the request id, records RED metrics and maps domain errors, for every RPC."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        service, method = _split_method(handler_call_details.method)
+        request_id = None
+        for key, value in handler_call_details.invocation_metadata or ():
+            if key == REQUEST_ID_METADATA:
+                request_id = value if isinstance(value, str) else value.decode()
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+                request_id_var.set(clean_request_id(request_id))
+                start = time.perf_counter()
+                code = grpc.StatusCode.OK
+                try:
+                    return await inner(request, context)
+                except grpc.aio.AbortError:
+                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+                    code = await _abort_for(context, exc)
+                finally:
+                    _observe(service, method, code, start)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+                request_id_var.set(clean_request_id(request_id))
+                start = time.perf_counter()
+                code = grpc.StatusCode.OK
+                try:
+                    async for item in inner_stream(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+                    raise
+                except asyncio.CancelledError:
+                    code = grpc.StatusCode.CANCELLED
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                    code = await _abort_for(context, exc)
+                finally:
+                    _observe(service, method, code, start)
+
+            return grpc.unary_stream_rpc_method_handler(
+                stream,
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+
+def _observe(service: str, method: str, code: grpc.StatusCode, start: float) -> None:
+    metrics.GRPC_SERVER_HANDLED.labels(service, method, code.name).inc()
+    metrics.GRPC_SERVER_SECONDS.labels(service, method).observe(time.perf_counter() - start)
+
+
+@dataclass
+class Resources:
+    """What a service's domain code gets from the kit."""
+
+    name: str
+    config: CommonConfig
+    pool: Pool
+    redis: Redis
+    keys: KeySpace
+    health: HealthMonitor | None = None
+
+
+Register = Callable[[grpc.aio.Server, Resources], Awaitable[Sequence[str]]]
+Background = Callable[[Resources], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    """How to build one service: its name, schema, migrations and servicers."""
+
+    name: str
+    schema: str
+    migrations: Callable[[], list[Migration]]
+    grpc_port: int
+    metrics_port: int
+    register: Register
+    background: Sequence[Background] = field(default_factory=tuple)
+
+
+class HealthMonitor:
+    """Checks PostgreSQL and Redis on an interval and drives grpc.health.v1 status.
+
+    The service is SERVING only when both answer and its migrations are applied;
+    it flips within one interval plus one check timeout of an outage.
+    """
+
+    CHECK_TIMEOUT = 1.0
+
+    def __init__(self, spec: ServiceSpec, res: Resources, servicer: health.aio.HealthServicer,
+                 service_names: Sequence[str]) -> None:
+        self._spec = spec
+        self._res = res
+        self._servicer = servicer
+        self._names = ("", *service_names)
+        self.migrated = False
+        self.serving: bool | None = None
+        self.reasons: dict[str, str] = {}
+        self._first_check = asyncio.Event()
+
+    async def wait_first_check(self) -> None:
+        await self._first_check.wait()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.check_once()
+            except Exception:  # noqa: BLE001 - the monitor must outlive any single failure
+                log.exception("health check failed unexpectedly")
+            self._first_check.set()
+            await asyncio.sleep(self._res.config.health_interval)
+
+    async def check_once(self) -> None:
+        db_reason, redis_reason = await asyncio.gather(self._check_db(), self._check_redis())
+        reasons: dict[str, str] = {}
+        if db_reason:
+            reasons["postgres"] = db_reason
+        if redis_reason:
+            reasons["redis"] = redis_reason
+        metrics.DEPENDENCY_UP.labels("postgres").set(0 if db_reason else 1)
+        metrics.DEPENDENCY_UP.labels("redis").set(0 if redis_reason else 1)
+        if not db_reason and not self.migrated:
+            try:
+                applied = await migrate(self._res.config.database_url, self._spec.schema,
+                                        self._spec.migrations())
+                self.migrated = True
+                log.info("schema ready", extra={"schema": self._spec.schema, "applied": applied})
+            except Exception as exc:  # noqa: BLE001 - a failed migration keeps us NOT_SERVING
+                reasons["migrations"] = f"{type(exc).__name__}: {exc}"[:200]
+                log.exception("migrations failed")
+        serving = not reasons
+        self.reasons = reasons
+        if serving != self.serving:
+            status = (health_pb2.HealthCheckResponse.SERVING if serving
+                      else health_pb2.HealthCheckResponse.NOT_SERVING)
+            for name in self._names:
+                await self._servicer.set(name, status)
+            if self.serving is not None or not serving:
+                log.warning("health changed", extra={"serving": serving, "reasons": reasons})
+            self.serving = serving
+
+    async def _check_db(self) -> str | None:
+        pool = self._res.pool
+        for attempt in range(2):
+            try:
+                async with asyncio.timeout(self.CHECK_TIMEOUT):
+                    async with pool.connection(timeout=self.CHECK_TIMEOUT) as conn:
+                        await conn.execute("SELECT 1")
+                return None
+            except (TimeoutError, *_DB_ERRORS) as exc:
+                if attempt == 0:
+                    # After a server restart the idle connections are dead; drop
+                    # them all at once rather than failing one check per connection.
+                    with contextlib.suppress(Exception):
+                        async with asyncio.timeout(self.CHECK_TIMEOUT):
+                            await pool.check()
+                    continue
+                return await self._db_failure_reason(exc)
+        return "unreachable"
+
+    async def _db_failure_reason(self, exc: BaseException) -> str:
+        # A pool timeout says nothing useful; one direct attempt names the cause
+        # (refused, auth failed, database missing) for /ready and the logs.
+        if isinstance(exc, TimeoutError | psycopg_pool.PoolTimeout):
+            try:
+                async with asyncio.timeout(self.CHECK_TIMEOUT):
+                    conn = await psycopg.AsyncConnection.connect(
+                        self._res.config.database_url, connect_timeout=1)
+                    await conn.close()
+            except (TimeoutError, psycopg.Error) as direct:
+                return _reason(direct)
+        return _reason(exc)
+
+    async def _check_redis(self) -> str | None:
+        try:
+            async with asyncio.timeout(self.CHECK_TIMEOUT):
+                await self._res.redis.ping()
+            return None
+        except (TimeoutError, *_REDIS_ERRORS) as exc:
+            return _reason(exc)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+class ServiceRuntime:
+    """A running service: start on a port (0 picks one), stop gracefully."""
+
+    def __init__(self, spec: ServiceSpec, config: CommonConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.grpc_port = 0
+        self.metrics_port = 0
+        self.health: HealthMonitor | None = None
+        self._server: grpc.aio.Server | None = None
+        self._health_servicer: health.aio.HealthServicer | None = None
+        self._metrics_runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._res: Resources | None = None
+
+    @property
+    def resources(self) -> Resources:
+        assert self._res is not None, "start() first"  # noqa: S101 - programming error guard
+        return self._res
+
+    async def start(self) -> None:
+        cfg, spec = self.config, self.spec
+        pool = create_pool(cfg.database_url, spec.schema, cfg.db_pool_min, cfg.db_pool_max, spec.name)
+        # open(wait=False): a database that is down now must not stop the process.
+        await pool.open(wait=False)
+        metrics.track_pool(spec.name, pool.get_stats)
+        res = Resources(spec.name, cfg, pool, create_redis(cfg.redis_url),
+                        KeySpace(cfg.redis_prefix, spec.name))
+        self._res = res
+        server = grpc.aio.server(
+            interceptors=[ServerInterceptor()],
+            options=[
+                ("grpc.so_reuseport", 0),
+                ("grpc.keepalive_time_ms", 30_000),
+                ("grpc.max_receive_message_length", 16 * 1024 * 1024),
+            ],
+        )
+        names = list(await spec.register(server, res))
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        for name in ("", *names):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        reflection.enable_server_reflection(
+            (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME),
+            server,
+        )
+        self.grpc_port = server.add_insecure_port(f"{cfg.bind_host}:{spec.grpc_port}")
+        await server.start()
+        self._server, self._health_servicer = server, health_servicer
+        runner = web.AppRunner(metrics.metrics_app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, cfg.bind_host, spec.metrics_port)
+        await site.start()
+        self._metrics_runner = runner
+        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
+        self.metrics_port = sockets[0].getsockname()[1] if sockets else spec.metrics_port
+        self.health = HealthMonitor(spec, res, health_servicer, names)
+        res.health = self.health
+        self._tasks.append(asyncio.create_task(self.health.run(), name=f"{spec.name}-health"))
+        await self.health.wait_first_check()
+        for job in spec.background:
+            self._tasks.append(asyncio.create_task(_supervise(job, res), name=f"{spec.name}-bg"))
+        log.info("serving", extra={"service": spec.name, "grpc_port": self.grpc_port,
+                                   "metrics_port": self.metrics_port})
+
+    async def stop(self, grace: float | None = None) -> None:
+        grace = self.config.shutdown_grace if grace is None else grace
+        if self._health_servicer is not None:
+            # Tell load balancers first, then let in-flight calls finish.
+            await self._health_servicer.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._metrics_runner is not None:
+            await self._metrics_runner.cleanup()
+        if self._res is not None:
+            await self._res.pool.close()
+            await self._res.redis.aclose()
+        log.info("stopped", extra={"service": self.spec.name})
+
+    async def run_until_signal(self) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info("shutting down", extra={"service": self.spec.name})
+        finally:
+            await self.stop()
+
+
+async def _supervise(job: Background, res: Resources) -> None:
+    """Run a background loop forever, restarting it after unexpected failures."""
+    delay = 0.5
+    while True:
+        try:
+            await job(res)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a background loop must not die for good
+            log.exception("background task failed; restarting")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)

@@ -1,0 +1,1 @@
+"""Review: pull requests from GitHub, line threads, verdicts, publishing, webhooks."""

@@ -1,0 +1,1 @@
+"""Sessions: lifecycle, members, invitations, chat, event log, documents, notifications."""

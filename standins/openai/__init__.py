@@ -1,0 +1,1 @@
+"""Local stand-in for OpenAI Chat Completions that answers with deterministic review findings."""
