@@ -44,7 +44,7 @@ async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: GatewayConfig) -> web.Application:
     app = web.Application(
-        middlewares=[make_outer_middleware(config.hsts)],
+        middlewares=[make_outer_middleware(config.hsts, config.max_body_bytes)],
         client_max_size=config.max_body_bytes,
     )
     app[keys.CONFIG] = config

@@ -1,0 +1,64 @@
+# Tandem developer commands. Every target prints what it does; `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+STAMP  := $(VENV)/.installed
+GEN    := gen/.stamp
+PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null)
+LOCAL_ENV := .data/local.env
+ARGS ?=
+
+.PHONY: help install protos run test test-fast lint bench bench-compare soak clean deps
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@echo "==> creating $(VENV) and installing dependencies (first run takes a minute)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install dependencies
+
+$(GEN): $(STAMP) $(PROTO_FILES)
+	@echo "==> generating gRPC code from protos/ into gen/"
+	@$(PY) -m scripts.protos
+
+protos: $(STAMP) ## (re)generate gRPC code into gen/ (git-ignored)
+	@echo "==> generating gRPC code from protos/ into gen/"
+	@$(PY) -m scripts.protos
+
+run: $(GEN) ## start the whole platform on this machine (Ctrl-C stops it)
+	@$(PY) -m scripts.run $(ARGS)
+
+deps: $(GEN) ## make sure PostgreSQL and Redis answer (starting private ones) and write .data/local.env
+	@$(PY) -m scripts.run --deps-only
+
+test: $(GEN) ## run the whole test suite against real PostgreSQL/Redis (private ones if none answer)
+	@echo "==> making sure PostgreSQL and Redis answer"
+	@$(PY) -m scripts.run --deps-only
+	@echo "==> running the test suite"
+	@set -a; source $(LOCAL_ENV); set +a; \
+		TEST_DATABASE_URL=$$DATABASE_URL TEST_REDIS_URL=$$REDIS_URL $(BIN)/pytest $(ARGS)
+
+lint: $(GEN) ## ruff and mypy (strict on our packages)
+	@echo "==> ruff"
+	@$(BIN)/ruff check .
+	@echo "==> mypy --strict"
+	@$(BIN)/mypy
+
+bench: $(GEN) ## benchmark table (BENCH_SECONDS=2 for a quick run; ARGS="--url URL" for a running platform)
+	@$(PY) -m scripts.run --deps-only
+	@set -a; source $(LOCAL_ENV); set +a; $(PY) -m bench $(ARGS)
+
+bench-compare: $(STAMP) ## compare two bench results: make bench-compare A=<file|commit> B=<file|commit>
+	@$(PY) -m bench.compare $(A) $(B)
+
+clean: ## remove generated code and caches (keeps .venv and .data)
+	rm -rf gen .mypy_cache .ruff_cache .pytest_cache
