@@ -13,7 +13,9 @@ from gateway.config import GatewayConfig
 from gateway.grpc_clients import Backends
 from gateway.middlewares import make_outer_middleware, remove_server_banner
 from gateway.openapi import RouteTable
-from gateway.routes import system
+from gateway.auth import verifier_ctx
+from gateway.ratelimit import RateLimiter
+from gateway.routes import auth, system
 from services.common.redisutil import create_redis
 
 log = logging.getLogger(__name__)
@@ -25,12 +27,15 @@ def build_routes() -> RouteTable:
     """Every route module contributes here; the table also generates /openapi.json."""
     table = RouteTable()
     system.add_routes(table)
+    auth.add_routes(table)
     return table
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
-    client = create_redis(app[keys.CONFIG].common.redis_url)
+    config = app[keys.CONFIG].common
+    client = create_redis(config.redis_url)
     app[keys.REDIS] = client
+    app[keys.LIMITER] = RateLimiter(client, config.redis_prefix + "gateway:")
     yield
     await client.aclose()
 
@@ -49,7 +54,8 @@ def create_app(config: GatewayConfig) -> web.Application:
     )
     app[keys.CONFIG] = config
     # Opened at start-up in order and closed in reverse after `yield`.
-    app.cleanup_ctx.extend([_redis_ctx, _backends_ctx])
+    app.cleanup_ctx.extend([_redis_ctx, _backends_ctx, verifier_ctx])
+    app[keys.JWKS_CACHE] = [None, 0.0]
     app.on_response_prepare.append(remove_server_banner)
     table = build_routes()
     table.install(app.router)

@@ -18,6 +18,8 @@ class GatewayConfig:
     cors_origins: tuple[str, ...]
     public_url: str
     hsts: bool
+    rate_auth_per_minute: int
+    rate_user_per_minute: int
 
     @classmethod
     def from_env(cls, env: Env) -> GatewayConfig:
@@ -34,4 +36,7 @@ class GatewayConfig:
             cors_origins=env.csv("CORS_ORIGINS"),
             public_url=env.url("PUBLIC_URL", f"http://127.0.0.1:{port}", ("http", "https")),
             hsts=env.bool("HSTS", False),
+            # 0 disables a limit (benchmarks); defaults suit interactive use.
+            rate_auth_per_minute=env.int("RATE_LIMIT_AUTH_PER_MINUTE", 60, minimum=0),
+            rate_user_per_minute=env.int("RATE_LIMIT_USER_PER_MINUTE", 1200, minimum=0),
         )

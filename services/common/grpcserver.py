@@ -159,6 +159,26 @@ class Resources:
     redis: Redis
     keys: KeySpace
     health: HealthMonitor | None = None
+    # Closed in reverse order at shutdown (HTTP clients, channels, consumers).
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """One shared channel to another service (created on first use, closed at shutdown)."""
+        existing = self._channels.get(service)
+        if existing is not None:
+            return existing
+        addr = {"auth": self.config.auth_addr, "sessions": self.config.sessions_addr,
+                "review": self.config.review_addr, "ai": self.config.ai_addr}[service]
+        channel = grpc.aio.insecure_channel(addr, options=[
+            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2_000)])
+        self._channels[service] = channel
+
+        async def close() -> None:
+            await channel.close(grace=None)
+
+        self.closers.append(close)
+        return channel
 
 
 Register = Callable[[grpc.aio.Server, Resources], Awaitable[Sequence[str]]]
@@ -366,6 +386,9 @@ class ServiceRuntime:
         if self._metrics_runner is not None:
             await self._metrics_runner.cleanup()
         if self._res is not None:
+            for closer in reversed(self._res.closers):
+                with contextlib.suppress(Exception):
+                    await closer()
             await self._res.pool.close()
             await self._res.redis.aclose()
         log.info("stopped", extra={"service": self.spec.name})

@@ -1,0 +1,141 @@
+"""Authentication routes: GitHub sign-in, token refresh and logout, the current user, JWKS."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+from tandem.auth.v1 import auth_pb2
+
+from gateway import keys
+from gateway.auth import authenticate
+from gateway.errors import ApiError
+from gateway.http import json_response, no_content, parse_json
+from gateway.openapi import Operation, RouteTable
+from gateway.schemas import UserOut, user_out
+
+RATE = "rate_limiter"
+
+
+class RefreshIn(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = Field(description="Always Bearer")
+    expires_in: int = Field(description="Seconds until the access token expires")
+    user: UserOut
+
+
+def _tokens(reply: auth_pb2.CompleteLoginResponse | auth_pb2.RefreshTokenResponse) -> dict[str, Any]:
+    t = reply.tokens
+    return {"access_token": t.access_token, "refresh_token": t.refresh_token,
+            "token_type": t.token_type, "expires_in": t.expires_in, "user": user_out(reply.user)}
+
+
+async def _limit_ip(request: web.Request) -> None:
+    cfg = request.app[keys.CONFIG]
+    await request.app[keys.LIMITER].hit("ip", request.remote or "unknown", cfg.rate_auth_per_minute)
+
+
+async def login(request: web.Request) -> web.Response:
+    await _limit_ip(request)
+    redirect = request.query.get("redirect_uri", "")
+    reply = await request.app[keys.BACKENDS].call(
+        "auth", "StartLogin", request.app[keys.BACKENDS].auth.StartLogin,
+        auth_pb2.StartLoginRequest(redirect_uri=redirect))
+    raise web.HTTPFound(reply.authorize_url, headers={"Cache-Control": "no-store"})
+
+
+async def callback(request: web.Request) -> web.Response:
+    await _limit_ip(request)
+    code, state = request.query.get("code", ""), request.query.get("state", "")
+    missing = [{"field": n, "message": "required"} for n, v in (("code", code), ("state", state)) if not v]
+    if missing:
+        raise ApiError(400, "invalid_argument", "code and state are required", missing)
+    if "error" in request.query:
+        raise ApiError(400, "invalid_argument", "GitHub sign-in was cancelled or refused")
+    backends = request.app[keys.BACKENDS]
+    reply = await backends.call("auth", "CompleteLogin", backends.auth.CompleteLogin,
+                                auth_pb2.CompleteLoginRequest(code=code, state=state))
+    return json_response(_tokens(reply), headers={"Cache-Control": "no-store"})
+
+
+async def refresh(request: web.Request) -> web.Response:
+    await _limit_ip(request)
+    body = await parse_json(request, RefreshIn)
+    backends = request.app[keys.BACKENDS]
+    reply = await backends.call("auth", "RefreshToken", backends.auth.RefreshToken,
+                                auth_pb2.RefreshTokenRequest(refresh_token=body.refresh_token))
+    return json_response(_tokens(reply), headers={"Cache-Control": "no-store"})
+
+
+async def logout(request: web.Request) -> web.Response:
+    await _limit_ip(request)
+    body = await parse_json(request, RefreshIn)
+    backends = request.app[keys.BACKENDS]
+    await backends.call("auth", "Logout", backends.auth.Logout,
+                        auth_pb2.LogoutRequest(refresh_token=body.refresh_token))
+    return no_content()
+
+
+async def me(request: web.Request) -> web.Response:
+    auth = await authenticate(request)
+    backends = request.app[keys.BACKENDS]
+    reply = await backends.call("auth", "GetUser", backends.auth.GetUser,
+                                auth_pb2.GetUserRequest(user_id=auth.user_id), token=auth.token)
+    return json_response(user_out(reply.user))
+
+
+_JWKS_TTL = 60.0
+
+
+async def jwks(request: web.Request) -> web.Response:
+    # Keys change rarely: cache the document briefly instead of calling auth per request.
+    cached = request.app[keys.JWKS_CACHE]
+    now = time.monotonic()
+    if cached[0] is None or now - cached[1] > _JWKS_TTL:
+        backends = request.app[keys.BACKENDS]
+        reply = await backends.call("auth", "GetJwks", backends.auth.GetJwks, auth_pb2.GetJwksRequest())
+        cached[0], cached[1] = reply.jwks_json.encode(), now
+    return web.Response(body=cached[0], content_type="application/json",
+                        headers={"Cache-Control": f"public, max-age={int(_JWKS_TTL)}"})
+
+
+JWKS_SCHEMA = {"type": "object", "required": ["keys"], "properties": {"keys": {"type": "array", "items": {
+    "type": "object", "required": ["kty", "kid"],
+    "properties": {"kty": {"type": "string"}, "crv": {"type": "string"}, "x": {"type": "string"},
+                   "kid": {"type": "string"}, "alg": {"type": "string"}, "use": {"type": "string"}}}}}}
+
+
+def add_routes(table: RouteTable) -> None:
+    table.add(Operation("GET", "/api/v1/auth/github/login", login, "Start GitHub sign-in (302 to GitHub)",
+                        "auth", status=302, auth=False, errors=(400, 429),
+                        query=(("redirect_uri", {"type": "string"},
+                                "Where GitHub sends the browser back; must be allow-listed"),),
+                        extra={"responses": {"302": {"description": "Redirect to GitHub's authorize page",
+                                                     "headers": {"Location": {"schema": {"type": "string"}}}},
+                                             "400": {"description": "redirect_uri not allowed", "content": {
+                                                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                                             "429": {"description": "Rate limited", "content": {
+                                                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                                             "503": {"description": "Dependency unavailable", "content": {
+                                                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}))
+    table.add(Operation("GET", "/api/v1/auth/github/callback", callback,
+                        "Finish GitHub sign-in: exchange the code for Tandem tokens", "auth",
+                        auth=False, response=TokensOut, errors=(400, 429),
+                        query=(("code", {"type": "string"}, "GitHub's authorization code"),
+                               ("state", {"type": "string"}, "The state from the login redirect"))))
+    table.add(Operation("POST", "/api/v1/auth/refresh", refresh,
+                        "Rotate a refresh token into a new token pair", "auth", auth=False,
+                        request=RefreshIn, response=TokensOut, errors=(401, 429)))
+    table.add(Operation("POST", "/api/v1/auth/logout", logout, "Revoke a refresh token's family",
+                        "auth", status=204, auth=False, request=RefreshIn, errors=(429,)))
+    table.add(Operation("GET", "/api/v1/me", me, "The signed-in user", "auth", response=UserOut,
+                        errors=(429,)))
+    table.add(Operation("GET", "/.well-known/jwks.json", jwks, "Public keys that sign access tokens",
+                        "auth", auth=False, response=JWKS_SCHEMA))

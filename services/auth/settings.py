@@ -1,0 +1,56 @@
+"""Auth service settings from the environment."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from services.common.config import ConfigError, Env
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    github_client_id: str
+    github_client_secret: str
+    github_oauth_url: str
+    github_api_url: str
+    github_scope: str
+    redirect_allowlist: tuple[str, ...]
+    default_redirect: str
+    encryption_key: bytes
+    access_ttl: int
+    refresh_ttl: int
+    state_ttl: int
+    http_timeout: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> AuthSettings:
+        public = env.url("PUBLIC_URL", "http://127.0.0.1:8080", ("http", "https"))
+        default_redirect = public.rstrip("/") + "/api/v1/auth/github/callback"
+        raw_key = env.str("TOKEN_ENCRYPTION_KEY", "")
+        if not raw_key:
+            raise ConfigError("TOKEN_ENCRYPTION_KEY",
+                              "a base64 32-byte key (make run generates one in .data/secrets.env)")
+        try:
+            key = base64.b64decode(raw_key, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError("TOKEN_ENCRYPTION_KEY", "base64 of 32 random bytes", raw_key) from None
+        if len(key) != 32:
+            raise ConfigError("TOKEN_ENCRYPTION_KEY", "base64 of exactly 32 bytes", raw_key)
+        return cls(
+            github_client_id=env.str("GITHUB_CLIENT_ID", "tandem-local"),
+            github_client_secret=env.str("GITHUB_CLIENT_SECRET", "tandem-local-secret"),
+            github_oauth_url=env.url("GITHUB_OAUTH_URL", "https://github.com", ("http", "https")),
+            github_api_url=env.url("GITHUB_API_URL", "https://api.github.com", ("http", "https")),
+            github_scope=env.str("GITHUB_SCOPE", "read:user user:email repo"),
+            redirect_allowlist=env.csv("OAUTH_REDIRECT_ALLOWLIST", (default_redirect,)),
+            default_redirect=default_redirect,
+            encryption_key=key,
+            # The contract caps access tokens at 15 minutes.
+            access_ttl=env.int("ACCESS_TOKEN_TTL_SECONDS", 900, minimum=30, maximum=900),
+            refresh_ttl=env.int("REFRESH_TOKEN_TTL_SECONDS", 30 * 86400, minimum=300,
+                                maximum=365 * 86400),
+            state_ttl=600,
+            http_timeout=env.float("GITHUB_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+        )

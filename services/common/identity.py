@@ -1,0 +1,225 @@
+"""Access-token verification shared by the gateway and every service, and the caller of an RPC.
+
+Tokens are EdDSA-signed JWTs from the auth service. The algorithm allow-list
+is fixed here in code and never read from the token; keys come from the JWKS
+(fetched from the auth service, cached, refreshed on an unknown `kid` at most
+once per `min_refresh_interval` so random `kid`s cannot hammer auth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import jwt
+import orjson
+
+from services.common.context import user_id_var
+from services.common.errors import PermissionDenied, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ["EdDSA"]
+SERVICE_TOKEN_METADATA = "x-tandem-service-token"
+ON_BEHALF_OF_METADATA = "x-tandem-on-behalf-of"
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud"]
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a verified access token says."""
+
+    user_id: str
+    expires_at: float
+    jti: str
+    login: str
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling an RPC: a user (with their token) or another service."""
+
+    user_id: str | None
+    internal: bool
+    token: str | None = None
+
+    def require_user(self) -> str:
+        if self.user_id is None:
+            raise Unauthenticated("a user access token is required")
+        return self.user_id
+
+
+JwksFetcher = Callable[[], Awaitable[str]]
+
+
+class TokenVerifier:
+    """Verifies access tokens locally; verified tokens are cached until they expire."""
+
+    def __init__(self, fetch_jwks: JwksFetcher, issuer: str, audience: str, *,
+                 leeway: float = 30.0, min_refresh_interval: float = 5.0,
+                 cache_size: int = 50_000) -> None:
+        self._fetch = fetch_jwks
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway
+        self._min_refresh = min_refresh_interval
+        self._keys: dict[str, Any] = {}
+        self._next_refresh = 0.0
+        self._refresh_lock = asyncio.Lock()
+        self._cache: OrderedDict[str, Claims] = OrderedDict()
+        self._cache_size = cache_size
+
+    @property
+    def kids(self) -> list[str]:
+        return list(self._keys)
+
+    def set_jwks(self, jwks_json: str | bytes) -> None:
+        document = orjson.loads(jwks_json)
+        keys: dict[str, Any] = {}
+        for entry in document.get("keys", []):
+            # Only keys for our one algorithm; anything else in the set is ignored.
+            if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519" or "kid" not in entry:
+                continue
+            keys[entry["kid"]] = jwt.PyJWK(dict(entry, alg="EdDSA")).key
+        self._keys = keys
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Reload the JWKS unless one was loaded very recently; True if a load happened."""
+        async with self._refresh_lock:
+            now = time.monotonic()
+            if not force and now < self._next_refresh:
+                return False
+            try:
+                self.set_jwks(await self._fetch())
+            except Exception as exc:  # noqa: BLE001 - auth being down must not break verification with known keys
+                log.warning("could not load JWKS: %s", type(exc).__name__)
+                # Retry a failed load soon; throttle only successful ones, which is
+                # what stops a flood of random kids from hammering auth.
+                self._next_refresh = now + min(0.5, self._min_refresh)
+                return False
+            self._next_refresh = now + self._min_refresh
+            return True
+
+    async def verify(self, token: str) -> Claims:
+        cached = self._cache.get(token)
+        now = time.time()
+        if cached is not None:
+            if cached.expires_at + self._leeway > now:
+                return cached
+            self._cache.pop(token, None)
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise Unauthenticated("malformed access token") from None
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise Unauthenticated("access token has no key id")
+        if header.get("alg") not in ALGORITHMS:
+            raise Unauthenticated("access token algorithm not allowed")
+        key = self._keys.get(kid)
+        if key is None:
+            await self.refresh()
+            key = self._keys.get(kid)
+            if key is None:
+                raise Unauthenticated("access token signed by an unknown key")
+        try:
+            payload = jwt.decode(
+                token, key, algorithms=ALGORITHMS, audience=self._audience, issuer=self._issuer,
+                leeway=self._leeway, options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("access token expired") from None
+        except jwt.PyJWTError:
+            raise Unauthenticated("invalid access token") from None
+        claims = Claims(str(payload["sub"]), float(payload["exp"]), str(payload["jti"]),
+                        str(payload.get("login", "")))
+        self._cache[token] = claims
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return claims
+
+
+def bearer_token(value: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <t>` value, else None."""
+    if not value:
+        return None
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in context.invocation_metadata() or ():
+        out[key] = value if isinstance(value, str) else value.decode(errors="replace")
+    return out
+
+
+class Authenticator:
+    """Turns an RPC's metadata into a Caller: a verified user or a service holding the credential."""
+
+    def __init__(self, verifier: TokenVerifier, service_token: str) -> None:
+        self.verifier = verifier
+        self._service_token = service_token.encode()
+
+    async def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+        meta = _metadata(context)
+        presented = meta.get(SERVICE_TOKEN_METADATA)
+        if presented is not None:
+            # Constant-time: the comparison must not leak how much of the credential matched.
+            if not hmac.compare_digest(presented.encode(), self._service_token):
+                raise Unauthenticated("invalid service credential")
+            on_behalf = meta.get(ON_BEHALF_OF_METADATA) or None
+            if on_behalf:
+                user_id_var.set(on_behalf)
+            return Caller(user_id=on_behalf, internal=True)
+        token = bearer_token(meta.get("authorization"))
+        if token is None:
+            raise Unauthenticated("missing access token")
+        claims = await self.verifier.verify(token)
+        user_id_var.set(claims.user_id)
+        return Caller(user_id=claims.user_id, internal=False, token=token)
+
+    async def user(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+        caller = await self.caller(context)
+        caller.require_user()
+        return caller
+
+    async def internal(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
+        """Internal-only RPCs: user callers are refused even with a valid token."""
+        caller = await self.caller(context)
+        if not caller.internal:
+            raise PermissionDenied("this operation is for internal callers only")
+        return caller
+
+
+def auth_jwks_fetcher(channel: grpc.aio.Channel, timeout: float = 2.0) -> JwksFetcher:
+    """Fetch the JWKS from the auth service over gRPC."""
+    from tandem.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: PLC0415 - keep the kit light for auth itself
+
+    stub = auth_pb2_grpc.AuthServiceStub(channel)
+
+    async def fetch() -> str:
+        reply = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=timeout)
+        return reply.jwks_json
+
+    return fetch
+
+
+def service_metadata(service_token: str, on_behalf_of: str | None = None,
+                     request_id: str | None = None) -> list[tuple[str, str]]:
+    """Metadata for a service-to-service call."""
+    meta = [(SERVICE_TOKEN_METADATA, service_token)]
+    if on_behalf_of:
+        meta.append((ON_BEHALF_OF_METADATA, on_behalf_of))
+    if request_id:
+        meta.append(("x-request-id", request_id))
+    return meta
