@@ -6,6 +6,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -100,6 +101,57 @@ def base_env(database_url: str, redis_url: str, redis_prefix: str) -> dict[str, 
 
 
 RuntimeFactory = Callable[..., contextlib.AbstractAsyncContextManager[ServiceRuntime]]
+
+
+@pytest.fixture
+async def github_standin() -> AsyncIterator[str]:
+    """The GitHub stand-in in-process on a free port; yields its base URL."""
+    from aiohttp import web
+
+    from standins.github.app import create_app
+    from standins.github.config import StandinConfig
+
+    runner = web.AppRunner(create_app(StandinConfig()), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class Stack:
+    """In-process services wired to each other (and to the GitHub stand-in) on free ports."""
+
+    env: dict[str, str]
+    runtimes: dict[str, ServiceRuntime]
+
+    def addr(self, name: str) -> str:
+        return f"127.0.0.1:{self.runtimes[name].grpc_port}"
+
+
+@pytest.fixture
+async def stack(service_runtime: RuntimeFactory, github_standin: str,
+                base_env: dict[str, str]) -> AsyncIterator[Callable[..., contextlib.AbstractAsyncContextManager[Stack]]]:
+    """Start the named services in-process (auth always first), wired together."""
+
+    @contextlib.asynccontextmanager
+    async def start(*names: str, **overrides: Any) -> AsyncIterator[Stack]:
+        env = {"GITHUB_OAUTH_URL": github_standin, "GITHUB_API_URL": github_standin,
+               "GITHUB_CLIENT_ID": "tandem-local", "GITHUB_CLIENT_SECRET": "tandem-local-secret",
+               **{k: str(v) for k, v in overrides.items()}}
+        runtimes: dict[str, ServiceRuntime] = {}
+        async with contextlib.AsyncExitStack() as exits:
+            for name in ("auth", *[n for n in names if n != "auth"]):
+                runtime = await exits.enter_async_context(service_runtime(name, **env))
+                runtimes[name] = runtime
+                env[f"{name.upper()}_ADDR"] = f"127.0.0.1:{runtime.grpc_port}"
+            yield Stack(env=env, runtimes=runtimes)
+
+    yield start
 
 
 @pytest.fixture

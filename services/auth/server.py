@@ -51,17 +51,16 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
         authn = Authenticator(verifier, config.service_token)
         auth_pb2_grpc.add_AuthServiceServicer_to_server(AuthServiceServicer(domain, keys, authn), server)
 
+        async def keys_ready() -> str | None:
+            # Not SERVING until a key signs: a login must never fail for want of one.
+            if not keys.jwks_json or keys.jwks_json == b'{"keys":[]}':
+                await keys.ensure_active()
+                await verifier.refresh(force=True)
+            return None
+
+        res.ready_checks["signing_keys"] = keys_ready
+
         async def keys_loop() -> None:
-            # Keys need the schema: wait until migrations ran, then make sure one key signs.
-            while True:
-                if res.health is not None and res.health.migrated:
-                    try:
-                        await keys.ensure_active()
-                        await verifier.refresh(force=True)
-                        break
-                    except Exception:  # noqa: BLE001 - database blips: retry shortly
-                        log.warning("could not load signing keys yet", exc_info=True)
-                await asyncio.sleep(0.2)
             await keys.reload_forever()
 
         task = asyncio.create_task(keys_loop(), name="auth-keys")

@@ -161,6 +161,8 @@ class Resources:
     health: HealthMonitor | None = None
     # Closed in reverse order at shutdown (HTTP clients, channels, consumers).
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Extra readiness checks run after the schema is ready: None when fine, else a reason.
+    ready_checks: dict[str, Callable[[], Awaitable[str | None]]] = field(default_factory=dict)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict)
 
     def channel(self, service: str) -> grpc.aio.Channel:
@@ -248,6 +250,14 @@ class HealthMonitor:
             except Exception as exc:  # noqa: BLE001 - a failed migration keeps us NOT_SERVING
                 reasons["migrations"] = f"{type(exc).__name__}: {exc}"[:200]
                 log.exception("migrations failed")
+        if not reasons:
+            for name, check in self._res.ready_checks.items():
+                try:
+                    problem = await check()
+                except Exception as exc:  # noqa: BLE001 - a failing check means not ready
+                    problem = _reason(exc)
+                if problem:
+                    reasons[name] = problem
         serving = not reasons
         self.reasons = reasons
         if serving != self.serving:

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9900
+# Where Tandem's gateway receives the OAuth redirect (docs/api.md).
+CALLBACK_PATH = "/api/v1/auth/github/callback"
 
 
 class ConfigError(ValueError):
@@ -32,13 +34,13 @@ class StandinConfig:
     public_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
     # The OAuth app's registered callback: used when the authorize request has
     # no redirect_uri, and a given redirect_uri must fit it (GitHub's rule).
-    callback_url: str = "http://127.0.0.1:8080/api/v1/auth/github/callback"
+    callback_url: str = f"http://127.0.0.1:8080{CALLBACK_PATH}"
     # Requests per hour per token, like GitHub's 5000 for OAuth apps.
     rate_limit: int = 5000
     # Unauthenticated requests per hour per client address, like GitHub's 60.
     anonymous_rate_limit: int = 60
-    # Tandem runs locally, so a slow webhook receiver is a bug worth seeing quickly.
-    webhook_timeout: float = 3.0
+    # GitHub gives a webhook receiver 10 seconds before it records a timeout.
+    webhook_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         # Fail at construction, not on the first request that needs the value.
@@ -100,6 +102,7 @@ def settings_from_env(env: Mapping[str, str]) -> ServerSettings:
     urls: dict[str, str | None] = {
         "GITHUB_WEBHOOK_URL": env.get("GITHUB_WEBHOOK_URL") or None,
         "GITHUB_CALLBACK_URL": env.get("GITHUB_CALLBACK_URL") or None,
+        "PUBLIC_URL": env.get("PUBLIC_URL") or None,
         "GITHUB_STANDIN_PUBLIC_URL": env.get("GITHUB_STANDIN_PUBLIC_URL") or None,
     }
     for variable, value in urls.items():
@@ -113,6 +116,15 @@ def settings_from_env(env: Mapping[str, str]) -> ServerSettings:
         webhook_url=urls["GITHUB_WEBHOOK_URL"],
         webhook_secret=env.get("GITHUB_WEBHOOK_SECRET") or defaults.webhook_secret,
         public_url=urls["GITHUB_STANDIN_PUBLIC_URL"] or f"http://{visible_host}:{port}",
-        callback_url=urls["GITHUB_CALLBACK_URL"] or defaults.callback_url,
+        callback_url=urls["GITHUB_CALLBACK_URL"]
+        or _gateway_callback(urls["PUBLIC_URL"])
+        or defaults.callback_url,
     )
     return ServerSettings(host=host, port=port, standin=standin)
+
+
+def _gateway_callback(public_url: str | None) -> str | None:
+    """Tandem's callback on its gateway (PUBLIC_URL), which make run points at any port."""
+    if public_url is None:
+        return None
+    return public_url.rstrip("/") + CALLBACK_PATH

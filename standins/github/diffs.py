@@ -64,16 +64,29 @@ def split_lines(text: str) -> list[str]:
 
 def unified_patch(old: str, new: str, context: int = 3) -> str:
     """GitHub's `patch` text: hunks only, with git's no-newline markers, no trailing newline."""
-    diff = difflib.unified_diff(split_lines(old), split_lines(new), n=context)
+    old_lines = split_lines(old)
+    diff = difflib.unified_diff(old_lines, split_lines(new), n=context)
     out: list[str] = []
     for index, line in enumerate(diff):
         if index < 2:  # the ---/+++ header, which GitHub leaves out of `patch`
             continue
-        if line.endswith("\n"):
+        header = _HUNK_HEADER.match(line)
+        if header:
+            out.append(line.rstrip("\n") + _function_context(old_lines, int(header.group(1))))
+        elif line.endswith("\n"):
             out.append(line[:-1])
         else:
             out.extend((line, NO_NEWLINE))
     return "\n".join(out)
+
+
+def _function_context(old_lines: list[str], start: int) -> str:
+    """git's default hunk-header context: the nearest line above the hunk that starts with
+    a letter, "_" or "$", cut to 80 characters."""
+    for line in reversed(old_lines[: max(start - 1, 0)]):
+        if line[:1].isalpha() or line[:1] in ("_", "$"):
+            return " " + line[:80].rstrip()
+    return ""
 
 
 def count_changes(patch: str) -> tuple[int, int]:
@@ -160,7 +173,7 @@ def compare_trees(old: Mapping[str, str], new: Mapping[str, str]) -> list[FileCh
             score, source = best
             renamed_from.add(source)
             changes.append(
-                _change(path, "renamed", old[source], new[path], source, similarity=score)
+                _change(path, "renamed", old[source], new[path], previous=source, similarity=score)
             )
     for path in removed:
         if path not in renamed_from:
@@ -203,6 +216,7 @@ def _change(
     status: str,
     old: str | None,
     new: str | None,
+    *,
     previous: str | None = None,
     similarity: int = 100,
 ) -> FileChange:
@@ -222,7 +236,15 @@ def _change(
 
 
 def _similarity(old: str, new: str) -> int:
+    """Like git's rename score: bytes kept from old as a share of the larger file."""
     if old == new:
         return 100
-    matcher = difflib.SequenceMatcher(None, split_lines(old), split_lines(new), autojunk=False)
-    return int(matcher.ratio() * 100)
+    old_lines, new_lines = split_lines(old), split_lines(new)
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    kept = sum(
+        len(line.encode())
+        for block in matcher.get_matching_blocks()
+        for line in old_lines[block.a : block.a + block.size]
+    )
+    larger = max(len(old.encode()), len(new.encode()), 1)
+    return kept * 100 // larger

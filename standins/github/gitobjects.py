@@ -21,6 +21,7 @@ def tree_sha(files: Mapping[str, bytes]) -> str:
 
 
 def commit_sha(
+    *,
     tree: str,
     parents: list[str],
     author: str,

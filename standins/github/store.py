@@ -22,7 +22,12 @@ LOGIN_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 # A pushed commit is dated a minute after its parent so that SHAs stay deterministic.
 _PUSH_SECONDS = 60
-REVIEW_EVENTS = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
+# A review's `event` and the `state` it leaves the review in.
+REVIEW_EVENTS = {
+    "APPROVE": "APPROVED",
+    "REQUEST_CHANGES": "CHANGES_REQUESTED",
+    "COMMENT": "COMMENTED",
+}
 
 
 class Unprocessable(Exception):
@@ -266,7 +271,9 @@ class State:
         self.budgets: dict[str, Budget] = {}
         self.faults = Faults()
         self.deliveries: list[Delivery] = []
-        self._next_id: dict[str, int] = {}
+        # Not reset with the sample data: Tandem may keep ids of published reviews,
+        # and GitHub never hands out an id twice.
+        self._next_id: dict[str, int] = {"review": 80000001, "comment": 1900000001}
         self._changes_cache: dict[tuple[str, str], list[FileChange]] = {}
         self.reset()
 
@@ -276,8 +283,11 @@ class State:
         return self._clock() + self.clock_offset
 
     def reset(self) -> None:
-        """Restore the sample data; tokens and accounts made since survive, so clients stay
-        signed in across test cases."""
+        """Restore the sample data, faults and rate limits.
+
+        Tokens and accounts created since survive, so clients stay signed in
+        across test cases.
+        """
         for seed in data.ACCOUNTS:
             self.accounts[seed.login.lower()] = Account(
                 login=seed.login,
@@ -299,7 +309,6 @@ class State:
         self.budgets = {}
         self.faults = Faults()
         self.deliveries = []
-        self._next_id = {"review": 80000001, "comment": 1900000001}
         self._changes_cache = {}
 
     def new_id(self, kind: str) -> int:
@@ -490,7 +499,15 @@ class State:
                 files[path] = content
         if not files:
             raise Unprocessable(["A commit cannot remove every file"])
-        commit = _make_commit(files, (head.sha,), message, sender, epoch_of(head.date) + _PUSH_SECONDS)
+        directories = {path.rsplit("/", 1)[0] for path in files if "/" in path}
+        for directory in directories:
+            parts = directory.split("/")
+            for depth in range(1, len(parts) + 1):
+                prefix = "/".join(parts[:depth])
+                if prefix in files:
+                    raise Unprocessable([f"{prefix} is both a file and a directory"])
+        epoch = epoch_of(head.date) + _PUSH_SECONDS
+        commit = _make_commit(files, (head.sha,), message, sender, epoch)
         repo.commits[commit.sha] = commit
         repo.branches[pull.head_ref] = commit.sha
         repo.pushed_at = iso(self.now())
@@ -506,6 +523,7 @@ class State:
 
     def create_review(
         self,
+        *,
         repo: Repo,
         pull: Pull,
         viewer: Account,
@@ -531,6 +549,10 @@ class State:
         if errors:
             raise Unprocessable(errors)
 
+        changes = {change.filename: change for change in self.pull_changes(repo, pull, commit)}
+        # Every comment is checked before anything is stored or any id is spent.
+        placed = [(request, _place_comment(changes, request)) for request in comments]
+
         review = Review(
             id=self.new_id("review"),
             pull_number=pull.number,
@@ -540,66 +562,84 @@ class State:
             commit_id=commit,
             submitted_at=iso(self.now()) if event is not None else None,
         )
-        changes = {change.filename: change for change in self.pull_changes(repo, pull, commit)}
-        for request in comments:
-            review.comments.append(self._review_comment(review, changes, request))
+        for request, place in placed:
+            review.comments.append(
+                ReviewComment(
+                    id=self.new_id("comment"),
+                    review_id=review.id,
+                    pull_number=review.pull_number,
+                    path=request.path,
+                    body=request.body,
+                    user=review.user,
+                    commit_id=review.commit_id,
+                    line=place.line,
+                    side=place.side,
+                    start_line=request.start_line,
+                    start_side=place.start_side,
+                    position=place.position,
+                    diff_hunk=place.diff_hunk,
+                    created_at=iso(self.now()),
+                )
+            )
         self.pull_reviews(repo, pull.number).append(review)
         return review
 
-    def _review_comment(
-        self, review: Review, changes: Mapping[str, FileChange], request: CommentRequest
-    ) -> ReviewComment:
-        change = changes.get(request.path)
-        if change is None:
-            raise Unprocessable(["Path could not be resolved"])
-        lines = parse_patch(change.patch)
-        outside = (
-            "Pull request review thread line must be part of the diff and "
-            "Pull request review thread diff hunk can't be blank"
-        )
-        if request.line is None and request.position is not None:
-            # The legacy addressing: lines below the first hunk header.
-            by_position = [pl for pl in lines if pl.position == request.position]
-            if not by_position or by_position[0].kind not in "+- ":
-                raise Unprocessable([outside])
-            located = by_position[0]
-            side = "LEFT" if located.kind == "-" else "RIGHT"
-            line = located.old_line if side == "LEFT" else located.new_line
-        elif request.line is not None:
-            side = request.side
-            line = request.line
-            found = find_line(lines, line, side)
-            if found is None:
-                raise Unprocessable([outside])
-            located = found
-        else:
-            raise Unprocessable(["Line could not be resolved"])
 
-        start_side: str | None = None
-        if request.start_line is not None:
-            start_side = request.start_side or side
-            start = find_line(lines, request.start_line, start_side)
-            if start is None or start.hunk != located.hunk:
-                raise Unprocessable(["Start line must be part of the same hunk as the line."])
-            if start.position >= located.position:
-                raise Unprocessable(["start_line must precede the end line."])
+@dataclass(frozen=True)
+class _Placement:
+    """Where in a file's diff a review comment lands."""
 
-        return ReviewComment(
-            id=self.new_id("comment"),
-            review_id=review.id,
-            pull_number=review.pull_number,
-            path=request.path,
-            body=request.body,
-            user=review.user,
-            commit_id=review.commit_id,
-            line=line,
-            side=side,
-            start_line=request.start_line,
-            start_side=start_side,
-            position=located.position,
-            diff_hunk=diff_hunk(change.patch, located.position),
-            created_at=iso(self.now()),
-        )
+    line: int | None
+    side: str
+    start_side: str | None
+    position: int
+    diff_hunk: str
+
+
+_OUTSIDE_DIFF = (
+    "Pull request review thread line must be part of the diff and "
+    "Pull request review thread diff hunk can't be blank"
+)
+
+
+def _place_comment(changes: Mapping[str, FileChange], request: CommentRequest) -> _Placement:
+    """Locate a comment in the diff, refusing (422) lines the diff does not show, as GitHub."""
+    change = changes.get(request.path)
+    if change is None:
+        raise Unprocessable(["Path could not be resolved"])
+    lines = parse_patch(change.patch)
+    if request.line is None and request.position is not None:
+        # The legacy addressing: lines below the first hunk header.
+        by_position = [pl for pl in lines if pl.position == request.position]
+        if not by_position or by_position[0].kind not in "+- ":
+            raise Unprocessable([_OUTSIDE_DIFF])
+        located = by_position[0]
+        side = "LEFT" if located.kind == "-" else "RIGHT"
+        line = located.old_line if side == "LEFT" else located.new_line
+    elif request.line is not None:
+        side, line = request.side, request.line
+        found = find_line(lines, line, side)
+        if found is None:
+            raise Unprocessable([_OUTSIDE_DIFF])
+        located = found
+    else:
+        raise Unprocessable(["Line could not be resolved"])
+
+    start_side: str | None = None
+    if request.start_line is not None:
+        start_side = request.start_side or side
+        start = find_line(lines, request.start_line, start_side)
+        if start is None or start.hunk != located.hunk:
+            raise Unprocessable(["Start line must be part of the same hunk as the line."])
+        if start.position >= located.position:
+            raise Unprocessable(["start_line must precede the end line."])
+    return _Placement(
+        line=line,
+        side=side,
+        start_side=start_side,
+        position=located.position,
+        diff_hunk=diff_hunk(change.patch, located.position),
+    )
 
 
 def new_token() -> str:
@@ -633,7 +673,14 @@ def _make_commit(
 ) -> Commit:
     encoded = {path: text.encode() for path, text in files.items()}
     tree = tree_sha(encoded)
-    sha = commit_sha(tree, list(parents), author, f"{author}@users.noreply.github.com", epoch, message)
+    sha = commit_sha(
+        tree=tree,
+        parents=list(parents),
+        author=author,
+        email=f"{author}@users.noreply.github.com",
+        epoch=epoch,
+        message=message,
+    )
     return Commit(
         sha=sha,
         tree_sha=tree,

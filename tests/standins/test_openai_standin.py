@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -99,29 +99,38 @@ def chat_body(prompt: str = PROMPT, **extra: Any) -> dict[str, Any]:
     }
 
 
+def fault(names: str, slow_ms: int | None = None) -> dict[str, str]:
+    headers = {"X-Standin-Fault": names}
+    if slow_ms is not None:
+        headers["X-Standin-Slow-Ms"] = str(slow_ms)
+    return headers
+
+
 async def complete(
-    http: httpx.AsyncClient, body: dict[str, Any] | None = None, **headers: str
+    http: httpx.AsyncClient,
+    body: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> httpx.Response:
     return await http.post(
-        "/v1/chat/completions", json=body or chat_body(), headers={**AUTH, **headers}
+        "/v1/chat/completions", json=body or chat_body(), headers={**AUTH, **(headers or {})}
     )
 
 
-async def content_of(http: httpx.AsyncClient, **headers: str) -> str:
-    response = await complete(http, **headers)
+async def content_of(http: httpx.AsyncClient, headers: Mapping[str, str] | None = None) -> str:
+    response = await complete(http, headers=headers)
     assert response.status_code == 200, response.text
     content: str = response.json()["choices"][0]["message"]["content"]
     return content
 
 
 async def stream_events(
-    http: httpx.AsyncClient, body: dict[str, Any], **headers: str
+    http: httpx.AsyncClient, body: dict[str, Any], headers: Mapping[str, str] | None = None
 ) -> tuple[httpx.Response, list[dict[str, Any]], bool]:
     """All SSE data events of a stream, and whether it ended with [DONE]."""
     events: list[dict[str, Any]] = []
     done = False
     async with http.stream(
-        "POST", "/v1/chat/completions", json=body, headers={**AUTH, **headers}
+        "POST", "/v1/chat/completions", json=body, headers={**AUTH, **(headers or {})}
     ) as response:
         async for line in response.aiter_lines():
             if not line.startswith("data: "):
@@ -204,6 +213,26 @@ async def test_code_without_problems_has_only_a_summary(client: httpx.AsyncClien
     assert response.json()["choices"][0]["message"]["content"] == (
         '{"summary":"0 findings in 1 file"}'
     )
+
+
+async def test_only_the_last_user_message_is_reviewed_and_parts_are_joined(
+    client: httpx.AsyncClient,
+) -> None:
+    lines = PROMPT.split("\n")
+    parts = [
+        {"type": "text", "text": "\n".join(lines[:5])},
+        {"type": "image_url", "image_url": {"url": "data:,"}},
+        {"type": "text", "text": "\n".join(lines[5:])},
+    ]
+    body = chat_body("### FILE: old.py\n1| eval(x)")
+    body["messages"] += [
+        {"role": "assistant", "content": "noted"},
+        {"role": "user", "content": parts},
+    ]
+    response = await complete(client, body)
+    content = response.json()["choices"][0]["message"]["content"]
+    assert as_tuples(content) == EXPECTED
+    assert content.split("\n")[-1] == SUMMARY
 
 
 def test_parser_reads_non_contiguous_lines_and_ignores_prose() -> None:
@@ -377,7 +406,7 @@ async def test_prompt_over_context_limit_is_context_length_exceeded() -> None:
 
 
 async def test_rate_limit_fault_is_429_with_retry_after(client: httpx.AsyncClient) -> None:
-    response = await complete(client, **{"X-Standin-Fault": "rate_limit"})
+    response = await complete(client, headers=fault("rate_limit"))
     assert response.status_code == 429
     assert response.headers["retry-after"] == "1"
     error = response.json()["error"]
@@ -387,21 +416,21 @@ async def test_rate_limit_fault_is_429_with_retry_after(client: httpx.AsyncClien
 
 
 async def test_server_error_fault_is_500_with_error_body(client: httpx.AsyncClient) -> None:
-    response = await complete(client, **{"X-Standin-Fault": "server_error"})
+    response = await complete(client, headers=fault("server_error"))
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "server_error"
 
 
 async def test_slow_fault_delays_first_byte_and_every_chunk(client: httpx.AsyncClient) -> None:
     prompt = format_file_block("ok.py", [(1, "x = 1")])  # a short answer: a few chunks
-    headers = {"X-Standin-Fault": "slow", "X-Standin-Slow-Ms": "150"}
+    headers = fault("slow", slow_ms=150)
 
     started = time.monotonic()
-    assert (await complete(client, chat_body(prompt), **headers)).status_code == 200
+    assert (await complete(client, chat_body(prompt), headers)).status_code == 200
     assert time.monotonic() - started >= 0.15
 
     started = time.monotonic()
-    _, events, done = await stream_events(client, chat_body(prompt, stream=True), **headers)
+    _, events, done = await stream_events(client, chat_body(prompt, stream=True), headers)
     assert done
     # one delay before the first byte and one between each pair of chunks
     assert time.monotonic() - started >= 0.15 * len(events)
@@ -411,7 +440,7 @@ async def test_malformed_fault_mixes_broken_lines_with_the_valid_findings(
     client: httpx.AsyncClient,
 ) -> None:
     clean = (await content_of(client)).split("\n")
-    noisy = (await content_of(client, **{"X-Standin-Fault": "malformed"})).split("\n")
+    noisy = (await content_of(client, headers=fault("malformed"))).split("\n")
     assert [line for line in noisy if is_valid_finding(line)] == clean[:-1]
     assert SUMMARY in noisy
     unparseable = [line for line in noisy if not line.startswith("{") or not _is_json(line)]
@@ -432,7 +461,7 @@ def _is_json(line: str) -> bool:
 async def test_out_of_range_fault_adds_a_finding_past_the_input(
     client: httpx.AsyncClient,
 ) -> None:
-    content = await content_of(client, **{"X-Standin-Fault": "out_of_range"})
+    content = await content_of(client, headers=fault("out_of_range"))
     rows = as_tuples(content)
     assert rows[:-1] == EXPECTED
     path, line, *_ = rows[-1]
@@ -446,18 +475,22 @@ async def test_out_of_range_fault_adds_a_finding_past_the_input(
 async def test_disconnect_fault_drops_stream_mid_way(client: httpx.AsyncClient) -> None:
     expected = await content_of(client)
     received: list[str] = []
-    with pytest.raises(httpx.RemoteProtocolError):
+
+    async def read_stream() -> None:
         async with client.stream(
             "POST",
             "/v1/chat/completions",
             json=chat_body(stream=True),
-            headers={**AUTH, "X-Standin-Fault": "disconnect"},
+            headers={**AUTH, **fault("disconnect")},
         ) as response:
             assert response.status_code == 200
             async for line in response.aiter_lines():
                 if line.startswith("data: {"):
                     event = json.loads(line.removeprefix("data: "))
                     received.append(event["choices"][0]["delta"].get("content", ""))
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        await read_stream()
     partial = "".join(received)
     assert partial
     assert expected.startswith(partial)
@@ -469,11 +502,11 @@ async def test_disconnect_fault_without_stream_sends_no_response(
     client: httpx.AsyncClient,
 ) -> None:
     with pytest.raises(httpx.RemoteProtocolError):
-        await complete(client, **{"X-Standin-Fault": "disconnect"})
+        await complete(client, headers=fault("disconnect"))
 
 
 async def test_unknown_fault_name_in_header_is_400(client: httpx.AsyncClient) -> None:
-    response = await complete(client, **{"X-Standin-Fault": "slow,explode"})
+    response = await complete(client, headers=fault("slow,explode"))
     assert response.status_code == 400
     assert "explode" in response.json()["error"]["message"]
 
@@ -500,7 +533,7 @@ async def test_control_route_fault_lasts_until_deleted(client: httpx.AsyncClient
 async def test_control_route_and_header_faults_combine(client: httpx.AsyncClient) -> None:
     await client.post("/_standin/faults", json={"faults": ["slow"], "slow_ms": 100, "times": 1})
     started = time.monotonic()
-    response = await complete(client, **{"X-Standin-Fault": "out_of_range"})
+    response = await complete(client, headers=fault("out_of_range"))
     assert time.monotonic() - started >= 0.1
     assert response.json()["choices"][0]["message"]["content"].endswith('"8 findings in 2 files"}')
     assert (await request_log(client))[-1]["faults"] == ["out_of_range", "slow"]
@@ -560,7 +593,7 @@ async def test_request_log_shows_a_client_that_gave_up_mid_stream(
         "POST",
         "/v1/chat/completions",
         json=chat_body(stream=True),
-        headers={**AUTH, "X-Standin-Fault": "slow", "X-Standin-Slow-Ms": "50"},
+        headers={**AUTH, **fault("slow", slow_ms=50)},
     ) as response:
         async for line in response.aiter_lines():
             if line.startswith("data: "):
