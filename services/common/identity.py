@@ -223,3 +223,14 @@ def service_metadata(service_token: str, on_behalf_of: str | None = None,
     if request_id:
         meta.append(("x-request-id", request_id))
     return meta
+
+
+def service_authenticator(res: Any) -> Authenticator:
+    """An Authenticator for a service other than auth: JWKS over gRPC from the auth service.
+
+    `res` is the kit's Resources; the verifier loads keys on first use and
+    whenever it meets an unknown `kid`.
+    """
+    verifier = TokenVerifier(auth_jwks_fetcher(res.channel("auth")), res.config.jwt_issuer,
+                             res.config.jwt_audience)
+    return Authenticator(verifier, res.config.service_token)
