@@ -357,6 +357,9 @@ class ServiceRuntime:
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         for name in ("", *names):
             await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # "liveness" answers SERVING while the process runs (Kubernetes liveness probes ask
+        # for it), so an outage of PostgreSQL makes pods unready but never restarts them.
+        await health_servicer.set("liveness", health_pb2.HealthCheckResponse.SERVING)
         reflection.enable_server_reflection(
             (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
              reflection.SERVICE_NAME),

@@ -49,6 +49,9 @@ class Caller:
     user_id: str | None
     internal: bool
     token: str | None = None
+    # The GitHub login from the access token ("" for internal callers): invitations
+    # addressed to a login that had no Tandem user yet are matched by it.
+    login: str = ""
 
     def require_user(self) -> str:
         if self.user_id is None:
@@ -98,11 +101,16 @@ class TokenVerifier:
                 return False
             try:
                 self.set_jwks(await self._fetch())
+                if not self._keys:
+                    # An auth service still starting serves an empty set: not a real load.
+                    raise LookupError("the JWKS has no usable keys yet")
             except Exception as exc:  # noqa: BLE001 - auth being down must not break verification with known keys
                 log.warning("could not load JWKS: %s", type(exc).__name__)
                 # Retry a failed load soon; throttle only successful ones, which is
                 # what stops a flood of random kids from hammering auth.
-                self._next_refresh = now + min(0.5, self._min_refresh)
+                # With no keys at all (auth still starting) every request would fail,
+                # so retry almost at once; with known keys, keep verifying with those.
+                self._next_refresh = now + (0.05 if not self._keys else min(0.5, self._min_refresh))
                 return False
             self._next_refresh = now + self._min_refresh
             return True
@@ -186,7 +194,7 @@ class Authenticator:
             raise Unauthenticated("missing access token")
         claims = await self.verifier.verify(token)
         user_id_var.set(claims.user_id)
-        return Caller(user_id=claims.user_id, internal=False, token=token)
+        return Caller(user_id=claims.user_id, internal=False, token=token, login=claims.login)
 
     async def user(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
         caller = await self.caller(context)

@@ -52,6 +52,15 @@ CACHE_REQUESTS = Counter(
     "tandem_cache_requests_total", "Cache look-ups by outcome (hit, miss, error).",
     ["cache", "result"],
 )
+GITHUB_REQUESTS = Counter(
+    "tandem_github_requests_total",
+    "Requests to the GitHub REST API by answer status ('error' when none came).",
+    ["status"],
+)
+GITHUB_RATELIMIT_REMAINING = Gauge(
+    "tandem_github_ratelimit_remaining",
+    "X-RateLimit-Remaining of the latest GitHub API answer.",
+)
 WS_CONNECTIONS = Gauge(
     "tandem_ws_connections", "Open WebSocket connections.", ["socket"],
 )

@@ -41,6 +41,8 @@ SERVICES = {
     "ai": (50054, 9104),
 }
 GATEWAY_PORT = 8080
+# The grpc.health.v1 service name a running process always reports SERVING.
+LIVENESS = "liveness"
 APP_UID = 10001
 PROCESSES = ("gateway", *SERVICES)
 
@@ -392,14 +394,30 @@ def test_probes(overlay: str) -> None:
         assert _container_port(c, "metrics") == metrics_port
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert c[probe]["grpc"]["port"] == grpc_port, f"{name} {probe}"
-        # readiness follows dependencies; liveness must not (no restart storms)
+        # readiness follows dependencies (the whole server, service ""); startup
+        # and liveness must not, or a database outage restarts every pod: they
+        # ask for "liveness", which a running process always reports SERVING
         assert c["readinessProbe"]["grpc"].get("service", "") == ""
-        assert c["livenessProbe"]["grpc"].get("service", "") != ""
+        assert c["startupProbe"]["grpc"].get("service") == LIVENESS, name
+        assert c["livenessProbe"]["grpc"].get("service") == LIVENESS, name
     (gw,) = deployments["gateway"]["spec"]["template"]["spec"]["containers"]
     assert _container_port(gw, "http") == GATEWAY_PORT
     assert gw["livenessProbe"]["httpGet"]["path"] == "/health"
     assert gw["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert gw["startupProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_services_report_the_liveness_health_name() -> None:
+    """The probes above need each gRPC server to report LIVENESS as SERVING while it runs."""
+    sources = [p for p in (ROOT / "services").rglob("*.py") if p.name != "healthcheck.py"]
+    if not sources:
+        pytest.skip("services/ is not written yet")
+    if not any(f'"{LIVENESS}"' in p.read_text() for p in sources):
+        pytest.xfail(
+            f'no service sets the health name "{LIVENESS}" yet: the Kubernetes startup and '
+            "liveness probes would fail (services/common/grpcserver.py should set it SERVING "
+            "at start and never change it)"
+        )
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -469,8 +487,8 @@ def _secret_env_problems(objs: tuple[dict[str, Any], ...]) -> list[str]:
         for c in _containers(spec):
             for env in c.get("env", []):
                 var = env["name"]
-                from_secret = "value" not in env and "secretKeyRef" in env.get("valueFrom", {})
-                if _is_secret(var) and not from_secret:
+                via_ref = "value" not in env and "secretKeyRef" in env.get("valueFrom", {})
+                if _is_secret(var) and not via_ref:
                     problems.append(f"{where}/{c['name']}: {var} is not a secretKeyRef")
     for cm in _of_kind(objs, "ConfigMap"):
         for key, value in (cm.get("data") or {}).items():

@@ -1,0 +1,44 @@
+"""Review service settings from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.config import Env
+
+# The stand-in's published local default, so `make run` works with no setup;
+# deployments set their own (deploy/ reads it from a Secret).
+LOCAL_WEBHOOK_SECRET = "tandem-local-webhook-secret"  # noqa: S105 - published local default
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    github_api_url: str
+    github_timeout: float
+    github_connect_timeout: float
+    github_retries: int
+    webhook_secret: str
+    membership_ttl: float
+    token_ttl: float
+    etag_ttl: int
+    max_file_bytes: int
+    max_files: int
+
+    @classmethod
+    def from_env(cls, env: Env) -> ReviewSettings:
+        timeout = env.float("GITHUB_TIMEOUT_SECONDS", 10.0, minimum=0.05)
+        return cls(
+            github_api_url=env.url("GITHUB_API_URL", "https://api.github.com", ("http", "https")),
+            github_timeout=timeout,
+            # Connecting never needs long; a slow connect means GitHub is unreachable.
+            github_connect_timeout=min(3.0, timeout),
+            github_retries=env.int("GITHUB_RETRIES", 2, minimum=0, maximum=5),
+            webhook_secret=env.str("GITHUB_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET),
+            membership_ttl=env.float("REVIEW_MEMBERSHIP_CACHE_SECONDS", 3.0),
+            token_ttl=env.float("REVIEW_TOKEN_CACHE_SECONDS", 60.0),
+            etag_ttl=env.int("REVIEW_ETAG_TTL_SECONDS", 86_400, minimum=60),
+            max_file_bytes=env.int("REVIEW_MAX_FILE_BYTES", 2 * 1024 * 1024, minimum=1024,
+                                   maximum=12 * 1024 * 1024),
+            # GitHub lists at most 3000 files of a pull request.
+            max_files=env.int("REVIEW_MAX_FILES", 3000, minimum=1, maximum=3000),
+        )

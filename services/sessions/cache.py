@@ -1,0 +1,212 @@
+"""Redis cache-aside for hot reads (sessions, memberships, member lists) that degrades to PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+import redis.exceptions
+from redis.asyncio import Redis
+
+from services.common import metrics
+from services.common.errors import NotFound, PermissionDenied
+from services.common.redisutil import KeySpace
+from services.sessions.domain import Membership, Role, Status
+from services.sessions.repository import Repository
+
+log = logging.getLogger(__name__)
+
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+_NOT_MEMBER = b"-"
+
+
+class RedisGuard:
+    """A small circuit breaker: after a Redis failure, skip Redis for a moment.
+
+    Without it every cache read during an outage would pay a connect timeout
+    before falling back to the database; with it only the first one does.
+    """
+
+    def __init__(self, redis_client: Redis, open_seconds: float = 2.0) -> None:
+        self.redis = redis_client
+        self._open_seconds = open_seconds
+        self._open_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        return time.monotonic() >= self._open_until
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        if self.available:
+            # Logged once per opening, not once per call.
+            log.warning("redis unavailable during %s (%s); using the database for %.0fs",
+                        what, type(exc).__name__, self._open_seconds)
+        self._open_until = time.monotonic() + self._open_seconds
+
+    def succeeded(self) -> None:
+        self._open_until = 0.0
+
+
+class Cache:
+    """Get/set/delete of small values with hit/miss/error counted per cache name."""
+
+    def __init__(self, guard: RedisGuard) -> None:
+        self._guard = guard
+        self._counters: dict[tuple[str, str], Any] = {}
+
+    def _count(self, cache: str, result: str) -> None:
+        counter = self._counters.get((cache, result))
+        if counter is None:
+            counter = metrics.CACHE_REQUESTS.labels(cache, result)
+            self._counters[(cache, result)] = counter
+        counter.inc()
+
+    async def get_many(self, items: Sequence[tuple[str, str]]) -> list[bytes | None]:
+        """Values of (cache name, key) pairs; None for a miss or when Redis is unavailable."""
+        if not self._guard.available:
+            for cache, _ in items:
+                self._count(cache, "error")
+            return [None] * len(items)
+        try:
+            values: list[bytes | None] = await self._guard.redis.mget([key for _, key in items])
+        except REDIS_ERRORS as exc:
+            self._guard.failed("cache read", exc)
+            for cache, _ in items:
+                self._count(cache, "error")
+            return [None] * len(items)
+        for (cache, _), value in zip(items, values, strict=True):
+            self._count(cache, "miss" if value is None else "hit")
+        return values
+
+    async def set(self, key: str, value: bytes, ttl: float) -> None:
+        if not self._guard.available:
+            return
+        try:
+            await self._guard.redis.set(key, value, px=int(ttl * 1000))
+        except REDIS_ERRORS as exc:
+            self._guard.failed("cache write", exc)
+
+    async def delete(self, *keys: str) -> None:
+        # Invalidation is attempted even while the breaker is open: a stale entry
+        # outliving an outage is worse than one more failed call. TTLs bound the rest.
+        if not keys:
+            return
+        try:
+            await self._guard.redis.delete(*keys)
+            self._guard.succeeded()
+        except REDIS_ERRORS as exc:
+            self._guard.failed("cache invalidation", exc)
+
+
+def _session_to_cache(row: dict[str, Any]) -> bytes:
+    keep = {k: row[k] for k in ("id", "title", "description", "language", "status", "owner_id",
+                                "version", "created_at", "updated_at")}
+    return orjson.dumps(keep, default=str)
+
+
+def _session_from_cache(raw: bytes) -> dict[str, Any]:
+    row: dict[str, Any] = orjson.loads(raw)
+    row["created_at"] = datetime.fromisoformat(row["created_at"])
+    row["updated_at"] = datetime.fromisoformat(row["updated_at"])
+    return row
+
+
+class MembershipChecker:
+    """Cached answers to "what is this user's role here" and "what state is this session in".
+
+    The realtime side uses it too (`role`, `status`, `require`). Entries live for a
+    short TTL and every write that changes them deletes them after its commit.
+    """
+
+    def __init__(self, repo: Repository, cache: Cache, keys: KeySpace, ttl: float = 30.0) -> None:
+        self._repo = repo
+        self._cache = cache
+        self._keys = keys
+        self.ttl = ttl
+
+    def session_key(self, session_id: str) -> str:
+        return self._keys.key("cache", "session", session_id)
+
+    def member_key(self, session_id: str, user_id: str) -> str:
+        return self._keys.key("cache", "member", session_id, user_id)
+
+    def members_key(self, session_id: str) -> str:
+        return self._keys.key("cache", "members", session_id)
+
+    async def session_and_role(self, session_id: str,
+                               user_id: str | None) -> tuple[dict[str, Any] | None, Role | None]:
+        """The session row (without last_seq) and the user's role; one Redis round trip when hot."""
+        items = [("session", self.session_key(session_id))]
+        if user_id is not None:
+            items.append(("member", self.member_key(session_id, user_id)))
+        cached = await self._cache.get_many(items)
+        raw_session = cached[0]
+        raw_role = cached[1] if user_id is not None else None
+        if raw_session is not None and (user_id is None or raw_role is not None):
+            session = _session_from_cache(raw_session)
+            return session, _role(raw_role)
+        session, role = await self._repo.session_and_role(session_id, user_id)
+        if session is None:
+            return None, None
+        await self._cache.set(self.session_key(session_id), _session_to_cache(session), self.ttl)
+        if user_id is not None:
+            await self._cache.set(self.member_key(session_id, user_id),
+                                  role.encode() if role else _NOT_MEMBER, self.ttl)
+        return session, Role(role) if role else None
+
+    async def role(self, session_id: str, user_id: str) -> Role | None:
+        """The user's role, or None when they are not a member (or there is no such session)."""
+        _, role = await self.session_and_role(session_id, user_id)
+        return role
+
+    async def status(self, session_id: str) -> Status | None:
+        """The session's status, or None when it does not exist."""
+        session, _ = await self.session_and_role(session_id, None)
+        return Status(session["status"]) if session else None
+
+    async def membership(self, session_id: str, user_id: str) -> Membership | None:
+        session, role = await self.session_and_role(session_id, user_id)
+        if session is None or role is None:
+            return None
+        return Membership(role, Status(session["status"]))
+
+    async def require(self, session_id: str, user_id: str,
+                      minimum: Role = Role.VIEWER) -> tuple[dict[str, Any], Role]:
+        """The session and the caller's role; NOT_FOUND for non-members, PERMISSION_DENIED below `minimum`."""
+        session, role = await self.session_and_role(session_id, user_id)
+        if session is None or role is None:
+            raise NotFound("session not found")
+        if not role.at_least(minimum):
+            raise PermissionDenied(f"this needs the {minimum} role or higher")
+        return session, role
+
+    async def members(self, session_id: str) -> list[dict[str, Any]]:
+        (raw,) = await self._cache.get_many([("members", self.members_key(session_id))])
+        if raw is not None:
+            rows: list[dict[str, Any]] = orjson.loads(raw)
+            for row in rows:
+                row["joined_at"] = datetime.fromisoformat(row["joined_at"])
+            return rows
+        rows = await self._repo.members(session_id)
+        await self._cache.set(self.members_key(session_id),
+                              orjson.dumps(rows, default=str), self.ttl)
+        return rows
+
+    async def invalidate(self, session_id: str, user_ids: Sequence[str] = (), *,
+                         session: bool = False, members: bool = False) -> None:
+        keys = [self.member_key(session_id, uid) for uid in user_ids]
+        if session:
+            keys.append(self.session_key(session_id))
+        if members:
+            keys.append(self.members_key(session_id))
+        await self._cache.delete(*keys)
+
+
+def _role(raw: bytes | None) -> Role | None:
+    if raw is None or raw == _NOT_MEMBER:
+        return None
+    return Role(raw.decode())

@@ -1,0 +1,312 @@
+"""The shared Yjs document of a session: stored updates, compaction, sync, and live publishing.
+
+Storage (migration 050): `documents` holds one row per session with a compacted
+snapshot (`state`, an encoded Yjs update from the empty document, covering every
+update with id <= `upto`) and the version counter; `document_updates` holds the
+updates after the snapshot. The database is the source of truth: several
+sessions-service replicas may write one document, so each replica keeps only a
+bounded LRU of loaded `pycrdt.Doc`s and reads the tail it has not seen before
+using one. Writers serialize on the document's row lock, so update ids are
+committed in id order within a session and a reader never skips one.
+
+Live delivery: after the commit the update is published on the session's
+binary document channel (`<REDIS_PREFIX>sessions:rt:doc:<session_id>`), framed as
+
+    byte 0       kind (0 = update)
+    bytes 1-16   origin connection id (zeros: the sessions service)
+    bytes 17-24  document version after the update (unsigned 64-bit, big-endian)
+    bytes 25-    the Yjs update (v1 encoding), exactly as the client sent it
+
+The gateway's realtime hub (gateway/realtime/protocol.py) reads the same frames and
+adds awareness kinds of its own on that channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import weakref
+from collections import OrderedDict
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import redis.exceptions
+from google.protobuf.timestamp_pb2 import Timestamp
+from pycrdt import Doc, Text
+from tandem.sessions.v1 import sessions_pb2
+
+from services.common.context import session_id_var
+from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.grpcserver import Resources
+from services.common.identity import Caller
+from services.sessions.domain import Membership, Role, Status, parse_uuid
+
+log = logging.getLogger(__name__)
+
+TEXT_NAME = "code"
+# A Yjs v1 update with no structs and an empty delete set: what a client that has
+# nothing new sends as its sync step 2. Storing it would only bump the version.
+EMPTY_UPDATE = b"\x00\x00"
+MAX_UPDATE_BYTES = 8 * 1024 * 1024
+
+DOC_FRAME_UPDATE = 0
+NO_ORIGIN = bytes(16)
+_VERSION = struct.Struct(">Q")
+
+
+def doc_channel(res: Resources, session_id: str) -> str:
+    """The binary channel on which a session's document updates are published."""
+    return res.keys.key("rt", "doc", session_id)
+
+
+def update_frame(version: int, update: bytes) -> bytes:
+    """A document-channel frame carrying one stored update."""
+    return bytes([DOC_FRAME_UPDATE]) + NO_ORIGIN + _VERSION.pack(version) + update
+
+
+class MembershipLookup(Protocol):
+    """What the document needs from the sessions service's member store."""
+
+    def membership(self, session_id: str, user_id: str) -> Awaitable[Membership | None]: ...
+
+    def status(self, session_id: str) -> Awaitable[Status | None]: ...
+
+
+@dataclass
+class _Loaded:
+    """A document loaded in memory: the snapshot at `upto` plus the updates up to `last_id`."""
+
+    doc: Doc[Any]
+    upto: int
+    last_id: int
+    tail: int
+    version: int
+    updated_at: datetime | None
+
+
+def _timestamp(value: datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def _text(doc: Doc[Any]) -> str:
+    return str(doc.get(TEXT_NAME, type=Text))
+
+
+def check_update(update: bytes) -> None:
+    """Refuse bytes that are not a Yjs update before anything is stored."""
+    if len(update) > MAX_UPDATE_BYTES:
+        raise InvalidArgument(f"update is larger than {MAX_UPDATE_BYTES} bytes")
+    try:
+        # A scratch document: decoding errors surface here, and the cached
+        # document never sees an update that has not been stored.
+        Doc().apply_update(update)
+    except ValueError:
+        raise InvalidArgument("update is not a valid Yjs update") from None
+
+
+class DocumentService:
+    """GetDocument, SyncDocument and ApplyDocumentUpdate over stored updates and snapshots."""
+
+    def __init__(self, res: Resources, members: MembershipLookup, *, compact_after: int = 500,
+                 cache_size: int = 128, publish_timeout: float = 1.0) -> None:
+        self._res = res
+        self._members = members
+        self._compact_after = compact_after
+        self._cache_size = cache_size
+        self._publish_timeout = publish_timeout
+        self._cache: OrderedDict[str, _Loaded] = OrderedDict()
+        # One lock per session in this process: the cached Doc is shared state,
+        # and publishing under it keeps this replica's frames in version order.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # --- RPCs -----------------------------------------------------------------------------
+
+    async def get_document(self, request: sessions_pb2.GetDocumentRequest,
+                           caller: Caller) -> sessions_pb2.GetDocumentResponse:
+        session_id = await self._authorize_read(request.session_id, caller)
+        async with self._lock(session_id):
+            loaded = await self._read(session_id)
+            text = _text(loaded.doc)
+        return sessions_pb2.GetDocumentResponse(text=text, version=loaded.version,
+                                                updated_at=_timestamp(loaded.updated_at))
+
+    async def sync_document(self, request: sessions_pb2.SyncDocumentRequest,
+                            caller: Caller) -> sessions_pb2.SyncDocumentResponse:
+        """Answer a state vector with the update it lacks; an empty one asks only for ours.
+
+        The empty request lets the gateway open the y-websocket handshake (its
+        sync step 1 needs the server's state vector) without moving the whole
+        document over the wire.
+        """
+        session_id = await self._authorize_read(request.session_id, caller)
+        client_state = bytes(request.state_vector)
+        async with self._lock(session_id):
+            loaded = await self._read(session_id)
+            state = loaded.doc.get_state()
+            update = b""
+            if client_state:
+                try:
+                    update = loaded.doc.get_update(client_state)
+                except ValueError:
+                    raise InvalidArgument("state_vector is not a Yjs state vector") from None
+        return sessions_pb2.SyncDocumentResponse(update=update, state_vector=state,
+                                                 version=loaded.version)
+
+    async def apply_update(self, request: sessions_pb2.ApplyDocumentUpdateRequest,
+                           caller: Caller) -> sessions_pb2.ApplyDocumentUpdateResponse:
+        """Store one update; answered only after the commit, then published to gateways."""
+        session_id = await self._authorize_write(request.session_id, caller)
+        update = bytes(request.update)
+        check_update(update)
+        async with self._lock(session_id):
+            if update == EMPTY_UPDATE:
+                return sessions_pb2.ApplyDocumentUpdateResponse(
+                    version=(await self._read(session_id)).version)
+            try:
+                loaded = await self._store(session_id, update)
+            except BaseException:
+                # The cached Doc may hold an update whose transaction did not
+                # commit: forget it, the next reader loads from the database.
+                self._cache.pop(session_id, None)
+                raise
+            await self._publish(session_id, update_frame(loaded.version, update))
+        return sessions_pb2.ApplyDocumentUpdateResponse(version=loaded.version)
+
+    # --- authorization --------------------------------------------------------------------
+
+    async def _authorize_read(self, raw_id: str, caller: Caller) -> str:
+        session_id = parse_uuid(raw_id, "session")
+        session_id_var.set(session_id)
+        if caller.user_id is None:
+            # A service acting for nobody in particular (e.g. the AI reviewer).
+            if not caller.internal or await self._members.status(session_id) is None:
+                raise NotFound("session not found")
+            return session_id
+        if await self._members.membership(session_id, caller.user_id) is None:
+            raise NotFound("session not found")
+        return session_id
+
+    async def _authorize_write(self, raw_id: str, caller: Caller) -> str:
+        session_id = parse_uuid(raw_id, "session")
+        session_id_var.set(session_id)
+        user_id = caller.require_user()
+        membership = await self._members.membership(session_id, user_id)
+        if membership is None:
+            raise NotFound("session not found")
+        if membership.status is Status.ENDED:
+            raise FailedPrecondition("the session has ended; its document is read-only",
+                                     reason="session_ended")
+        if not membership.role.at_least(Role.EDITOR):
+            raise PermissionDenied("viewers cannot edit the document")
+        return session_id
+
+    # --- storage --------------------------------------------------------------------------
+
+    def _lock(self, session_id: str) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[session_id] = lock
+        return lock
+
+    def _remember(self, session_id: str, loaded: _Loaded) -> None:
+        self._cache[session_id] = loaded
+        self._cache.move_to_end(session_id)
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    async def _read(self, session_id: str) -> _Loaded:
+        """The committed document, bringing the cached copy up to date with the database."""
+        async with self._res.pool.connection() as conn, conn.transaction():
+            # One snapshot for the head row and the tail: a compaction committed
+            # between two reads would otherwise hide updates from us.
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur = await conn.execute(
+                "SELECT upto, version, updated_at FROM documents WHERE session_id = %s",
+                (session_id,))
+            head = await cur.fetchone()
+            if head is None:
+                loaded = self._cache.get(session_id) or _Loaded(Doc(), 0, 0, 0, 0, None)
+                self._remember(session_id, loaded)
+                return loaded
+            loaded = await self._catch_up(conn, session_id, int(head["upto"]))
+            loaded.version = int(head["version"])
+            loaded.updated_at = head["updated_at"]
+        self._remember(session_id, loaded)
+        return loaded
+
+    async def _catch_up(self, conn: Any, session_id: str, upto: int) -> _Loaded:
+        """The cached document plus the updates stored since, or a fresh load."""
+        loaded = self._cache.get(session_id)
+        if loaded is None or loaded.upto != upto:
+            # Never loaded, or another replica compacted since: start from the snapshot.
+            cur = await conn.execute("SELECT state FROM documents WHERE session_id = %s",
+                                     (session_id,))
+            row = await cur.fetchone()
+            doc: Doc[Any] = Doc()
+            if row is not None:
+                doc.apply_update(bytes(row["state"]))
+            loaded = _Loaded(doc, upto, upto, 0, 0, None)
+        cur = await conn.execute(
+            "SELECT id, update FROM document_updates WHERE session_id = %s AND id > %s ORDER BY id",
+            (session_id, loaded.last_id))
+        for row in await cur.fetchall():
+            loaded.doc.apply_update(bytes(row["update"]))
+            loaded.last_id = int(row["id"])
+            loaded.tail += 1
+        return loaded
+
+    async def _store(self, session_id: str, update: bytes) -> _Loaded:
+        async with self._res.pool.connection() as conn, conn.transaction():
+            # The upsert takes the row lock: writers of one document (on any
+            # replica) queue here, so versions and update ids follow commit order.
+            cur = await conn.execute(
+                "INSERT INTO documents (session_id, version) VALUES (%s, 1) "
+                "ON CONFLICT (session_id) DO UPDATE "
+                "SET version = documents.version + 1, updated_at = now() "
+                "RETURNING upto, version, updated_at",
+                (session_id,))
+            head = await cur.fetchone()
+            assert head is not None  # noqa: S101 - RETURNING of an upsert always yields the row
+            loaded = await self._catch_up(conn, session_id, int(head["upto"]))
+            cur = await conn.execute(
+                "INSERT INTO document_updates (session_id, update) VALUES (%s, %s) RETURNING id",
+                (session_id, update))
+            new = await cur.fetchone()
+            assert new is not None  # noqa: S101 - INSERT ... RETURNING yields the row
+            loaded.doc.apply_update(update)
+            loaded.last_id = int(new["id"])
+            loaded.tail += 1
+            loaded.version = int(head["version"])
+            loaded.updated_at = head["updated_at"]
+            if loaded.tail >= self._compact_after:
+                await self._compact(conn, session_id, loaded)
+        self._remember(session_id, loaded)
+        return loaded
+
+    async def _compact(self, conn: Any, session_id: str, loaded: _Loaded) -> None:
+        """Fold the tail into the snapshot, in the writer's transaction."""
+        state = loaded.doc.get_update()
+        await conn.execute("UPDATE documents SET state = %s, upto = %s WHERE session_id = %s",
+                           (state, loaded.last_id, session_id))
+        await conn.execute("DELETE FROM document_updates WHERE session_id = %s AND id <= %s",
+                           (session_id, loaded.last_id))
+        log.info("document compacted", extra={"updates": loaded.tail, "bytes": len(state)})
+        loaded.upto = loaded.last_id
+        loaded.tail = 0
+
+    async def _publish(self, session_id: str, frame: bytes) -> None:
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                await self._res.redis.publish(doc_channel(self._res, session_id), frame)
+        except (TimeoutError, redis.exceptions.RedisError) as exc:
+            # Stored and acknowledged regardless: gateways resync their clients
+            # from the database when their subscription comes back.
+            log.warning("document update not published: %s", type(exc).__name__)

@@ -1,0 +1,125 @@
+"""Publishing after commit: realtime envelopes on Redis pub/sub, domain events on a Redis Stream.
+
+Channel per session: `<prefix>sessions:rt:session:<session_id>` (JSON envelopes
+`{"type", "seq"?, "session_id", "at", ...payload}`); gateways subscribe there.
+Stream: `<prefix>sessions:domain-events`, entries `{event_id, type, data}` (data is
+JSON), read by the notifications consumer group. A failed publish never fails the
+write it describes: realtime clients refill gaps from ListEvents, and domain events
+stay in the outbox table until the relay gets them onto the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from services.common.grpcserver import Resources
+from services.common.redisutil import KeySpace
+from services.sessions.cache import REDIS_ERRORS, RedisGuard
+from services.sessions.domain import rfc3339
+from services.sessions.repository import DomainEvent, Event, Repository
+
+log = logging.getLogger(__name__)
+
+STREAM_MAXLEN = 100_000
+# Rows younger than this are still being published by the request that wrote them.
+RELAY_AFTER_SECONDS = 5.0
+RELAY_INTERVAL_SECONDS = 2.0
+
+
+def channel(keys: KeySpace, session_id: str) -> str:
+    """The pub/sub channel of one session's realtime events."""
+    return keys.key("rt", "session", session_id)
+
+
+def stream(keys: KeySpace) -> str:
+    """The Redis Stream of domain events."""
+    return keys.key("domain-events")
+
+
+def envelope(event: Event) -> dict[str, Any]:
+    """The JSON object realtime clients receive for an event (replayed or live)."""
+    head: dict[str, Any] = {"type": event.type}
+    if event.seq:
+        head["seq"] = event.seq
+    head["session_id"] = event.session_id
+    head["at"] = rfc3339(event.at)
+    return {**head, **event.payload}
+
+
+class Publisher:
+    """Publishes committed changes; Redis trouble is logged, never raised."""
+
+    def __init__(self, keys: KeySpace, guard: RedisGuard, repo: Repository) -> None:
+        self._keys = keys
+        self._guard = guard
+        self._repo = repo
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if not events or not self._guard.available:
+            return
+        try:
+            if len(events) == 1:
+                event = events[0]
+                await self._guard.redis.publish(channel(self._keys, event.session_id),
+                                                orjson.dumps(envelope(event)))
+                return
+            async with self._guard.redis.pipeline(transaction=False) as pipe:
+                for event in events:
+                    pipe.publish(channel(self._keys, event.session_id),
+                                 orjson.dumps(envelope(event)))
+                await pipe.execute()
+        except REDIS_ERRORS as exc:
+            self._guard.failed("realtime publish", exc)
+
+    async def publish_ephemeral(self, session_id: str, event_type: str,
+                                payload: dict[str, Any]) -> Event:
+        event = Event(session_id, 0, event_type, payload, datetime.now(UTC))
+        await self.publish([event])
+        return event
+
+    async def emit(self, events: Sequence[DomainEvent]) -> None:
+        """Put committed domain events on the stream and drop them from the outbox."""
+        if not events or not self._guard.available:
+            return
+        try:
+            await self._xadd(events)
+        except REDIS_ERRORS as exc:
+            self._guard.failed("domain event publish", exc)
+            return
+        await self._repo.delete_outbox([e.outbox_id for e in events])
+
+    async def _xadd(self, events: Sequence[DomainEvent]) -> None:
+        async with self._guard.redis.pipeline(transaction=False) as pipe:
+            for event in events:
+                pipe.xadd(stream(self._keys), {"event_id": event.event_id, "type": event.type,
+                                               "data": orjson.dumps(event.data)},
+                          maxlen=STREAM_MAXLEN, approximate=True)
+            await pipe.execute()
+
+    async def relay_once(self, older_than: float = RELAY_AFTER_SECONDS) -> int:
+        """Publish outbox rows a request could not; returns how many went out."""
+        async with self._repo.stale_outbox(older_than) as rows:
+            if rows:
+                # Raising here rolls back the delete: the rows stay for the next round.
+                await self._xadd(rows)
+                log.info("relayed domain events from the outbox", extra={"count": len(rows)})
+            return len(rows)
+
+
+async def run_outbox_relay(res: Resources, publisher: Publisher,
+                           interval: float = RELAY_INTERVAL_SECONDS) -> None:
+    """Background loop: keep the outbox drained whenever Redis and PostgreSQL answer."""
+    while True:
+        try:
+            await publisher.relay_once()
+        except REDIS_ERRORS as exc:
+            log.debug("outbox relay waits for redis: %s", type(exc).__name__)
+        except Exception as exc:  # noqa: BLE001 - database trouble: try again next round
+            log.warning("outbox relay failed: %s", type(exc).__name__)
+        await asyncio.sleep(interval)

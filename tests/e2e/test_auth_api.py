@@ -1,0 +1,183 @@
+"""Authentication through the gateway: sign-in, tokens, attacks, rate limits, and clean logs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from collections.abc import Iterator
+
+import httpx
+import jwt
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from scripts.platform import LocalPlatform
+from tests.helpers.identity import sign_in_http
+
+pytestmark = pytest.mark.e2e
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def _get_user_calls(url: str) -> float:
+    text = httpx.get(url + "/metrics").text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "tandem_grpc_client_handled":
+            total += sum(s.value for s in family.samples
+                         if s.labels.get("method") == "GetUser" and s.name.endswith("_total"))
+    return total
+
+
+def test_login_redirects_to_github_with_pkce(platform: LocalPlatform) -> None:
+    reply = httpx.get(platform.url + "/api/v1/auth/github/login")
+    assert reply.status_code == 302
+    location = httpx.URL(reply.headers["location"])
+    assert location.path == "/login/oauth/authorize"
+    assert {"client_id", "state", "code_challenge", "scope", "redirect_uri"} <= set(location.params)
+    assert location.params["code_challenge_method"] == "S256"
+
+
+def test_login_refuses_redirect_outside_allow_list(platform: LocalPlatform) -> None:
+    reply = httpx.get(platform.url + "/api/v1/auth/github/login",
+                      params={"redirect_uri": "https://evil.example/steal"})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "invalid_argument"
+
+
+def test_full_sign_in_then_me(platform: LocalPlatform) -> None:
+    me = sign_in_http(platform.url, "octocat")
+    reply = httpx.get(platform.url + "/api/v1/me", headers=me.headers)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert set(body) == {"id", "github_login", "name", "avatar_url", "created_at"}
+    assert body["github_login"] == "octocat"
+    assert body["id"] == me.user_id
+    claims = jwt.decode(me.access_token, options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 900
+    assert {"iss", "aud", "sub", "iat", "exp", "jti"} <= set(claims)
+    assert jwt.get_unverified_header(me.access_token)["alg"] == "EdDSA"
+    jwks = httpx.get(platform.url + "/.well-known/jwks.json").json()
+    assert jwt.get_unverified_header(me.access_token)["kid"] in {k["kid"] for k in jwks["keys"]}
+
+
+@pytest.mark.parametrize("params", [{}, {"code": "x"}, {"state": "y"}, {"code": "x", "state": "forged"}])
+def test_callback_with_missing_or_forged_state_is_400(platform: LocalPlatform,
+                                                      params: dict[str, str]) -> None:
+    reply = httpx.get(platform.url + "/api/v1/auth/github/callback", params=params)
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "invalid_argument"
+
+
+def test_callback_state_replay_is_400(platform: LocalPlatform) -> None:
+    start = httpx.get(platform.url + "/api/v1/auth/github/login")
+    authorize = httpx.URL(start.headers["location"]).copy_add_param("login", "hubot")
+    back = httpx.URL(httpx.get(str(authorize)).headers["location"])
+    params = {"code": back.params["code"], "state": back.params["state"]}
+    assert httpx.get(platform.url + "/api/v1/auth/github/callback", params=params).status_code == 200
+    again = httpx.get(platform.url + "/api/v1/auth/github/callback", params=params)
+    assert again.status_code == 400
+
+
+def test_refresh_rotation_and_reuse_detection(platform: LocalPlatform) -> None:
+    me = sign_in_http(platform.url, "monalisa")
+    first = httpx.post(platform.url + "/api/v1/auth/refresh", json={"refresh_token": me.refresh_token})
+    assert first.status_code == 200
+    new_refresh = first.json()["refresh_token"]
+    reuse = httpx.post(platform.url + "/api/v1/auth/refresh", json={"refresh_token": me.refresh_token})
+    assert reuse.status_code == 401
+    assert reuse.json()["error"]["code"] == "unauthenticated"
+    family = httpx.post(platform.url + "/api/v1/auth/refresh", json={"refresh_token": new_refresh})
+    assert family.status_code == 401
+
+
+def test_logout_is_204_and_revokes(platform: LocalPlatform) -> None:
+    me = sign_in_http(platform.url, "hubot")
+    out = httpx.post(platform.url + "/api/v1/auth/logout", json={"refresh_token": me.refresh_token})
+    assert out.status_code == 204
+    again = httpx.post(platform.url + "/api/v1/auth/refresh", json={"refresh_token": me.refresh_token})
+    assert again.status_code == 401
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1,2]", b'{"refresh_token": 5}', b"{}"])
+def test_malformed_bodies_are_400_with_details(platform: LocalPlatform, body: bytes) -> None:
+    reply = httpx.post(platform.url + "/api/v1/auth/refresh", content=body,
+                       headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400
+    assert reply.json()["error"]["code"] == "invalid_argument"
+
+
+def test_oversized_body_is_413(platform: LocalPlatform) -> None:
+    reply = httpx.post(platform.url + "/api/v1/auth/refresh",
+                       content=b'{"refresh_token": "' + b"a" * (2 * 1024 * 1024) + b'"}')
+    assert reply.status_code == 413
+
+
+def test_forged_tokens_are_401_and_never_reach_a_service(platform: LocalPlatform) -> None:
+    me = sign_in_http(platform.url, "octocat")
+    header, payload, sig = me.access_token.split(".")
+    claims = jwt.decode(me.access_token, options={"verify_signature": False})
+    forged = [
+        f"{_b64({'alg': 'none', 'kid': jwt.get_unverified_header(me.access_token)['kid']})}.{payload}.",
+        f"{header}.{_b64({**claims, 'sub': '00000000-0000-0000-0000-000000000000'})}.{sig}",
+        f"{_b64({'alg': 'EdDSA', 'kid': 'unknown-kid'})}.{payload}.{sig}",
+        f"{_b64({'alg': 'HS256', 'kid': jwt.get_unverified_header(me.access_token)['kid']})}.{payload}.{sig}",
+        "garbage",
+        me.access_token[:-4] + "AAAA",
+    ]
+    before = _get_user_calls(platform.url)
+    for token in forged:
+        reply = httpx.get(platform.url + "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert reply.status_code == 401, token
+        assert reply.json()["error"]["code"] == "unauthenticated"
+        assert "WWW-Authenticate" in reply.headers
+    assert httpx.get(platform.url + "/api/v1/me").status_code == 401
+    assert httpx.get(platform.url + "/api/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert _get_user_calls(platform.url) == before
+
+
+@pytest.fixture
+def strict_platform(base_env: dict[str, str]) -> Iterator[LocalPlatform]:
+    # Its own key prefix: the shared platform's sign-ins must not use up this budget.
+    env = dict(base_env, RATE_LIMIT_AUTH_PER_MINUTE="3", ACCESS_LOG="true", LOG_LEVEL="debug",
+               REDIS_PREFIX=base_env["REDIS_PREFIX"] + "strict:")
+    plat = LocalPlatform.create(env, openai_standin=False)
+    with plat:
+        plat.wait_ready(90)
+        yield plat
+
+
+@pytest.mark.slow
+def test_auth_routes_are_rate_limited_per_ip_and_logs_hold_no_secrets(
+        strict_platform: LocalPlatform) -> None:
+    url = strict_platform.url
+    # Signing in uses two auth-route requests (login, callback) of the budget of 3.
+    me = sign_in_http(url, "octocat")
+    httpx.get(url + "/api/v1/me", headers=me.headers)
+    replies = [httpx.get(url + "/api/v1/auth/github/login") for _ in range(8)]
+    limited = [r for r in replies if r.status_code == 429]
+    assert limited, [r.status_code for r in replies]
+    assert limited[0].json()["error"]["code"] == "rate_limited"
+    assert int(limited[0].headers["Retry-After"]) >= 1
+
+    time.sleep(0.3)  # let the processes flush their last log lines
+    secrets_seen = {
+        "access token": me.access_token,
+        "refresh token": me.refresh_token,
+        "service token": strict_platform.env["SERVICE_TOKEN"],
+        "encryption key": strict_platform.env["TOKEN_ENCRYPTION_KEY"],
+        "client secret": strict_platform.env["GITHUB_CLIENT_SECRET"],
+    }
+    tandem_logs = [p for p in strict_platform.log_dir.glob("*.log")
+                   if p.stem not in ("github", "openai")]
+    assert tandem_logs
+    text = "\n".join(p.read_text(errors="replace") for p in tandem_logs)
+    assert "user signed in" in text  # the logs were captured at all
+    for what, value in secrets_seen.items():
+        assert value not in text, f"{what} leaked into the logs"
+    assert not re.search(r"gho_[A-Za-z0-9]{8,}", text), "a GitHub token leaked into the logs"
+    assert "code=" not in text and "state=" not in text
