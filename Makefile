@@ -12,7 +12,7 @@ PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null)
 LOCAL_ENV := .data/local.env
 ARGS ?=
 
-.PHONY: help install protos run test test-fast lint bench bench-compare soak clean deps
+.PHONY: help install protos run test lint bench bench-compare clean deps tools
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,7 +40,16 @@ run: $(GEN) ## start the whole platform on this machine (Ctrl-C stops it)
 deps: $(GEN) ## make sure PostgreSQL and Redis answer (starting private ones) and write .data/local.env
 	@$(PY) -m scripts.run --deps-only
 
-test: $(GEN) ## run the whole test suite against real PostgreSQL/Redis (private ones if none answer)
+tools: ## best-effort system tools: promtool for the deploy checks (tests skip without it)
+	@command -v promtool >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "==> installing promtool (Debian package prometheus)"; \
+			apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
+			{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } || \
+			echo "    promtool could not be installed: the Prometheus rule tests will be skipped"; \
+		else echo "==> promtool not found: the Prometheus rule tests will be skipped"; fi; }
+
+test: $(GEN) tools ## run the whole test suite against real PostgreSQL/Redis (private ones if none answer)
 	@echo "==> making sure PostgreSQL and Redis answer"
 	@$(PY) -m scripts.run --deps-only
 	@echo "==> running the test suite"

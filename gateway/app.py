@@ -9,13 +9,13 @@ import orjson
 from aiohttp import web
 
 from gateway import keys
+from gateway.auth import verifier_ctx
 from gateway.config import GatewayConfig
 from gateway.grpc_clients import Backends
 from gateway.middlewares import make_outer_middleware, remove_server_banner
 from gateway.openapi import RouteTable
-from gateway.auth import verifier_ctx
 from gateway.ratelimit import RateLimiter
-from gateway.routes import auth, system
+from gateway.routes import auth, review, system
 from services.common.redisutil import create_redis
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ def build_routes() -> RouteTable:
     table = RouteTable()
     system.add_routes(table)
     auth.add_routes(table)
+    review.add_routes(table)
     return table
 
 

@@ -86,7 +86,7 @@ _REASON_HTTP: dict[str, tuple[int, str]] = {
 def from_grpc(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
     """Translate a failed call to `service` into the HTTP error the client sees."""
     code = exc.code()
-    trailers = {key: value for key, value in (exc.trailing_metadata() or ())}
+    trailers = dict(exc.trailing_metadata() or ())
     reason = trailers.get(REASON_KEY)
     status, word = _GRPC_HTTP.get(code, (500, "internal"))
     if isinstance(reason, str) and reason in _REASON_HTTP:

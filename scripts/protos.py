@@ -34,7 +34,7 @@ def main() -> None:
     pth = Path(sysconfig.get_paths()["purelib"]) / "tandem_gen.pth"
     pth.write_text(f"{ROOT}\n{GEN}\n")
     (GEN / ".stamp").touch()
-    print(f"generated {len(files)} proto files into {GEN.relative_to(ROOT)}/")  # noqa: T201
+    print(f"generated {len(files)} proto files into {GEN.relative_to(ROOT)}/")
 
 
 if __name__ == "__main__":

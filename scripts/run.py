@@ -14,10 +14,10 @@ import shlex
 import sys
 import threading
 import time
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
-from honcho.environ import parse as parse_env
+from honcho.environ import parse as _honcho_parse
 from honcho.manager import Manager
 from honcho.printer import Printer
 
@@ -29,6 +29,12 @@ LOCAL_ENV = DATA / "local.env"
 SECRETS_ENV = DATA / "secrets.env"
 
 BOLD, YELLOW, GREEN, RED, RESET = "\033[1m", "\033[33m", "\033[32m", "\033[31m", "\033[0m"
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """KEY=value lines, parsed the way honcho parses .env files."""
+    parsed: dict[str, str] = _honcho_parse(text)
+    return parsed
 
 
 def say(message: str, color: str = "") -> None:
@@ -49,7 +55,7 @@ def local_secrets() -> dict[str, str]:
     """Secrets generated once per checkout for local use, kept in .data/ (git-ignored)."""
     DATA.mkdir(exist_ok=True)
     values = parse_env(SECRETS_ENV.read_text()) if SECRETS_ENV.exists() else {}
-    wanted = {
+    wanted: dict[str, Callable[[], str]] = {
         "TOKEN_ENCRYPTION_KEY": lambda: base64.b64encode(secrets.token_bytes(32)).decode(),
         "SERVICE_TOKEN": lambda: secrets.token_urlsafe(32),
     }
@@ -187,7 +193,7 @@ def run(env: dict[str, str]) -> int:
 
     watcher = threading.Thread(target=after_deps, daemon=True)
     watcher.start()
-    say(f"starting {len(manager._processes)} processes …")  # noqa: SLF001 - honcho has no public count
+    say(f"starting {len(manager._processes)} processes …")
     manager.loop()
     stop.set()
     return manager.returncode or 0

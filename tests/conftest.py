@@ -134,8 +134,9 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(service_runtime: RuntimeFactory, github_standin: str,
-                base_env: dict[str, str]) -> AsyncIterator[Callable[..., contextlib.AbstractAsyncContextManager[Stack]]]:
+def stack(
+    service_runtime: RuntimeFactory, github_standin: str, base_env: dict[str, str]
+) -> Callable[..., contextlib.AbstractAsyncContextManager[Stack]]:
     """Start the named services in-process (auth always first), wired together."""
 
     @contextlib.asynccontextmanager
@@ -151,7 +152,7 @@ async def stack(service_runtime: RuntimeFactory, github_standin: str,
                 env[f"{name.upper()}_ADDR"] = f"127.0.0.1:{runtime.grpc_port}"
             yield Stack(env=env, runtimes=runtimes)
 
-    yield start
+    return start
 
 
 @pytest.fixture

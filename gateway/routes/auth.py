@@ -112,19 +112,22 @@ JWKS_SCHEMA = {"type": "object", "required": ["keys"], "properties": {"keys": {"
                    "kid": {"type": "string"}, "alg": {"type": "string"}, "use": {"type": "string"}}}}}}
 
 
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
 def add_routes(table: RouteTable) -> None:
     table.add(Operation("GET", "/api/v1/auth/github/login", login, "Start GitHub sign-in (302 to GitHub)",
                         "auth", status=302, auth=False, errors=(400, 429),
                         query=(("redirect_uri", {"type": "string"},
                                 "Where GitHub sends the browser back; must be allow-listed"),),
-                        extra={"responses": {"302": {"description": "Redirect to GitHub's authorize page",
-                                                     "headers": {"Location": {"schema": {"type": "string"}}}},
-                                             "400": {"description": "redirect_uri not allowed", "content": {
-                                                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                                             "429": {"description": "Rate limited", "content": {
-                                                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
-                                             "503": {"description": "Dependency unavailable", "content": {
-                                                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}}}))
+                        extra={"responses": {
+                            "302": {"description": "Redirect to GitHub's authorize page",
+                                    "headers": {"Location": {"schema": {"type": "string"}}}},
+                            **{str(code): _error_response(text) for code, text in (
+                                (400, "redirect_uri not allowed"), (429, "Rate limited"),
+                                (503, "Dependency unavailable"))}}}))
     table.add(Operation("GET", "/api/v1/auth/github/callback", callback,
                         "Finish GitHub sign-in: exchange the code for Tandem tokens", "auth",
                         auth=False, response=TokensOut, errors=(400, 429),

@@ -131,5 +131,5 @@ class SigningKeys:
             await asyncio.sleep(interval)
             try:
                 await self.load()
-            except Exception:  # noqa: BLE001 - keep the keys we have; retry next interval
+            except Exception:
                 log.warning("could not reload signing keys", exc_info=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 from collections.abc import Mapping
@@ -29,16 +30,16 @@ def _secret(name: str) -> bool:
 class Env:
     """Typed readers over a mapping of environment variables."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, environ: Mapping[str, builtins.str] | None = None) -> None:
         self._env = dict(os.environ if environ is None else environ)
 
-    def raw(self, name: str) -> str | None:
+    def raw(self, name: builtins.str) -> builtins.str | None:
         value = self._env.get(name)
         if value is None or value.strip() == "":
             return None
         return value.strip()
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def str(self, name: builtins.str, default: builtins.str | None = None) -> builtins.str:
         value = self.raw(name)
         if value is None:
             if default is None:
@@ -46,11 +47,11 @@ class Env:
             return default
         return value
 
-    def optional_str(self, name: str) -> str | None:
+    def optional_str(self, name: builtins.str) -> builtins.str | None:
         return self.raw(name)
 
-    def int(self, name: str, default: int, *, minimum: int | None = None,
-            maximum: int | None = None) -> int:
+    def int(self, name: builtins.str, default: builtins.int, *, minimum: builtins.int | None = None,
+            maximum: builtins.int | None = None) -> builtins.int:
         value = self.raw(name)
         if value is None:
             return default
@@ -62,11 +63,11 @@ class Env:
             raise ConfigError(name, f"an integer between {minimum} and {maximum}", value)
         return number
 
-    def port(self, name: str, default: int) -> int:
+    def port(self, name: builtins.str, default: builtins.int) -> builtins.int:
         # 0 asks the OS for a free port: tests run many processes side by side.
         return self.int(name, default, minimum=0, maximum=65535)
 
-    def float(self, name: str, default: float, *, minimum: float = 0.0) -> float:
+    def float(self, name: builtins.str, default: builtins.float, *, minimum: builtins.float = 0.0) -> builtins.float:
         value = self.raw(name)
         if value is None:
             return default
@@ -78,7 +79,7 @@ class Env:
             raise ConfigError(name, f"a number of at least {minimum}", value)
         return number
 
-    def bool(self, name: str, default: bool) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool) -> builtins.bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -89,13 +90,13 @@ class Env:
             return False
         raise ConfigError(name, "true or false", value)
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]) -> builtins.str:
         value = self.str(name, default).lower()
         if value not in choices:
             raise ConfigError(name, "one of " + ", ".join(choices), value)
         return value
 
-    def url(self, name: str, default: str | None, schemes: tuple[str, ...]) -> str:
+    def url(self, name: builtins.str, default: builtins.str | None, schemes: tuple[builtins.str, ...]) -> builtins.str:
         value = self.str(name, default)
         parts = urlsplit(value)
         if parts.scheme not in schemes or not parts.netloc:
@@ -104,14 +105,14 @@ class Env:
                               shown)
         return value.rstrip("/") if parts.path in ("", "/") else value
 
-    def address(self, name: str, default: str) -> str:
+    def address(self, name: builtins.str, default: builtins.str) -> builtins.str:
         value = self.str(name, default)
         host, sep, port = value.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(name, "HOST:PORT", value)
         return value
 
-    def csv(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def csv(self, name: builtins.str, default: tuple[builtins.str, ...] = ()) -> tuple[builtins.str, ...]:
         value = self.raw(name)
         if value is None:
             return default
@@ -173,5 +174,5 @@ class CommonConfig:
 
 def fail(error: ConfigError, process: str) -> NoReturn:
     """Stop the process with one line naming the bad variable."""
-    print(f"{process}: configuration error: {error}", file=sys.stderr)  # noqa: T201
+    print(f"{process}: configuration error: {error}", file=sys.stderr)
     raise SystemExit(2)

@@ -72,7 +72,7 @@ async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseExcep
         context.set_trailing_metadata(((REASON_KEY, "redis_unavailable"),))
         code, message = grpc.StatusCode.UNAVAILABLE, "cache unavailable, try again shortly"
     else:
-        log.exception("unhandled error in RPC")
+        log.error("unhandled error in RPC", exc_info=exc)
         code, message = grpc.StatusCode.INTERNAL, "internal error"
     await context.abort(code, message)
 
@@ -82,9 +82,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    ) -> Any:
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
@@ -103,9 +103,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     return await inner(request, context)
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
-                except Exception as exc:  # noqa: BLE001 - every failure becomes a status, never a crash
+                except Exception as exc:
                     code = await _abort_for(context, exc)
                 finally:
                     _observe(service, method, code, start)
@@ -126,12 +126,12 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     async for item in inner_stream(request, context):
                         yield item
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[attr-defined]
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except asyncio.CancelledError:
                     code = grpc.StatusCode.CANCELLED
                     raise
-                except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                except Exception as exc:
                     code = await _abort_for(context, exc)
                 finally:
                     _observe(service, method, code, start)
@@ -227,7 +227,7 @@ class HealthMonitor:
         while True:
             try:
                 await self.check_once()
-            except Exception:  # noqa: BLE001 - the monitor must outlive any single failure
+            except Exception:
                 log.exception("health check failed unexpectedly")
             self._first_check.set()
             await asyncio.sleep(self._res.config.health_interval)
@@ -247,14 +247,14 @@ class HealthMonitor:
                                         self._spec.migrations())
                 self.migrated = True
                 log.info("schema ready", extra={"schema": self._spec.schema, "applied": applied})
-            except Exception as exc:  # noqa: BLE001 - a failed migration keeps us NOT_SERVING
+            except Exception as exc:
                 reasons["migrations"] = f"{type(exc).__name__}: {exc}"[:200]
                 log.exception("migrations failed")
         if not reasons:
             for name, check in self._res.ready_checks.items():
                 try:
                     problem = await check()
-                except Exception as exc:  # noqa: BLE001 - a failing check means not ready
+                except Exception as exc:
                     problem = _reason(exc)
                 if problem:
                     reasons[name] = problem
@@ -373,8 +373,7 @@ class ServiceRuntime:
         site = web.TCPSite(runner, cfg.bind_host, spec.metrics_port)
         await site.start()
         self._metrics_runner = runner
-        sockets = site._server.sockets if site._server else ()  # type: ignore[union-attr]
-        self.metrics_port = sockets[0].getsockname()[1] if sockets else spec.metrics_port
+        self.metrics_port = int(runner.addresses[0][1]) if runner.addresses else spec.metrics_port
         self.health = HealthMonitor(spec, res, health_servicer, names)
         res.health = self.health
         self._tasks.append(asyncio.create_task(self.health.run(), name=f"{spec.name}-health"))
@@ -428,7 +427,7 @@ async def _supervise(job: Background, res: Resources) -> None:
             return
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - a background loop must not die for good
+        except Exception:
             log.exception("background task failed; restarting")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

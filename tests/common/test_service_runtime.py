@@ -116,7 +116,8 @@ async def test_service_started_with_database_down_serves_not_serving_then_recove
             conn.execute(f'CREATE DATABASE "{dbname}"')
         try:
             async with asyncio.timeout(15):
-                while await _health(runtime.grpc_port) != SERVING:
+                # Polling a remote status under a deadline; there is no event to wait on.
+                while await _health(runtime.grpc_port) != SERVING:  # noqa: ASYNC110
                     await asyncio.sleep(0.1)
         finally:
             await runtime.stop(grace=0.1)

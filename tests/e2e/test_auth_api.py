@@ -180,4 +180,5 @@ def test_auth_routes_are_rate_limited_per_ip_and_logs_hold_no_secrets(
     for what, value in secrets_seen.items():
         assert value not in text, f"{what} leaked into the logs"
     assert not re.search(r"gho_[A-Za-z0-9]{8,}", text), "a GitHub token leaked into the logs"
-    assert "code=" not in text and "state=" not in text
+    assert "code=" not in text
+    assert "state=" not in text
