@@ -12,7 +12,7 @@ import pytest
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from services.common.identity import service_metadata
-from tests.helpers.identity import SignedIn, _code_from_async, sign_in_grpc
+from tests.helpers.identity import SignedIn, code_from_async, sign_in_grpc
 
 
 async def _rpc_error(coro: Any) -> grpc.aio.AioRpcError:
@@ -48,7 +48,7 @@ async def test_state_is_single_use_and_forged_state_is_refused(stack: Callable[.
     async with stack() as s, grpc.aio.insecure_channel(s.addr("auth")) as ch:
         stub = auth_pb2_grpc.AuthServiceStub(ch)
         start = await stub.StartLogin(auth_pb2.StartLoginRequest())
-        code = await _code_from_async(start.authorize_url, "monalisa")
+        code = await code_from_async(start.authorize_url, "monalisa")
         await stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code=code, state=start.state))
         replay = await _rpc_error(stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code=code, state=start.state)))
         assert replay.code() == grpc.StatusCode.INVALID_ARGUMENT
