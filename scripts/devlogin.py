@@ -41,7 +41,7 @@ def with_login(authorize_url: str, login: str) -> str:
 def code_in(reply: httpx.Response) -> str:
     if reply.status_code != 302:
         raise RuntimeError(f"the GitHub stand-in did not sign in: {reply.status_code} {reply.text[:200]}")
-    code = httpx.URL(reply.headers["location"]).params.get("code")
+    code = str(httpx.URL(reply.headers["location"]).params.get("code") or "")
     if not code:
         raise RuntimeError(f"no code in the redirect: {reply.headers['location']}")
     return code
