@@ -15,7 +15,8 @@ from gateway.grpc_clients import Backends
 from gateway.middlewares import make_outer_middleware, remove_server_banner
 from gateway.openapi import RouteTable
 from gateway.ratelimit import RateLimiter
-from gateway.routes import auth, review, system
+from gateway.realtime import routes as realtime
+from gateway.routes import auth, documents, invitations, notifications, review, sessions, system
 from services.common.redisutil import create_redis
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,11 @@ def build_routes() -> RouteTable:
     system.add_routes(table)
     auth.add_routes(table)
     review.add_routes(table)
+    sessions.add_routes(table)
+    invitations.add_routes(table)
+    notifications.add_routes(table)
+    documents.add_routes(table)
+    realtime.add_routes(table)
     return table
 
 
@@ -50,12 +56,14 @@ async def _backends_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: GatewayConfig) -> web.Application:
     app = web.Application(
-        middlewares=[make_outer_middleware(config.hsts, config.max_body_bytes)],
+        middlewares=[make_outer_middleware(config.hsts, config.max_body_bytes, config.cors_origins)],
         client_max_size=config.max_body_bytes,
     )
     app[keys.CONFIG] = config
     # Opened at start-up in order and closed in reverse after `yield`.
-    app.cleanup_ctx.extend([_redis_ctx, _backends_ctx, verifier_ctx])
+    app.cleanup_ctx.extend([_redis_ctx, _backends_ctx, verifier_ctx, realtime.realtime_ctx])
+    # Realtime clients are flushed and closed with 1012 once the listener has stopped.
+    app.on_shutdown.append(realtime.drain)
     app[keys.JWKS_CACHE] = [None, 0.0]
     app.on_response_prepare.append(remove_server_banner)
     table = build_routes()

@@ -31,7 +31,21 @@ SECURITY_HEADERS = {
 HSTS = "max-age=63072000; includeSubDomains"
 
 
-def make_outer_middleware(hsts: bool, max_body: int) -> Middleware:
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, Idempotency-Key, If-Match, X-Request-Id"
+CORS_EXPOSE_HEADERS = "X-Request-Id, Retry-After, Idempotent-Replayed, ETag"
+CORS_METHODS = "GET, POST, PATCH, DELETE, OPTIONS"
+
+
+def cors_headers(origin: str | None, allowed: frozenset[str]) -> dict[str, str]:
+    """CORS headers for an allow-listed Origin (none for others: the browser then blocks)."""
+    if not origin or (origin not in allowed and "*" not in allowed):
+        return {}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+            "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
+
+
+def make_outer_middleware(hsts: bool, max_body: int,
+                          cors_origins: tuple[str, ...] = ()) -> Middleware:
     """One middleware instead of four: each layer costs a coroutine frame on every request.
 
     Order inside: bind the request id first (so every log line and error body
@@ -42,6 +56,7 @@ def make_outer_middleware(hsts: bool, max_body: int) -> Middleware:
     if hsts:
         headers["Strict-Transport-Security"] = HSTS
     children: dict[tuple[str, str, int], tuple[object, object]] = {}
+    allowed = frozenset(cors_origins)
 
     @web.middleware
     async def outer(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -50,6 +65,12 @@ def make_outer_middleware(hsts: bool, max_body: int) -> Middleware:
         user_id_var.set(None)
         session_id_var.set(None)
         start = time.perf_counter()
+        cors = cors_headers(request.headers.get("Origin"), allowed) if allowed else {}
+        if cors and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            # A preflight from an allowed origin: answer it here, before routing.
+            return web.Response(status=204, headers={
+                **cors, **headers, REQUEST_ID_HEADER: rid, "Access-Control-Allow-Methods": CORS_METHODS,
+                "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS, "Access-Control-Max-Age": "600"})
         try:
             length = request.content_length
             if length is not None and length > max_body:
@@ -75,6 +96,11 @@ def make_outer_middleware(hsts: bool, max_body: int) -> Middleware:
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = rid
             response.headers.update(headers)
+            if cors:
+                response.headers.update(cors)
+            if not hsts and request.headers.get("X-Forwarded-Proto") == "https":
+                # Behind a TLS-terminating proxy: tell browsers to stay on HTTPS.
+                response.headers["Strict-Transport-Security"] = HSTS
         _observe(request, response.status, time.perf_counter() - start, children)
         return response
 

@@ -100,3 +100,22 @@ def test_security_headers_and_no_version_banner(platform: LocalPlatform) -> None
     assert reply.headers["Referrer-Policy"] == "no-referrer"
     assert "aiohttp" not in reply.headers.get("Server", "").lower()
     assert "python" not in reply.headers.get("Server", "").lower()
+
+
+def test_cors_allows_only_configured_origins(base_env: dict[str, str]) -> None:
+    from scripts.platform import running
+
+    env = dict(base_env, CORS_ORIGINS="https://app.example")
+    with running(env, github_standin=False, openai_standin=False) as plat:
+        pre = httpx.options(plat.url + "/api/v1/me", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "Authorization"})
+        assert pre.status_code == 204
+        assert pre.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        assert "Authorization" in pre.headers["Access-Control-Allow-Headers"]
+        simple = httpx.get(plat.url + "/health", headers={"Origin": "https://app.example"})
+        assert simple.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        evil = httpx.get(plat.url + "/health", headers={"Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in evil.headers
+        tls = httpx.get(plat.url + "/health", headers={"X-Forwarded-Proto": "https"})
+        assert tls.headers["Strict-Transport-Security"].startswith("max-age=")
