@@ -82,7 +82,9 @@ class RouteTable:
         for op in self.operations:
             if op.method == "HEAD":
                 continue
-            paths.setdefault(op.path, {})[op.method.lower()] = self._operation(op, components)
+            # aiohttp patterns like {path:.+} become plain OpenAPI templates ({path}).
+            template = re.sub(r"{(\w+):[^}]*}", r"{\1}", op.path)
+            paths.setdefault(template, {})[op.method.lower()] = self._operation(op, components)
         return {
             "openapi": "3.1.0",
             "info": {"title": title, "version": version,

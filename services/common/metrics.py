@@ -67,6 +67,26 @@ WS_CONNECTIONS = Gauge(
 WS_CLOSED = Counter(
     "tandem_ws_closed_total", "WebSocket connections closed, by close code.", ["socket", "code"],
 )
+AI_JOBS = Counter(
+    "tandem_ai_jobs_total", "AI review jobs that ended, by provider and final status.",
+    ["provider", "status"],
+)
+AI_PROVIDER_SECONDS = Histogram(
+    "tandem_ai_provider_request_seconds",
+    "Time for one AI provider request (an LLM call to the end of its stream, or one built-in "
+    "file analysis).",
+    ["provider"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+AI_TOKENS = Counter(
+    "tandem_ai_tokens_total", "Tokens sent to (in) and received from (out) AI providers.",
+    ["provider", "direction"],
+)
+AI_PROVIDER_ERRORS = Counter(
+    "tandem_ai_provider_errors_total",
+    "AI provider failures and rejected output (rate_limited, server_error, timeout, disconnect, "
+    "malformed_output, out_of_range, ...).",
+    ["provider", "kind"],
+)
 
 
 _POOL_STATS: dict[str, Callable[[], dict[str, int]]] = {}

@@ -215,12 +215,12 @@ class RedisContents:
 
     async def get(self, sha: str, path: str) -> bytes | None:
         try:
-            raw: bytes | None = await self._redis.get(self._key(sha, path))
+            raw = await self._redis.get(self._key(sha, path))
         except _REDIS_ERRORS:
             metrics.CACHE_REQUESTS.labels("github_contents", "error").inc()
             return None
         metrics.CACHE_REQUESTS.labels("github_contents", "miss" if raw is None else "hit").inc()
-        return raw
+        return raw.encode() if isinstance(raw, str) else raw
 
     async def put(self, sha: str, path: str, data: bytes) -> None:
         try:

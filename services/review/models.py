@@ -110,5 +110,3 @@ class Published:
     github_review_id: int
     html_url: str
     published_at: datetime
-    line_comments: int = 0
-    body_notes: int = 0

@@ -1,0 +1,103 @@
+"""The review API's JSON, rendered from the proto contract: one renderer for REST and events.
+
+The gateway answers HTTP with these dicts and the review service puts the same
+dicts into session events, so a client sees one shape whichever way it learns
+of a change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from tandem.review.v1 import review_pb2
+
+SIDE_NAMES = {review_pb2.SIDE_LEFT: "LEFT", review_pb2.SIDE_RIGHT: "RIGHT"}
+VERDICT_NAMES = {review_pb2.VERDICT_STATE_APPROVE: "approve",
+                 review_pb2.VERDICT_STATE_REQUEST_CHANGES: "request_changes",
+                 review_pb2.VERDICT_STATE_COMMENT: "comment"}
+
+
+def timestamp(ts: Timestamp) -> str | None:
+    """RFC 3339 UTC with a Z, or None for an unset timestamp."""
+    if ts.seconds == 0 and ts.nanos == 0:
+        return None
+    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def file_summary_json(f: review_pb2.ReviewFile) -> dict[str, Any]:
+    return {"path": f.path, "status": f.status, "additions": f.additions,
+            "deletions": f.deletions, "previous_path": f.previous_path or None}
+
+
+def verdict_json(v: review_pb2.Verdict) -> dict[str, Any]:
+    return {"id": v.id, "review_id": v.review_id, "author_id": v.author_id,
+            "state": VERDICT_NAMES.get(v.state, "comment"), "body": v.body,
+            "created_at": timestamp(v.created_at)}
+
+
+def review_json(r: review_pb2.Review) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "session_id": r.session_id,
+        "repo": r.repo,
+        "pull_number": r.pull_number or None,
+        "ref": r.ref or None,
+        "head_sha": r.head_sha,
+        "base_sha": r.base_sha,
+        "title": r.title,
+        "state": r.state,
+        "files": [file_summary_json(f) for f in r.files],
+        "verdict": verdict_json(r.verdict) if r.HasField("verdict") else None,
+        "github_review_id": r.github_review_id or None,
+        "published_at": timestamp(r.published_at),
+        "created_by": r.created_by,
+        "created_at": timestamp(r.created_at),
+        "updated_at": timestamp(r.updated_at),
+    }
+
+
+def comment_json(c: review_pb2.Comment) -> dict[str, Any]:
+    return {"id": c.id, "thread_id": c.thread_id, "author_id": c.author_id, "body": c.body,
+            "created_at": timestamp(c.created_at)}
+
+
+def thread_json(t: review_pb2.Thread) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "review_id": t.review_id,
+        "path": t.path,
+        "line": t.line,
+        "start_line": t.start_line or None,
+        "side": SIDE_NAMES.get(t.side, "RIGHT"),
+        "commit_sha": t.commit_sha,
+        "resolved": t.resolved,
+        "outdated": t.outdated,
+        "comments": [comment_json(c) for c in t.comments],
+        "created_by": t.created_by,
+        "created_at": timestamp(t.created_at),
+        "updated_at": timestamp(t.updated_at),
+    }
+
+
+def hunk_json(h: review_pb2.Hunk) -> dict[str, Any]:
+    return {"source_start": h.source_start, "source_length": h.source_length,
+            "target_start": h.target_start, "target_length": h.target_length,
+            "section_header": h.section_header,
+            "lines": [{"kind": ln.kind, "source_line": ln.source_line or None,
+                       "target_line": ln.target_line or None, "value": ln.value}
+                      for ln in h.lines]}
+
+
+def file_json(f: review_pb2.GetFileResponse) -> dict[str, Any]:
+    return {"path": f.path, "status": f.status, "previous_path": f.previous_path or None,
+            "sha": f.sha,
+            # A removed file has no content at the head commit (its lines are in the hunks).
+            "content": None if f.status == "removed" else f.content,
+            "patch": f.patch, "hunks": [hunk_json(h) for h in f.hunks]}
+
+
+def published_json(p: review_pb2.PublishReviewResponse) -> dict[str, Any]:
+    return {"github_review_id": p.github_review_id, "published_at": timestamp(p.published_at),
+            "html_url": p.html_url or None}

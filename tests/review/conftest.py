@@ -1,0 +1,212 @@
+"""Fixtures for the review service: a stand-in whose webhooks reach it, a stack, users, a session."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+import pytest
+from aiohttp import web
+from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
+from tandem.review.v1 import review_pb2_grpc
+from tandem.sessions.v1 import sessions_pb2 as spb
+from tandem.sessions.v1 import sessions_pb2_grpc
+
+from services.common.grpcserver import ServiceRuntime
+from services.common.identity import service_metadata
+from tests.helpers.identity import SignedIn, sign_in_grpc
+
+T = TypeVar("T")
+
+WEBHOOK_SECRET = "review-tests-webhook-" + secrets.token_hex(8)
+REPO = "tandem-demo/hello-api"
+PRIVATE_REPO = "tandem-demo/secret-sauce"
+
+_HTTP_FOR_CODE = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.INVALID_ARGUMENT: 400,
+                  grpc.StatusCode.UNAVAILABLE: 503}
+
+
+@dataclass
+class Relay:
+    """Stands in for the gateway's webhook route: HTTP from the stand-in to HandleWebhook."""
+
+    url: str = ""
+    review_addr: str | None = None
+    answers: list[int] = field(default_factory=list)
+
+
+@pytest.fixture
+async def webhook_relay() -> AsyncIterator[Relay]:
+    from tandem.review.v1 import review_pb2
+
+    relay = Relay()
+
+    async def receive(request: web.Request) -> web.Response:
+        assert relay.review_addr, "set relay.review_addr once the review service runs"
+        body = await request.read()
+        async with grpc.aio.insecure_channel(relay.review_addr) as channel:
+            stub = review_pb2_grpc.ReviewServiceStub(channel)
+            try:
+                reply = await stub.HandleWebhook(review_pb2.HandleWebhookRequest(
+                    event=request.headers.get("X-GitHub-Event", ""),
+                    delivery_id=request.headers.get("X-GitHub-Delivery", ""),
+                    signature_256=request.headers.get("X-Hub-Signature-256", ""), body=body),
+                    timeout=20)
+                status = 202 if reply.outcome == "ignored" else 200
+            except grpc.aio.AioRpcError as exc:
+                status = _HTTP_FOR_CODE.get(exc.code(), 500)
+        relay.answers.append(status)
+        return web.json_response({}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/hook", receive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    relay.url = f"http://127.0.0.1:{port}/hook"
+    try:
+        yield relay
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def github_standin(webhook_relay: Relay) -> AsyncIterator[str]:
+    """The stand-in, with `synchronize` webhooks signed with WEBHOOK_SECRET sent to the relay."""
+    from standins.github.app import create_app
+    from standins.github.config import StandinConfig
+
+    config = StandinConfig(webhook_url=webhook_relay.url, webhook_secret=WEBHOOK_SECRET)
+    runner = web.AppRunner(create_app(config), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class World:
+    """auth + sessions + review in-process, the stand-in, and the people of a test's story.
+
+    hubot owns the session (octocat authored PR #1, and GitHub refuses an
+    author's own approval), monalisa edits, octocat only views, and a fresh
+    stranger is no member at all.
+    """
+
+    review: review_pb2_grpc.ReviewServiceStub
+    sessions: sessions_pb2_grpc.SessionsServiceStub
+    auth: auth_pb2_grpc.AuthServiceStub
+    runtime: ServiceRuntime
+    standin: httpx.AsyncClient
+    relay: Relay
+    owner: SignedIn
+    editor: SignedIn
+    viewer: SignedIn
+    stranger: SignedIn
+    session_id: str = ""
+
+    async def faults(self, **faults: Any) -> None:
+        reply = await self.standin.post("/_standin/faults", json=faults)
+        assert reply.status_code == 200, reply.text
+
+    async def clear_faults(self) -> None:
+        reply = await self.standin.delete("/_standin/faults")
+        assert reply.status_code == 200, reply.text
+
+    async def github_reviews(self, repo: str = REPO, number: int = 1) -> list[dict[str, Any]]:
+        reply = await self.standin.get(f"/_standin/reviews/{repo}/{number}")
+        assert reply.status_code == 200, reply.text
+        result: list[dict[str, Any]] = reply.json()
+        return result
+
+    async def push(self, files: dict[str, str | None], repo: str = REPO,
+                   number: int = 1) -> dict[str, Any]:
+        reply = await self.standin.post(f"/_standin/repos/{repo}/pulls/{number}/push",
+                                        json={"files": files})
+        assert reply.status_code == 200, reply.text
+        result: dict[str, Any] = reply.json()
+        return result
+
+    async def rate_limit_used(self, user: SignedIn) -> int:
+        """How much of the user's GitHub rate limit is spent (reading it is free)."""
+        reply = await self.auth.GetGitHubToken(
+            auth_pb2.GetGitHubTokenRequest(user_id=user.user_id),
+            metadata=service_metadata(self.runtime.config.service_token, user.user_id))
+        answer = await self.standin.get("/rate_limit", headers={
+            "Authorization": f"Bearer {reply.access_token}"})
+        return int(answer.json()["rate"]["used"])
+
+    async def forget_cached_contents(self) -> None:
+        """File contents are cached for the whole run by (SHA, path); start this test cold."""
+        res = self.runtime.resources
+        async for key in res.redis.scan_iter(match=res.keys.key("contents", "*")):
+            await res.redis.delete(key)
+
+    async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
+        async with self.runtime.resources.pool.connection() as conn:
+            cur = await conn.execute(query.encode(), params)
+            return await cur.fetchall() if cur.description else []
+
+
+async def _join(sessions: sessions_pb2_grpc.SessionsServiceStub, session_id: str,
+                owner: SignedIn, user: SignedIn, role: spb.Role.ValueType) -> None:
+    invitation = await sessions.CreateInvitation(
+        spb.CreateInvitationRequest(session_id=session_id, role=role), metadata=owner.metadata)
+    await sessions.AcceptInvitation(
+        spb.AcceptInvitationRequest(token=invitation.invitation.token), metadata=user.metadata)
+
+
+@pytest.fixture
+def world(stack: Callable[..., Any], github_standin: str,
+          webhook_relay: Relay) -> Callable[..., contextlib.AbstractAsyncContextManager[World]]:
+    """Start the stack (extra env as keyword arguments) with a session and its members."""
+
+    @contextlib.asynccontextmanager
+    async def start(**env: Any) -> AsyncIterator[World]:
+        async with (stack("sessions", "review", GITHUB_WEBHOOK_SECRET=WEBHOOK_SECRET, **env) as s,
+                    grpc.aio.insecure_channel(s.addr("auth")) as auth_channel,
+                    grpc.aio.insecure_channel(s.addr("sessions")) as sessions_channel,
+                    grpc.aio.insecure_channel(s.addr("review")) as review_channel,
+                    httpx.AsyncClient(base_url=github_standin, timeout=10) as standin):
+            webhook_relay.review_addr = s.addr("review")
+            owner = await sign_in_grpc(auth_channel, "hubot")
+            editor = await sign_in_grpc(auth_channel, "monalisa")
+            viewer = await sign_in_grpc(auth_channel, "octocat")
+            stranger = await sign_in_grpc(auth_channel, f"eve-{secrets.token_hex(4)}")
+            sessions = sessions_pb2_grpc.SessionsServiceStub(sessions_channel)
+            created = await sessions.CreateSession(spb.CreateSessionRequest(title="Review"),
+                                                   metadata=owner.metadata)
+            session_id = created.session.id
+            await _join(sessions, session_id, owner, editor, spb.ROLE_EDITOR)
+            await _join(sessions, session_id, owner, viewer, spb.ROLE_VIEWER)
+            yield World(review_pb2_grpc.ReviewServiceStub(review_channel), sessions,
+                        auth_pb2_grpc.AuthServiceStub(auth_channel), s.runtimes["review"],
+                        standin, webhook_relay, owner, editor, viewer, stranger, session_id)
+
+    return start
+
+
+async def expect_code(code: grpc.StatusCode, call: Awaitable[T]) -> grpc.aio.AioRpcError:
+    """Await an RPC that must fail with `code`; return the error for further checks."""
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == code, (info.value.code(), info.value.details())
+    return info.value
+
+
+def trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
+    for name, value in error.trailing_metadata() or ():
+        if name == key:
+            return value if isinstance(value, str) else value.decode()
+    return None
