@@ -119,3 +119,19 @@ def test_cors_allows_only_configured_origins(base_env: dict[str, str]) -> None:
         assert "Access-Control-Allow-Origin" not in evil.headers
         tls = httpx.get(plat.url + "/health", headers={"X-Forwarded-Proto": "https"})
         assert tls.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+@pytest.mark.parametrize("process", ["gateway", *SERVICES])
+def test_metrics_pass_promtool_check_metrics(platform: LocalPlatform, process: str) -> None:
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package prometheus; `make tools` installs it)")
+    url = (platform.url if process == "gateway"
+           else f"http://127.0.0.1:{platform.ports.metrics[process]}") + "/metrics"
+    httpx.get(platform.url + "/ready")  # make sure the request/gRPC metric families have samples
+    result = subprocess.run([promtool, "check", "metrics"], input=httpx.get(url).text,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
