@@ -16,7 +16,7 @@ from gateway.middlewares import make_outer_middleware, remove_server_banner
 from gateway.openapi import RouteTable
 from gateway.ratelimit import RateLimiter
 from gateway.realtime import routes as realtime
-from gateway.routes import auth, documents, invitations, notifications, review, sessions, system
+from gateway.routes import ai, auth, documents, invitations, notifications, review, sessions, system
 from services.common.redisutil import create_redis
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def build_routes() -> RouteTable:
     notifications.add_routes(table)
     documents.add_routes(table)
     realtime.add_routes(table)
+    ai.add_routes(table)
     return table
 
 
@@ -42,8 +43,10 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[keys.CONFIG].common
     client = create_redis(config.redis_url)
     app[keys.REDIS] = client
-    app[keys.LIMITER] = RateLimiter(client, config.redis_prefix + "gateway:")
+    limiter = RateLimiter(client, config.redis_prefix + "gateway:")
+    app[keys.LIMITER] = limiter
     yield
+    await limiter.close()
     await client.aclose()
 
 

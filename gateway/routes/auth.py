@@ -39,7 +39,8 @@ def _tokens(reply: auth_pb2.CompleteLoginResponse | auth_pb2.RefreshTokenRespons
 
 async def _limit_ip(request: web.Request) -> None:
     cfg = request.app[keys.CONFIG]
-    await request.app[keys.LIMITER].hit("ip", request.remote or "unknown", cfg.rate_auth_per_minute)
+    await request.app[keys.LIMITER].hit("ip", request.remote or "unknown", cfg.rate_auth_per_minute,
+                                        exact=True)
 
 
 async def login(request: web.Request) -> web.Response:
