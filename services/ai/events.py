@@ -1,0 +1,97 @@
+"""Telling the room: live `ai.finding` on the session's channel, sequenced `ai.done`/`ai.failed`.
+
+`ai.finding` is published straight on the session's realtime channel
+(`<REDIS_PREFIX>sessions:rt:session:<session_id>`, which every gateway
+forwards), as `{"type": "ai.finding", "session_id", "at", "job_id", "index",
+"finding"}`: it is not sequenced, and a client that missed some reads the job.
+The job's end goes through the sessions service's AppendEvent, so `ai.done`
+`{"job_id", "review_id", "summary", "findings_count"}` and `ai.failed`
+`{"job_id", "review_id", "error", "status"}` carry a sequence number and are
+replayed on reconnect. The same findings and the end also go on the job's own
+channel (`<REDIS_PREFIX>ai:job:<job_id>`) for WatchJob.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis.exceptions
+from redis.asyncio import Redis
+
+from services.ai.clients import Peers
+from services.ai.domain import Finding, Job, JobStatus
+from services.common.errors import Unavailable
+from services.common.redisutil import KeySpace
+
+log = logging.getLogger(__name__)
+
+_REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+# Waits before retrying AppendEvent while the sessions service is unavailable.
+_APPEND_RETRIES = (0.2, 0.5, 1.0, 2.0)
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def job_channel(keys: KeySpace, job_id: str) -> str:
+    """The channel a job's findings and end are published on, for WatchJob."""
+    return keys.key("job", job_id)
+
+
+class Events:
+    """Publishes a job's progress; a failed publish never fails the job (the job is stored)."""
+
+    def __init__(self, redis: Redis, redis_prefix: str, keys: KeySpace, peers: Peers) -> None:
+        self._redis = redis
+        self._sessions = KeySpace(redis_prefix, "sessions")
+        self._keys = keys
+        self._peers = peers
+
+    def session_channel(self, session_id: str) -> str:
+        return self._sessions.key("rt", "session", session_id)
+
+    async def finding(self, job: Job, index: int, finding: Finding) -> None:
+        envelope = {"type": "ai.finding", "session_id": job.session_id, "at": now_rfc3339(),
+                    "job_id": job.id, "index": index, "finding": finding.public()}
+        watch = {"kind": "finding", "index": index, "finding": finding.stored()}
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.publish(self.session_channel(job.session_id), orjson.dumps(envelope))
+                pipe.publish(job_channel(self._keys, job.id), orjson.dumps(watch))
+                await pipe.execute()
+        except _REDIS_ERRORS as exc:
+            log.warning("ai.finding not published: %s", type(exc).__name__)
+
+    async def ended(self, job: Job, findings_count: int) -> None:
+        """The job reached a final status: tell watchers, then record the session event."""
+        try:
+            await self._redis.publish(job_channel(self._keys, job.id),
+                                      orjson.dumps({"kind": "end", "status": job.status.value}))
+        except _REDIS_ERRORS as exc:
+            log.warning("job end not published to watchers: %s", type(exc).__name__)
+        if job.status is JobStatus.DONE:
+            event_type = "ai.done"
+            payload: dict[str, Any] = {"job_id": job.id, "review_id": job.review_id,
+                                       "summary": job.summary, "findings_count": findings_count}
+        else:
+            event_type = "ai.failed"
+            payload = {"job_id": job.id, "review_id": job.review_id,
+                       "error": job.error or job.status.value, "status": job.status.value}
+        for delay in (*_APPEND_RETRIES, None):
+            try:
+                await self._peers.append_event(job.session_id, event_type, payload)
+                return
+            except Unavailable:
+                if delay is None:
+                    break
+                await asyncio.sleep(delay)
+            except Exception as exc:
+                # The session is gone or refuses the event: the job itself is stored.
+                log.warning("%s not recorded: %s", event_type, type(exc).__name__)
+                return
+        log.warning("%s not recorded: the sessions service stayed unavailable", event_type)

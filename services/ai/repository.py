@@ -1,0 +1,194 @@
+"""All SQL about jobs and their findings: the queue, heartbeats, limits and recovery."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from services.ai.domain import Finding, Job, JobKind, JobStatus, severity
+from services.common.errors import ResourceExhausted
+from services.common.grpcserver import Pool
+
+# First key of the two-key advisory lock that serializes one user's job creation
+# (the second is a hash of the user id); a class of its own avoids other locks.
+_USER_LOCK_CLASS = 0x7A1
+_JOB_COLUMNS = """id::text, session_id::text, review_id::text, kind, paths, requested_by::text,
+    provider, model, status, summary, error, files_reviewed, files_reused, attempts,
+    created_at, started_at, finished_at"""
+# A job leaves `running` without finishing when its runner stops: cancelled if a
+# member asked for that, queued again if it streamed nothing yet and has
+# attempts left (nobody saw any of it), failed otherwise (its findings stay).
+_RELEASE = f"""
+    UPDATE jobs j SET
+        status = CASE WHEN t.cancel_requested THEN 'cancelled'
+                      WHEN t.retry THEN 'queued' ELSE 'failed' END,
+        error = CASE WHEN t.cancel_requested THEN 'cancelled'
+                     WHEN t.retry THEN NULL ELSE %(reason)s END,
+        finished_at = CASE WHEN t.retry AND NOT t.cancel_requested THEN NULL ELSE now() END,
+        runner = NULL, heartbeat_at = NULL
+    FROM target t WHERE j.id = t.id
+    RETURNING {", ".join("j." + c.strip() for c in _JOB_COLUMNS.split(","))}"""
+_TARGET = """
+    SELECT id, cancel_requested,
+           attempts < %(max_attempts)s
+           AND NOT EXISTS (SELECT 1 FROM findings f WHERE f.job_id = jobs.id) AS retry
+    FROM jobs"""
+
+
+def job_from_row(row: dict[str, Any], findings: Sequence[Finding] = ()) -> Job:
+    return Job(
+        id=row["id"], session_id=row["session_id"], review_id=row["review_id"],
+        kind=JobKind(row["kind"]), paths=tuple(row["paths"] or ()),
+        requested_by=row["requested_by"], provider=row["provider"], model=row["model"],
+        status=JobStatus(row["status"]), summary=row["summary"], error=row["error"],
+        created_at=row["created_at"], started_at=row["started_at"],
+        finished_at=row["finished_at"], files_reviewed=row["files_reviewed"],
+        files_reused=row["files_reused"], attempts=row["attempts"], findings=list(findings))
+
+
+def finding_from_row(row: dict[str, Any]) -> Finding:
+    return Finding(path=row["path"], line=row["line"], end_line=row["end_line"],
+                   severity=severity(row["severity"]), category=row["category"],
+                   message=row["message"], suggestion=row["suggestion"], source=row["source"])
+
+
+class JobRepository:
+    """Jobs in PostgreSQL: several ai replicas share the queue safely."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    async def create(self, job: Job, per_user_limit: int, retry_after: int) -> Job:
+        """Insert a queued job unless the user already has `per_user_limit` unfinished ones."""
+        async with self._pool.connection() as conn, conn.transaction():
+            # Two concurrent requests of one user must not both pass the count.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                               (_USER_LOCK_CLASS, job.requested_by))
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM jobs WHERE requested_by = %s"
+                " AND status IN ('queued', 'running')", (job.requested_by,))
+            row = await cur.fetchone()
+            active = int(row["n"]) if row else 0
+            if active >= per_user_limit:
+                raise ResourceExhausted(
+                    f"you already have {active} AI reviews queued or running (limit "
+                    f"{per_user_limit}); try again when one finishes", retry_after=retry_after)
+            cur = await conn.execute(
+                f"INSERT INTO jobs (id, session_id, review_id, kind, paths, requested_by, provider,"
+                f" model, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'queued')"
+                f" RETURNING {_JOB_COLUMNS}",
+                (job.id, job.session_id, job.review_id, job.kind.value, list(job.paths),
+                 job.requested_by, job.provider, job.model))
+            created = await cur.fetchone()
+        assert created is not None  # noqa: S101 - INSERT ... RETURNING always returns the row
+        return job_from_row(created)
+
+    async def get(self, job_id: str) -> Job | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            cur = await conn.execute(
+                "SELECT path, line, end_line, severity, category, message, suggestion, source"
+                " FROM findings WHERE job_id = %s ORDER BY idx", (job_id,))
+            findings = [finding_from_row(r) for r in await cur.fetchall()]
+        return job_from_row(row, findings)
+
+    async def status(self, job_id: str) -> JobStatus | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,))
+            row = await cur.fetchone()
+        return JobStatus(row["status"]) if row else None
+
+    async def findings_after(self, job_id: str, after: int) -> list[tuple[int, Finding]]:
+        """(index, finding) with index > `after`, in order."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT idx, path, line, end_line, severity, category, message, suggestion, source"
+                " FROM findings WHERE job_id = %s AND idx > %s ORDER BY idx", (job_id, after))
+            return [(r["idx"], finding_from_row(r)) for r in await cur.fetchall()]
+
+    async def claim(self, runner: str) -> Job | None:
+        """Take the oldest queued job for `runner`; None when the queue is empty."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET status = 'running', runner = %s, attempts = attempts + 1,"
+                " started_at = coalesce(started_at, now()), heartbeat_at = now()"
+                " WHERE id = (SELECT id FROM jobs WHERE status = 'queued'"
+                "             ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+                f" RETURNING {_JOB_COLUMNS}", (runner,))
+            row = await cur.fetchone()
+        return job_from_row(row) if row else None
+
+    async def heartbeat(self, job_id: str, runner: str) -> bool | None:
+        """Mark the job alive; whether a cancel was asked, or None when it is no longer ours."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET heartbeat_at = now() WHERE id = %s AND runner = %s"
+                " AND status = 'running' RETURNING cancel_requested", (job_id, runner))
+            row = await cur.fetchone()
+        return bool(row["cancel_requested"]) if row else None
+
+    async def add_finding(self, job_id: str, runner: str, index: int, finding: Finding) -> bool:
+        """Store a finding of a job `runner` holds; False when it no longer holds the job."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO findings (job_id, idx, path, line, end_line, severity, category,"
+                " message, suggestion, source)"
+                " SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM jobs"
+                " WHERE id = %s AND runner = %s AND status = 'running'",
+                (job_id, index, finding.path, finding.line, finding.end_line, finding.severity,
+                 finding.category, finding.message, finding.suggestion, finding.source, job_id,
+                 runner))
+            return cur.rowcount == 1
+
+    async def finish(self, job_id: str, runner: str, status: JobStatus, *, summary: str = "",
+                     error: str | None = None, reviewed: int = 0, reused: int = 0) -> Job | None:
+        """End a running job of `runner`; None when it is not (any longer) ours to end."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET status = %s, summary = %s, error = %s, files_reviewed = %s,"
+                " files_reused = %s, finished_at = now(), heartbeat_at = NULL"
+                " WHERE id = %s AND runner = %s AND status = 'running'"
+                f" RETURNING {_JOB_COLUMNS}",
+                (status.value, summary, error, reviewed, reused, job_id, runner))
+            row = await cur.fetchone()
+        return job_from_row(row) if row else None
+
+    async def cancel_queued(self, job_id: str) -> Job | None:
+        """Cancel a job nobody has started; None when it is not queued."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET status = 'cancelled', error = 'cancelled', finished_at = now()"
+                f" WHERE id = %s AND status = 'queued' RETURNING {_JOB_COLUMNS}", (job_id,))
+            row = await cur.fetchone()
+        return job_from_row(row) if row else None
+
+    async def request_cancel(self, job_id: str) -> bool:
+        """Flag a running job for cancellation (its runner notices at the next heartbeat)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET cancel_requested = true WHERE id = %s AND status = 'running'"
+                " RETURNING id", (job_id,))
+            return await cur.fetchone() is not None
+
+    async def release(self, job_id: str, runner: str, max_attempts: int, reason: str) -> Job | None:
+        """Give a running job up (this runner is stopping): queued again, or failed."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"WITH target AS ({_TARGET} WHERE id = %(id)s AND runner = %(runner)s"
+                f" AND status = 'running' FOR UPDATE) {_RELEASE}",
+                {"id": job_id, "runner": runner, "max_attempts": max_attempts, "reason": reason})
+            row = await cur.fetchone()
+        return job_from_row(row) if row else None
+
+    async def reap(self, stale_after: float, max_attempts: int, reason: str) -> list[Job]:
+        """Recover jobs whose runner stopped beating (a crashed or partitioned replica)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"WITH target AS ({_TARGET} WHERE status = 'running'"
+                " AND heartbeat_at < now() - make_interval(secs => %(stale)s::float8)"
+                f" FOR UPDATE SKIP LOCKED) {_RELEASE}",
+                {"stale": stale_after, "max_attempts": max_attempts, "reason": reason})
+            return [job_from_row(r) for r in await cur.fetchall()]
