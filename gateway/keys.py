@@ -8,10 +8,14 @@ from redis.asyncio import Redis
 from gateway.config import GatewayConfig
 from gateway.grpc_clients import Backends
 from gateway.ratelimit import RateLimiter
+from gateway.realtime.config import RealtimeConfig
+from gateway.realtime.hub import Hub
 
 CONFIG = web.AppKey("config", GatewayConfig)
 REDIS = web.AppKey("redis", Redis)
 BACKENDS = web.AppKey("backends", Backends)
 LIMITER = web.AppKey("limiter", RateLimiter)
+REALTIME = web.AppKey("realtime", RealtimeConfig)
+HUB = web.AppKey("hub", Hub)
 # [document, loaded_at]: the JWKS served at /.well-known/jwks.json, cached briefly.
 JWKS_CACHE = web.AppKey("jwks_cache", list)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+import psycopg.errors
 import redis.exceptions
 from google.protobuf.timestamp_pb2 import Timestamp
 from pycrdt import Doc, Text
@@ -171,6 +172,10 @@ class DocumentService:
                     version=(await self._read(session_id)).version)
             try:
                 loaded = await self._store(session_id, update)
+            except psycopg.errors.ForeignKeyViolation:
+                # Deleted after the (cached) membership check passed.
+                self._cache.pop(session_id, None)
+                raise NotFound("session not found") from None
             except BaseException:
                 # The cached Doc may hold an update whose transaction did not
                 # commit: forget it, the next reader loads from the database.

@@ -3,7 +3,7 @@
 -- id > `upto`, in id order.
 
 CREATE TABLE IF NOT EXISTS documents (
-    session_id  uuid PRIMARY KEY,
+    session_id  uuid PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
     -- Encoded Yjs state (an update from the empty document) of everything up to `upto`.
     state       bytea NOT NULL DEFAULT '\x0000'::bytea,
     upto        bigint NOT NULL DEFAULT 0,
@@ -13,7 +13,8 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 
 CREATE TABLE IF NOT EXISTS document_updates (
-    session_id  uuid NOT NULL,
+    -- The head row exists before any update (the writer upserts it first).
+    session_id  uuid NOT NULL REFERENCES documents (session_id) ON DELETE CASCADE,
     id          bigserial NOT NULL,
     update      bytea NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),

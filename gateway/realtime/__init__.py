@@ -1,0 +1,1 @@
+"""Realtime: the events and document WebSockets, fanned out across gateways through Redis."""

@@ -1,0 +1,49 @@
+"""Realtime settings from the environment (all optional; defaults suit interactive use)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.common.config import Env
+
+# Fixed by the public contract (docs/api.md): a bigger events frame closes with 1009.
+EVENTS_MAX_FRAME = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeConfig:
+    send_queue: int
+    rate_per_second: float
+    rate_burst: int
+    auth_grace: float
+    hello_wait: float
+    presence_heartbeat: float
+    presence_ttl: float
+    doc_max_frame: int
+    close_timeout: float
+    subscribe_timeout: float
+    seq_check: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> RealtimeConfig:
+        heartbeat = env.float("REALTIME_PRESENCE_HEARTBEAT_SECONDS", 10.0, minimum=0.1)
+        return cls(
+            send_queue=env.int("REALTIME_SEND_QUEUE", 1000, minimum=10, maximum=1_000_000),
+            # 0 disables the per-connection limit (benchmarks).
+            rate_per_second=env.float("REALTIME_RATE_PER_SECOND", 20.0),
+            rate_burst=env.int("REALTIME_RATE_BURST", 40, minimum=1, maximum=100_000),
+            auth_grace=env.float("REALTIME_AUTH_GRACE_SECONDS", 30.0),
+            # How long sequenced events wait for a client's `hello` after the welcome.
+            hello_wait=env.float("REALTIME_HELLO_WAIT_SECONDS", 0.5),
+            presence_heartbeat=heartbeat,
+            presence_ttl=env.float("REALTIME_PRESENCE_TTL_SECONDS", 3 * heartbeat,
+                                   minimum=heartbeat),
+            # A y-websocket sync step 2 carries a client's whole document.
+            doc_max_frame=env.int("REALTIME_DOC_MAX_FRAME_BYTES", 4 * 1024 * 1024,
+                                  minimum=EVENTS_MAX_FRAME, maximum=8 * 1024 * 1024),
+            close_timeout=env.float("REALTIME_CLOSE_TIMEOUT_SECONDS", 2.0, minimum=0.1),
+            subscribe_timeout=env.float("REALTIME_SUBSCRIBE_TIMEOUT_SECONDS", 3.0, minimum=0.1),
+            # How often each session's last_seq is compared with what clients were sent:
+            # the safety net for an event whose publish was lost with nothing after it.
+            seq_check=env.float("REALTIME_SEQ_CHECK_SECONDS", 15.0, minimum=0.1),
+        )

@@ -1,0 +1,275 @@
+"""The document socket `GET /api/v1/sessions/{id}/doc`: the y-websocket protocol, relayed.
+
+The gateway keeps no document. Sync step 1 is answered from the sessions
+service's stored state (SyncDocument); client updates are stored there
+(ApplyDocumentUpdate, acknowledged only after the write) and come back to
+every client of the session, on any gateway, through the document channel.
+Awareness (cursors, names) is relayed between clients and never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from tandem.sessions.v1 import sessions_pb2
+
+from gateway import keys
+from gateway.auth import Auth, authenticate
+from gateway.errors import ApiError
+from gateway.grpc_clients import Backends
+from gateway.http import path_uuid
+from gateway.realtime.config import RealtimeConfig
+from gateway.realtime.connection import (
+    CLOSE_ENDED,
+    CLOSE_INVALID_PAYLOAD,
+    CLOSE_REVOKED,
+    CLOSE_TOKEN_EXPIRED,
+    CLOSE_TRY_AGAIN,
+    CLOSE_UNSUPPORTED,
+    Connection,
+    Socket,
+)
+from gateway.realtime.events import upgrade_check
+from gateway.realtime.flow import expiry_step
+from gateway.realtime.hub import DocMember, Hub
+from gateway.realtime.protocol import (
+    DOC_AWARENESS,
+    DOC_QUERY,
+    EMPTY_UPDATE,
+    NOBODY,
+    SYNC_STEP1,
+    AwarenessEntry,
+    AwarenessMessage,
+    DocFrame,
+    QueryAwareness,
+    SyncMessage,
+    YProtocolError,
+    error_event,
+    parse_y_message,
+    removal,
+    sync_step1,
+    sync_step2,
+)
+from gateway.routes.sessions import ROLE_NAMES
+from services.common.context import session_id_var
+
+log = logging.getLogger(__name__)
+
+# A viewer's editor may emit an update per keystroke: one error event a second is enough.
+REFUSAL_INTERVAL = 1.0
+
+
+class DocConnection(Connection):
+    """One y-websocket client; its updates go to the sessions service, never straight to peers."""
+
+    socket = "doc"
+
+    def __init__(self, ws: Socket, *, hub: Hub, backends: Backends, config: RealtimeConfig,
+                 session_id: str, auth: Auth, role: str | None, ended: bool,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(ws, session_id=session_id, user_id=auth.user_id,
+                         queue_limit=config.send_queue, close_timeout=config.close_timeout)
+        self.hub = hub
+        self.backends = backends
+        self.config = config
+        self.token = auth.token
+        self.expires_at = auth.claims.expires_at
+        self.clock = clock
+        self.role = role
+        self.ended = ended
+        self.released = asyncio.Event()
+        self._awareness: dict[int, AwarenessEntry] = {}
+        self._last_refusal = float("-inf")
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- from the hub -----------------------------------------------------------------------
+
+    def on_event(self, event: dict[str, Any], raw: str) -> None:
+        kind = event["type"]
+        mine = event.get("user_id") == self.user_id
+        if kind == "member.role_changed" and mine and isinstance(event.get("role"), str):
+            self.role = event["role"]
+        elif kind == "member.removed" and mine:
+            self.close(CLOSE_REVOKED, "removed from the session")
+        elif kind == "session.ended":
+            self.ended = True
+        elif kind == "session.deleted":
+            self.close(CLOSE_ENDED, "session deleted")
+
+    def on_outage(self) -> None:
+        """Nothing to say over y-websocket; the hub resends the document when Redis returns."""
+
+    def on_recovered(self) -> None:
+        """The hub resyncs every document room at once (see Hub._recovered)."""
+
+    def awareness_entries(self) -> list[AwarenessEntry]:
+        return list(self._awareness.values())
+
+    # --- protocol ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Send sync step 1 with the stored state vector, and ask peers for their awareness."""
+        reply = await self._sync(b"")
+        self.send(sync_step1(reply.state_vector))
+        self.hub.note_doc_version(self.session_id, reply.version)
+        await self.hub.publish_doc(self.session_id, DocFrame(DOC_QUERY, self.id_bytes))
+        self._tasks.append(asyncio.create_task(self._watch_expiry()))
+
+    async def _sync(self, state_vector: bytes) -> sessions_pb2.SyncDocumentResponse:
+        return await self.backends.call(
+            "sessions", "SyncDocument", self.backends.sessions.SyncDocument,
+            sessions_pb2.SyncDocumentRequest(session_id=self.session_id,
+                                             state_vector=state_vector),
+            token=self.token)
+
+    async def handle(self, data: bytes) -> None:
+        try:
+            message = parse_y_message(data)
+        except YProtocolError as exc:
+            self.close(CLOSE_INVALID_PAYLOAD, f"not a y-websocket message: {exc}")
+            return
+        if isinstance(message, SyncMessage):
+            if message.step == SYNC_STEP1:
+                try:
+                    reply = await self._sync(message.payload)
+                except ApiError as exc:
+                    self.failed(exc)
+                    return
+                self.send(sync_step2(reply.update))
+            else:
+                await self._apply(message.payload)
+        elif isinstance(message, AwarenessMessage):
+            for entry in message.clients:
+                if entry.state in ("", "null"):
+                    self._awareness.pop(entry.client_id, None)
+                else:
+                    self._awareness[entry.client_id] = entry
+            await self.hub.publish_doc(self.session_id, DocFrame(
+                DOC_AWARENESS, self.id_bytes, message.update, target=NOBODY))
+        elif isinstance(message, QueryAwareness):
+            await self.hub.publish_doc(self.session_id, DocFrame(DOC_QUERY, self.id_bytes))
+
+    async def _apply(self, update: bytes) -> None:
+        if update == EMPTY_UPDATE:
+            return
+        if self.ended:
+            await self._refuse("failed_precondition",
+                               "the session has ended; its document is read-only")
+            return
+        if self.role == "viewer":
+            await self._refuse("permission_denied",
+                               "viewers cannot edit the document; the update was dropped")
+            return
+        try:
+            await self.backends.call(
+                "sessions", "ApplyDocumentUpdate", self.backends.sessions.ApplyDocumentUpdate,
+                sessions_pb2.ApplyDocumentUpdateRequest(session_id=self.session_id, update=update),
+                token=self.token)
+        except ApiError as exc:
+            if exc.status == 403:
+                self.role = "viewer"
+                await self._refuse("permission_denied",
+                                   "viewers cannot edit the document; the update was dropped")
+            elif exc.code in ("failed_precondition", "gone"):
+                self.ended = True
+                await self._refuse("failed_precondition",
+                                   "the session has ended; its document is read-only")
+            else:
+                self.failed(exc)
+
+    def failed(self, exc: ApiError) -> None:
+        if exc.status == 404:
+            self.close(CLOSE_REVOKED, "not a member of the session")
+        elif exc.status == 401:
+            self.close(CLOSE_TOKEN_EXPIRED, "access token no longer valid")
+        elif exc.status in (400, 422):
+            self.close(CLOSE_INVALID_PAYLOAD, "the document refused this message")
+        else:
+            # Not stored, so not acknowledged: the client resends it when it
+            # reconnects and syncs (its step 2 carries what the server lacks).
+            self.close(CLOSE_TRY_AGAIN, "document store unavailable; reconnect")
+
+    async def _refuse(self, code: str, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_refusal < REFUSAL_INTERVAL:
+            return
+        self._last_refusal = now
+        await self.hub.tell_user(self.session_id, self.user_id,
+                                 error_event(self.session_id, code, message, socket="doc"))
+
+    async def _watch_expiry(self) -> None:
+        # y-websocket has no way to present a fresh token on an open socket: the
+        # client reconnects with one (its provider's `params`).
+        step = expiry_step(self.clock(), self.expires_at, self.config.auth_grace, True)
+        while step.action != "close":
+            await asyncio.sleep(step.seconds)
+            step = expiry_step(self.clock(), self.expires_at, self.config.auth_grace, True)
+        self.close(CLOSE_TOKEN_EXPIRED, "access token expired")
+
+    async def goodbye(self) -> None:
+        """Tell peers this client's cursors are gone (y-websocket servers do the same)."""
+        entries = list(self._awareness.values())
+        self._awareness.clear()
+        if entries:
+            await self.hub.publish_doc(self.session_id, DocFrame(
+                DOC_AWARENESS, self.id_bytes, removal(entries), target=NOBODY))
+
+    async def finish(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def doc_socket(request: web.Request) -> web.StreamResponse:
+    hub, config, backends = request.app[keys.HUB], request.app[keys.REALTIME], request.app[keys.BACKENDS]
+    session_id = path_uuid(request, "id", "session")
+    session_id_var.set(session_id)
+    auth = await authenticate(request, allow_query=True)
+    ws = web.WebSocketResponse(max_msg_size=config.doc_max_frame, timeout=config.close_timeout,
+                               heartbeat=30.0, compress=False)
+    upgrade_check(request, ws, hub)
+    membership = await backends.call(
+        "sessions", "GetMembership", backends.sessions.GetMembership,
+        sessions_pb2.GetMembershipRequest(session_id=session_id), token=auth.token)
+    conn = DocConnection(ws, hub=hub, backends=backends, config=config, session_id=session_id,
+                         auth=auth, role=ROLE_NAMES.get(membership.role),
+                         ended=membership.status == sessions_pb2.SESSION_STATUS_ENDED)
+    member: DocMember = conn
+    # Subscribed before the first sync: no stored update can fall between the two.
+    await hub.join_doc(member)
+    try:
+        await ws.prepare(request)
+    except BaseException:
+        hub.leave(member)
+        raise
+    conn.record_open()
+    try:
+        conn.start()
+        try:
+            await conn.open()
+        except ApiError as exc:
+            conn.failed(exc)
+        async for message in ws:
+            if conn.closing:
+                break
+            if message.type == WSMsgType.BINARY:
+                await conn.handle(message.data)
+            elif message.type == WSMsgType.TEXT:
+                conn.close(CLOSE_UNSUPPORTED, "the document socket speaks binary y-websocket")
+            if conn.closing:
+                break
+    finally:
+        hub.leave(member)
+        await conn.goodbye()
+        await conn.finish()
+        await conn.stop()
+        conn.record_closed()
+        conn.released.set()
+    return ws

@@ -1,0 +1,393 @@
+"""Wire formats of the realtime sockets and channels, free of I/O.
+
+Events socket: JSON text frames. Every server frame is an envelope
+`{"type", "seq"?, "session_id", "at", ...payload}`; client frames are parsed
+here into typed values or a `FrameError` that becomes an `error` event.
+
+Document socket: the y-websocket binary protocol (message type 0 = sync with
+step 1 / step 2 / update, 1 = awareness, 3 = query awareness), decoded strictly
+so garbage is refused before anything is forwarded.
+
+Redis channels, all built from `KeySpace(REDIS_PREFIX, "sessions")`:
+
+- `...sessions:rt:session:<id>` (JSON text): the sessions service's envelopes
+  (sequenced ones carry `seq`) and the gateways' own non-sequenced ones
+  (`presence.*`, and `error` events addressed to one user with `_to_user`).
+- `...sessions:rt:doc:<id>` (binary): document frames, see `DocFrame`. The
+  sessions service publishes kind 0 after storing an update (its copy of this
+  format is `services/sessions/documents.py`); gateways publish kinds 1 and 2.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pycrdt import YMessageType, YSyncMessageType, write_var_uint
+
+# --- events socket: client frames ----------------------------------------------------------
+
+MAX_STATUS_CHARS = 64
+MAX_CURSOR_BYTES = 1024
+MAX_TOKEN_CHARS = 8192
+# Fields routed inside a gateway and never shown to clients.
+TO_USER = "_to_user"
+
+
+class FrameError(Exception):
+    """A client frame the server cannot act on; answered with an `error` event."""
+
+    def __init__(self, message: str, field: str | None = None, *,
+                 code: str = "invalid_argument", ref: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.ref = ref or {}
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSend:
+    body: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    # Only the fields the client sent change; `cursor` may be set to null on purpose.
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRefresh:
+    access_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    ref: Any
+
+
+ClientFrame = Hello | ChatSend | PresenceUpdate | AuthRefresh | Ping
+
+CLIENT_TYPES = ("hello", "chat.send", "presence.update", "auth", "ping")
+
+
+def _string(data: dict[str, Any], name: str, ref: dict[str, Any]) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise FrameError(f"{name} is required and must be a non-empty string", name, ref=ref)
+    return value
+
+
+def parse_client_frame(text: str) -> ClientFrame:
+    """Parse one events-socket text frame; every problem names the field."""
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise FrameError("frame is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise FrameError("frame must be a JSON object")
+    kind = data.get("type")
+    # Echoed in errors so a client can match a refusal to what it sent.
+    ref = {"client_id": data["client_id"]} if isinstance(data.get("client_id"), str) else {}
+    if not isinstance(kind, str) or not kind:
+        raise FrameError("type is required", "type", ref=ref)
+    if kind == "hello":
+        last_seq = data.get("last_seq", 0)
+        if isinstance(last_seq, bool) or not isinstance(last_seq, int) or last_seq < 0:
+            raise FrameError("last_seq must be a non-negative integer", "last_seq")
+        return Hello(last_seq)
+    if kind == "chat.send":
+        return ChatSend(_string(data, "body", ref), _string(data, "client_id", ref))
+    if kind == "presence.update":
+        return PresenceUpdate(_presence_fields(data))
+    if kind == "auth":
+        token = _string(data, "access_token", ref)
+        if len(token) > MAX_TOKEN_CHARS:
+            raise FrameError("access_token is too long", "access_token")
+        return AuthRefresh(token)
+    if kind == "ping":
+        return Ping(data.get("id"))
+    raise FrameError(f"unknown frame type {kind[:40]!r}; expected one of "
+                     + ", ".join(CLIENT_TYPES), "type", ref=ref)
+
+
+def _presence_fields(data: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if "status" in data:
+        status = data["status"]
+        if not isinstance(status, str) or not 0 < len(status) <= MAX_STATUS_CHARS:
+            raise FrameError(f"status must be a string of 1..{MAX_STATUS_CHARS} characters",
+                             "status")
+        fields["status"] = status
+    if "cursor" in data:
+        cursor = data["cursor"]
+        if len(orjson.dumps(cursor)) > MAX_CURSOR_BYTES:
+            raise FrameError(f"cursor must encode to at most {MAX_CURSOR_BYTES} bytes", "cursor")
+        fields["cursor"] = cursor
+    if not fields:
+        raise FrameError("presence.update needs cursor or status", "cursor")
+    return fields
+
+
+# --- events socket: server frames ----------------------------------------------------------
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def envelope(kind: str, session_id: str, **payload: Any) -> dict[str, Any]:
+    """A non-sequenced event in the standard envelope."""
+    return {"type": kind, "session_id": session_id, "at": now_rfc3339(), **payload}
+
+
+def error_event(session_id: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return envelope("error", session_id, code=code, message=message, **extra)
+
+
+def frame_error_event(session_id: str, exc: FrameError) -> dict[str, Any]:
+    extra: dict[str, Any] = dict(exc.ref)
+    if exc.field:
+        extra["details"] = [{"field": exc.field, "message": exc.message}]
+    return error_event(session_id, exc.code, exc.message, **extra)
+
+
+def stored_event(session_id: str, seq: int, kind: str, payload_json: str, at: str | None) -> dict[str, Any]:
+    """A replayed event from the log, shaped exactly like its live copy."""
+    payload = orjson.loads(payload_json) if payload_json else {}
+    if not isinstance(payload, dict):
+        payload = {}
+    return {"type": kind, "seq": seq, "session_id": session_id, "at": at, **payload}
+
+
+def dumps(event: dict[str, Any]) -> str:
+    return orjson.dumps(event).decode()
+
+
+# --- y-websocket binary protocol -----------------------------------------------------------
+
+MESSAGE_SYNC = int(YMessageType.SYNC)
+MESSAGE_AWARENESS = int(YMessageType.AWARENESS)
+MESSAGE_QUERY_AWARENESS = 3
+SYNC_STEP1 = int(YSyncMessageType.SYNC_STEP1)
+SYNC_STEP2 = int(YSyncMessageType.SYNC_STEP2)
+SYNC_UPDATE = int(YSyncMessageType.SYNC_UPDATE)
+EMPTY_UPDATE = b"\x00\x00"
+MAX_AWARENESS_CLIENTS = 64
+
+
+class YProtocolError(Exception):
+    """Bytes that are not a y-websocket message (closes the socket with 1007)."""
+
+
+class _Reader:
+    """lib0 decoding with bounds checks (a truncated frame is an error, never an IndexError)."""
+
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def var_uint(self) -> int:
+        value = 0
+        shift = 0
+        while True:
+            if self.pos >= len(self.data):
+                raise YProtocolError("truncated variable-length integer")
+            byte = self.data[self.pos]
+            self.pos += 1
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise YProtocolError("variable-length integer too long")
+
+    def var_bytes(self) -> bytes:
+        length = self.var_uint()
+        end = self.pos + length
+        if end > len(self.data):
+            raise YProtocolError("truncated byte array")
+        chunk = self.data[self.pos:end]
+        self.pos = end
+        return chunk
+
+    def var_string(self) -> str:
+        try:
+            return self.var_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise YProtocolError("string is not UTF-8") from None
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise YProtocolError("trailing bytes after the message")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncMessage:
+    step: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AwarenessMessage:
+    update: bytes
+    clients: tuple[AwarenessEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryAwareness:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AwarenessEntry:
+    client_id: int
+    clock: int
+    state: str
+
+
+YMessage = SyncMessage | AwarenessMessage | QueryAwareness
+
+
+def parse_y_message(data: bytes) -> YMessage:
+    """Decode one client frame of the y-websocket protocol, strictly."""
+    reader = _Reader(data)
+    kind = reader.var_uint()
+    if kind == MESSAGE_SYNC:
+        step = reader.var_uint()
+        if step not in (SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE):
+            raise YProtocolError(f"unknown sync message type {step}")
+        payload = reader.var_bytes()
+        reader.done()
+        return SyncMessage(step, payload)
+    if kind == MESSAGE_AWARENESS:
+        update = reader.var_bytes()
+        reader.done()
+        return AwarenessMessage(update, parse_awareness(update))
+    if kind == MESSAGE_QUERY_AWARENESS:
+        reader.done()
+        return QueryAwareness()
+    raise YProtocolError(f"unknown message type {kind}")
+
+
+def parse_awareness(update: bytes) -> tuple[AwarenessEntry, ...]:
+    reader = _Reader(update)
+    count = reader.var_uint()
+    if count > MAX_AWARENESS_CLIENTS:
+        raise YProtocolError("too many clients in one awareness update")
+    entries = []
+    for _ in range(count):
+        client_id = reader.var_uint()
+        clock = reader.var_uint()
+        state = reader.var_string()
+        try:
+            # Empty means "no state" to Yjs, like null.
+            if state:
+                orjson.loads(state)
+        except orjson.JSONDecodeError:
+            raise YProtocolError("awareness state is not JSON") from None
+        entries.append(AwarenessEntry(client_id, clock, state))
+    reader.done()
+    return tuple(entries)
+
+
+def encode_awareness(entries: list[AwarenessEntry] | tuple[AwarenessEntry, ...]) -> bytes:
+    out = [write_var_uint(len(entries))]
+    for entry in entries:
+        state = entry.state.encode()
+        out += [write_var_uint(entry.client_id), write_var_uint(entry.clock),
+                write_var_uint(len(state)), state]
+    return b"".join(out)
+
+
+def removal(entries: list[AwarenessEntry] | tuple[AwarenessEntry, ...]) -> bytes:
+    """The awareness update saying these clients are gone (clock + 1, state null)."""
+    return encode_awareness([AwarenessEntry(e.client_id, e.clock + 1, "null") for e in entries])
+
+
+def _y_bytes(prefix: list[int], payload: bytes) -> bytes:
+    return bytes(prefix) + write_var_uint(len(payload)) + payload
+
+
+def sync_step1(state_vector: bytes) -> bytes:
+    return _y_bytes([MESSAGE_SYNC, SYNC_STEP1], state_vector)
+
+
+def sync_step2(update: bytes) -> bytes:
+    return _y_bytes([MESSAGE_SYNC, SYNC_STEP2], update)
+
+
+def sync_update(update: bytes) -> bytes:
+    return _y_bytes([MESSAGE_SYNC, SYNC_UPDATE], update)
+
+
+def awareness_message(update: bytes) -> bytes:
+    return _y_bytes([MESSAGE_AWARENESS], update)
+
+
+# --- document channel frames ---------------------------------------------------------------
+
+DOC_UPDATE = 0
+DOC_AWARENESS = 1
+DOC_QUERY = 2
+NOBODY = bytes(16)
+_U64 = struct.Struct(">Q")
+
+
+@dataclass(frozen=True, slots=True)
+class DocFrame:
+    """One frame on a session's document channel.
+
+    byte 0 kind, bytes 1-16 origin connection id (zeros: the sessions service), then
+    kind 0 (update): 8-byte big-endian version + the Yjs update;
+    kind 1 (awareness): 16-byte target connection id (zeros: everyone) + awareness update;
+    kind 2 (awareness query): nothing; every gateway answers with its clients' states.
+    """
+
+    kind: int
+    origin: bytes
+    payload: bytes = b""
+    version: int = 0
+    target: bytes = NOBODY
+
+    def encode(self) -> bytes:
+        head = bytes([self.kind]) + self.origin
+        if self.kind == DOC_UPDATE:
+            return head + _U64.pack(self.version) + self.payload
+        if self.kind == DOC_AWARENESS:
+            return head + self.target + self.payload
+        return head
+
+    @classmethod
+    def decode(cls, data: bytes) -> DocFrame:
+        if len(data) < 17:
+            raise ValueError("document frame too short")
+        kind, origin = data[0], data[1:17]
+        if kind == DOC_UPDATE:
+            if len(data) < 25:
+                raise ValueError("update frame too short")
+            return cls(kind, origin, data[25:], version=_U64.unpack_from(data, 17)[0])
+        if kind == DOC_AWARENESS:
+            if len(data) < 33:
+                raise ValueError("awareness frame too short")
+            return cls(kind, origin, data[33:], target=data[17:33])
+        if kind == DOC_QUERY:
+            return cls(kind, origin)
+        raise ValueError(f"unknown document frame kind {kind}")
+
+
+def new_connection_id() -> uuid.UUID:
+    return uuid.uuid4()

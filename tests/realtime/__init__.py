@@ -1,0 +1,1 @@
+"""Realtime: framing, flow control, connections, the hub, and the stored document."""
