@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -21,7 +22,23 @@ from services.sessions.repository import Repository
 log = logging.getLogger(__name__)
 
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop.
+
+    redis-py can turn a cancellation that lands during a blocking read into its
+    own TimeoutError; a loop that retries on Redis errors would then run on after
+    shutdown asked it to stop. Loops call this wherever they swallow errors.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 _NOT_MEMBER = b"-"
+# Invalidation writes a short-lived tombstone instead of deleting, and fills use SET NX:
+# a reader that loaded the old row just before a write commits cannot put it back.
+_TOMBSTONE = b"~"
+TOMBSTONE_SECONDS = 2.0
 
 
 class RedisGuard:
@@ -72,31 +89,38 @@ class Cache:
                 self._count(cache, "error")
             return [None] * len(items)
         try:
-            values: list[bytes | None] = await self._guard.redis.mget([key for _, key in items])
+            values: list[Any] = await self._guard.redis.mget([key for _, key in items])
         except REDIS_ERRORS as exc:
             self._guard.failed("cache read", exc)
             for cache, _ in items:
                 self._count(cache, "error")
             return [None] * len(items)
+        out: list[bytes | None] = []
         for (cache, _), value in zip(items, values, strict=True):
-            self._count(cache, "miss" if value is None else "hit")
-        return values
+            fresh = value is not None and value != _TOMBSTONE
+            self._count(cache, "hit" if fresh else "miss")
+            out.append(value if fresh else None)
+        return out
 
-    async def set(self, key: str, value: bytes, ttl: float) -> None:
+    async def fill(self, key: str, value: bytes, ttl: float) -> None:
+        """Store a value read from the database unless the key was invalidated meanwhile."""
         if not self._guard.available:
             return
         try:
-            await self._guard.redis.set(key, value, px=int(ttl * 1000))
+            await self._guard.redis.set(key, value, px=int(ttl * 1000), nx=True)
         except REDIS_ERRORS as exc:
             self._guard.failed("cache write", exc)
 
-    async def delete(self, *keys: str) -> None:
-        # Invalidation is attempted even while the breaker is open: a stale entry
-        # outliving an outage is worse than one more failed call. TTLs bound the rest.
+    async def invalidate(self, *keys: str) -> None:
+        # Attempted even while the breaker is open: a stale entry outliving an
+        # outage is worse than one more failed call. TTLs bound what remains.
         if not keys:
             return
         try:
-            await self._guard.redis.delete(*keys)
+            async with self._guard.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.set(key, _TOMBSTONE, px=int(TOMBSTONE_SECONDS * 1000))
+                await pipe.execute()
             self._guard.succeeded()
         except REDIS_ERRORS as exc:
             self._guard.failed("cache invalidation", exc)
@@ -147,16 +171,15 @@ class MembershipChecker:
         raw_session = cached[0]
         raw_role = cached[1] if user_id is not None else None
         if raw_session is not None and (user_id is None or raw_role is not None):
-            session = _session_from_cache(raw_session)
-            return session, _role(raw_role)
-        session, role = await self._repo.session_and_role(session_id, user_id)
-        if session is None:
+            return _session_from_cache(raw_session), _role(raw_role)
+        row, role = await self._repo.session_and_role(session_id, user_id)
+        if row is None:
             return None, None
-        await self._cache.set(self.session_key(session_id), _session_to_cache(session), self.ttl)
+        await self._cache.fill(self.session_key(session_id), _session_to_cache(row), self.ttl)
         if user_id is not None:
-            await self._cache.set(self.member_key(session_id, user_id),
-                                  role.encode() if role else _NOT_MEMBER, self.ttl)
-        return session, Role(role) if role else None
+            await self._cache.fill(self.member_key(session_id, user_id),
+                                   role.encode() if role else _NOT_MEMBER, self.ttl)
+        return row, Role(role) if role else None
 
     async def role(self, session_id: str, user_id: str) -> Role | None:
         """The user's role, or None when they are not a member (or there is no such session)."""
@@ -192,7 +215,7 @@ class MembershipChecker:
                 row["joined_at"] = datetime.fromisoformat(row["joined_at"])
             return rows
         rows = await self._repo.members(session_id)
-        await self._cache.set(self.members_key(session_id),
+        await self._cache.fill(self.members_key(session_id),
                               orjson.dumps(rows, default=str), self.ttl)
         return rows
 
@@ -203,7 +226,7 @@ class MembershipChecker:
             keys.append(self.session_key(session_id))
         if members:
             keys.append(self.members_key(session_id))
-        await self._cache.delete(*keys)
+        await self._cache.invalidate(*keys)
 
 
 def _role(raw: bytes | None) -> Role | None:

@@ -87,7 +87,7 @@ INVITE_DEFAULT_SECONDS = 7 * 24 * 3600
 INVITE_MIN_SECONDS = 60
 INVITE_MAX_SECONDS = 30 * 24 * 3600
 INVITE_MAX_USES = 1000
-TOKEN_PREFIX = "tdi_"
+TOKEN_PREFIX = "tdi_"  # noqa: S105 - a marker that makes leaked tokens greppable, not a secret
 
 # Other services may append only their own families of events to a session's log.
 APPEND_PREFIXES = ("review.", "ai.")
@@ -99,7 +99,7 @@ PAYLOAD_MAX_BYTES = 32 * 1024
 # overrides and isolates that can make text display differently from what it is
 # ("Trojan Source"). Other format characters stay: emoji sequences need U+200D.
 _CONTROLS = {c: None for c in (*range(0x00, 0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
-_CONTROLS.update({c: None for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+_CONTROLS.update(dict.fromkeys((*range(0x202A, 0x202F), *range(0x2066, 0x206A))))
 
 
 def strip_controls(text: str) -> str:

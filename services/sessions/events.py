@@ -18,9 +18,8 @@ from typing import Any
 
 import orjson
 
-from services.common.grpcserver import Resources
 from services.common.redisutil import KeySpace
-from services.sessions.cache import REDIS_ERRORS, RedisGuard
+from services.sessions.cache import REDIS_ERRORS, RedisGuard, stop_if_cancelled
 from services.sessions.domain import rfc3339
 from services.sessions.repository import DomainEvent, Event, Repository
 
@@ -112,14 +111,15 @@ class Publisher:
             return len(rows)
 
 
-async def run_outbox_relay(res: Resources, publisher: Publisher,
-                           interval: float = RELAY_INTERVAL_SECONDS) -> None:
+async def run_outbox_relay(publisher: Publisher, interval: float = RELAY_INTERVAL_SECONDS) -> None:
     """Background loop: keep the outbox drained whenever Redis and PostgreSQL answer."""
     while True:
         try:
             await publisher.relay_once()
         except REDIS_ERRORS as exc:
+            stop_if_cancelled()
             log.debug("outbox relay waits for redis: %s", type(exc).__name__)
-        except Exception as exc:  # noqa: BLE001 - database trouble: try again next round
+        except Exception as exc:  # database trouble: try again next round
+            stop_if_cancelled()
             log.warning("outbox relay failed: %s", type(exc).__name__)
         await asyncio.sleep(interval)

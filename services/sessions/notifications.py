@@ -22,7 +22,7 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from services.common.grpcserver import Resources
-from services.sessions.cache import REDIS_ERRORS
+from services.sessions.cache import REDIS_ERRORS, stop_if_cancelled
 from services.sessions.events import stream
 from services.sessions.repository import Repository
 
@@ -86,9 +86,9 @@ class NotificationConsumer:
 
     async def read(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
         """New entries for this consumer (blocks up to block_ms)."""
-        reply = await self._redis.xreadgroup(self._group, self.name, {self._stream: ">"},
-                                             count=self._settings.batch,
-                                             block=self._settings.block_ms)
+        reply: Any = await self._redis.xreadgroup(self._group, self.name, {self._stream: ">"},
+                                                  count=self._settings.batch,
+                                                  block=self._settings.block_ms)
         return [entry for _, entries in reply or () for entry in entries]
 
     async def claim_stale(self) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -96,9 +96,9 @@ class NotificationConsumer:
         claimed: list[tuple[bytes, dict[bytes, bytes]]] = []
         start: bytes | str = "0-0"
         while True:
-            reply = await self._redis.xautoclaim(self._stream, self._group, self.name,
-                                                 min_idle_time=self._settings.claim_idle_ms,
-                                                 start_id=start, count=self._settings.batch)
+            reply: Any = await self._redis.xautoclaim(self._stream, self._group, self.name,
+                                                      min_idle_time=self._settings.claim_idle_ms,
+                                                      start_id=start, count=self._settings.batch)
             start, entries = reply[0], reply[1]
             # Entries deleted from the stream while pending come back as None.
             claimed.extend(e for e in entries if e and e[1])
@@ -130,6 +130,7 @@ class NotificationConsumer:
         loop = asyncio.get_running_loop()
         next_claim = 0.0
         while True:
+            stop_if_cancelled()
             if loop.time() >= next_claim:
                 await self.handle(await self.claim_stale())
                 next_claim = loop.time() + self._settings.claim_every_seconds
@@ -153,8 +154,10 @@ async def run_notifications(res: Resources, settings: ConsumerSettings) -> None:
             try:
                 await consumer.run()
             except REDIS_ERRORS as exc:
+                stop_if_cancelled()
                 log.warning("notifications consumer waits for redis: %s", type(exc).__name__)
-            except Exception as exc:  # noqa: BLE001 - database trouble: entries stay pending
+            except Exception as exc:  # database trouble: entries stay pending
+                stop_if_cancelled()
                 log.warning("notifications consumer failed: %s", type(exc).__name__)
             # Back off while failures repeat; a loop that ran fine for a while starts over.
             delay = 0.5 if loop.time() - started > 30 else min(delay * 2, 10.0)

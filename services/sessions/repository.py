@@ -23,7 +23,7 @@ _INVITATION_COLS = ("i.id, i.session_id, i.role, i.status, i.invitee_id, i.invit
 # Addressed to a user: by id, or by login while no user id is known yet.
 _ADDRESSED = ("(i.invitee_id = %(uid)s OR (i.invitee_id IS NULL AND i.invitee_login IS NOT NULL"
               " AND lower(i.invitee_login) = lower(%(login)s)))")
-_NOTIFIED = ("(n.recipient_id = %(uid)s OR (n.recipient_id IS NULL"
+_NOTIFIED = ("(n.recipient_id = %(uid)s OR (n.recipient_id IS NULL AND n.recipient_login IS NOT NULL"
              " AND lower(n.recipient_login) = lower(%(login)s)))")
 
 
@@ -104,7 +104,7 @@ class Repository:
         return int(row["last_seq"]) if row else 0
 
     async def list_sessions(self, user_id: str, limit: int,
-                            after: tuple[datetime, str] | None) -> list[dict[str, Any]]:
+                            after: tuple[Any, ...] | None) -> list[dict[str, Any]]:
         """The user's sessions, newest first: one range scan of members_by_user (keyset)."""
         if after is None:
             return await self._all(
@@ -190,7 +190,7 @@ class Repository:
         return row is not None
 
     async def invitations_for(self, user_id: str, login: str, limit: int,
-                              after: tuple[int, datetime, str] | None) -> list[dict[str, Any]]:
+                              after: tuple[Any, ...] | None) -> list[dict[str, Any]]:
         """Invitations addressed to the user, usable (pending, unexpired) ones first."""
         params: dict[str, Any] = {"uid": user_id, "login": login, "limit": limit}
         page = ""
@@ -207,7 +207,7 @@ class Repository:
     # --- notifications -----------------------------------------------------------------
 
     async def notifications(self, user_id: str, login: str, unread_only: bool, limit: int,
-                            after: tuple[datetime, str] | None) -> list[dict[str, Any]]:
+                            after: tuple[Any, ...] | None) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"uid": user_id, "login": login, "limit": limit}
         where = _NOTIFIED
         if unread_only:
@@ -321,6 +321,9 @@ class Tx:
         """Delete the session and everything under it; returns the former members' ids."""
         rows = await self._all("SELECT user_id FROM members WHERE session_id = %s", (session_id,))
         await self.conn.execute(b"DELETE FROM notifications WHERE session_id = %s", (session_id,))
+        # The shared document's tables (migration 050) carry no foreign key.
+        await self.conn.execute(b"DELETE FROM document_updates WHERE session_id = %s", (session_id,))
+        await self.conn.execute(b"DELETE FROM documents WHERE session_id = %s", (session_id,))
         await self.conn.execute(b"DELETE FROM sessions WHERE id = %s", (session_id,))
         return [str(r["user_id"]) for r in rows]
 
@@ -420,6 +423,11 @@ class Tx:
             b"status = CASE WHEN uses + 1 >= max_uses THEN 'accepted' ELSE status END, "
             b"invitee_id = CASE WHEN %s THEN %s::uuid ELSE invitee_id END WHERE id = %s",
             (addressed, user_id, invitation_id))
+
+    async def used_invitation(self, invitation_id: str, user_id: str) -> bool:
+        row = await self._one("SELECT 1 AS used FROM invitation_uses "
+                              "WHERE invitation_id = %s AND user_id = %s", (invitation_id, user_id))
+        return row is not None
 
     async def set_invitation_status(self, invitation_id: str, status: str) -> None:
         await self.conn.execute(

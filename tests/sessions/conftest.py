@@ -1,0 +1,147 @@
+"""Fixtures for the sessions service over real gRPC: a stack, a stub and four signed-in users."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from tandem.sessions.v1 import sessions_pb2 as pb
+from tandem.sessions.v1 import sessions_pb2_grpc
+
+from services.common.grpcserver import Resources
+from services.common.identity import service_metadata
+from tests.helpers.identity import SignedIn, sign_in_grpc
+
+T = TypeVar("T")
+
+# Every in-process GitHub stand-in numbers new accounts from the same first id, and
+# the auth service keys users by GitHub id: without distinct ranges, "new" users of
+# different tests in the run's one database would be the same Tandem user.
+# A random base per test process keeps parallel runs sharing one server apart too.
+_ACCOUNT_BASE = 1_000_000 * (1 + secrets.randbelow(10_000))
+_ACCOUNT_RANGES = itertools.count()
+_ACCOUNTS_PER_TEST = 1000
+
+
+def unique_login(role: str) -> str:
+    """A login nobody else in the run uses: lists per user start empty in every test."""
+    return f"{role}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class World:
+    """A running auth + sessions stack and the people in a test's story."""
+
+    stub: sessions_pb2_grpc.SessionsServiceStub
+    channel: grpc.aio.Channel
+    auth_channel: grpc.aio.Channel
+    res: Resources
+    env: dict[str, str]
+    owner: SignedIn
+    editor: SignedIn
+    viewer: SignedIn
+    stranger: SignedIn
+
+    @property
+    def internal(self) -> list[tuple[str, str]]:
+        return service_metadata(self.res.config.service_token)
+
+    async def sign_in(self, role: str) -> SignedIn:
+        return await sign_in_grpc(self.auth_channel, unique_login(role))
+
+    async def create(self, title: str = "Pairing", user: SignedIn | None = None,
+                     **fields: Any) -> pb.Session:
+        reply = await self.stub.CreateSession(pb.CreateSessionRequest(title=title, **fields),
+                                              metadata=(user or self.owner).metadata)
+        return reply.session
+
+    async def join(self, session_id: str, user: SignedIn, role: pb.Role.ValueType,
+                   owner: SignedIn | None = None) -> None:
+        """Invite `user` by login and accept: the way a member really joins."""
+        invitation = await self.stub.CreateInvitation(
+            pb.CreateInvitationRequest(session_id=session_id, github_login=user.login, role=role),
+            metadata=(owner or self.owner).metadata)
+        await self.stub.AcceptInvitation(
+            pb.AcceptInvitationRequest(invitation_id=invitation.invitation.id),
+            metadata=user.metadata)
+
+    async def session_with_members(self) -> pb.Session:
+        """A session owned by `owner` with `editor` and `viewer` in it."""
+        session = await self.create()
+        await self.join(session.id, self.editor, pb.ROLE_EDITOR)
+        await self.join(session.id, self.viewer, pb.ROLE_VIEWER)
+        return session
+
+    async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
+        """Direct database access for what a test must arrange or inspect (expiry, counts)."""
+        async with self.res.pool.connection() as conn:
+            cur = await conn.execute(query.encode(), params)
+            return await cur.fetchall() if cur.description else []
+
+
+async def expect_code(code: grpc.StatusCode, call: Awaitable[Any]) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    assert info.value.code() == code, info.value.details()
+    return info.value
+
+
+def reason(error: grpc.aio.AioRpcError) -> str | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == "tandem-reason":
+            return str(value)
+    return None
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
+    """Poll `check` until it returns something truthy, within a deadline."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if loop.time() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def github_standin() -> AsyncIterator[str]:
+    """The stand-in of tests/conftest.py, handing out account ids no other test uses."""
+    from aiohttp import web
+
+    from standins.github.app import create_app
+    from standins.github.config import StandinConfig
+    from standins.github.keys import STATE_KEY
+
+    app = create_app(StandinConfig())
+    app[STATE_KEY].next_account_id += _ACCOUNT_BASE + next(_ACCOUNT_RANGES) * _ACCOUNTS_PER_TEST
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def world(stack: Callable[..., Any]) -> AsyncIterator[World]:
+    async with stack("sessions", NOTIFICATIONS_CLAIM_IDLE_SECONDS="0.2") as s, \
+            grpc.aio.insecure_channel(s.addr("auth")) as auth_channel, \
+            grpc.aio.insecure_channel(s.addr("sessions")) as channel:
+        users = [await sign_in_grpc(auth_channel, unique_login(role))
+                 for role in ("owner", "editor", "viewer", "stranger")]
+        yield World(sessions_pb2_grpc.SessionsServiceStub(channel), channel, auth_channel,
+                    s.runtimes["sessions"].resources, s.env, *users)
+
+
