@@ -418,6 +418,14 @@ class ServiceRuntime:
             await self.stop()
 
 
+def _raise_if_cancelling() -> None:
+    """redis-py can turn a cancellation into its own TimeoutError mid-read; a loop that
+    retries on errors would then never stop. Honour the pending cancellation instead."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _supervise(job: Background, res: Resources) -> None:
     """Run a background loop forever, restarting it after unexpected failures."""
     delay = 0.5

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -24,9 +23,6 @@ T = TypeVar("T")
 # the auth service keys users by GitHub id: without distinct ranges, "new" users of
 # different tests in the run's one database would be the same Tandem user.
 # A random base per test process keeps parallel runs sharing one server apart too.
-_ACCOUNT_BASE = 1_000_000 * (1 + secrets.randbelow(10_000))
-_ACCOUNT_RANGES = itertools.count()
-_ACCOUNTS_PER_TEST = 1000
 
 
 def unique_login(role: str) -> str:
@@ -110,28 +106,6 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
         if loop.time() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def github_standin() -> AsyncIterator[str]:
-    """The stand-in of tests/conftest.py, handing out account ids no other test uses."""
-    from aiohttp import web
-
-    from standins.github.app import create_app
-    from standins.github.config import StandinConfig
-    from standins.github.keys import STATE_KEY
-
-    app = create_app(StandinConfig())
-    app[STATE_KEY].next_account_id += _ACCOUNT_BASE + next(_ACCOUNT_RANGES) * _ACCOUNTS_PER_TEST
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
