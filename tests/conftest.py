@@ -99,6 +99,10 @@ def base_env(database_url: str, redis_url: str, redis_prefix: str) -> dict[str, 
         "SERVICE_TOKEN": "test-service-token-" + secrets.token_hex(8),
         "TOKEN_ENCRYPTION_KEY": "7cXu5YdQz8yT4vVnqkR9cH1o0mQmJb5q3VtQ0y2Lw8c=",
         "ACCESS_LOG": "false",
+        # Every test signs in from 127.0.0.1: the per-IP auth limit would trip across the
+        # run. Tests of the limits start platforms of their own with small ones.
+        "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
+        "RATE_LIMIT_USER_PER_MINUTE": "100000",
     })
     return env
 

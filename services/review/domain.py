@@ -147,7 +147,16 @@ def check_body(body: str, field: str = "body", *, allow_empty: bool = False) -> 
     if len(body) > MAX_BODY:
         raise InvalidArgument(f"{field} is longer than {MAX_BODY} characters",
                               [FieldViolation(field, f"at most {MAX_BODY} characters")])
+    if "\x00" in body:
+        # PostgreSQL text cannot hold NUL: refuse it here instead of failing the insert (500).
+        raise InvalidArgument(f"{field} must not contain NUL characters",
+                              [FieldViolation(field, "must not contain NUL characters")])
     return body
+
+
+def storable_path(path: str) -> bool:
+    """Whether `path` can name a file of a review (and be used in a query: no NUL)."""
+    return 0 < len(path) <= MAX_PATH and "\x00" not in path
 
 
 def check_import(repo: str, pull_number: int, ref: str) -> None:
@@ -396,7 +405,7 @@ class ReviewDomain:
         return FileView(file, await self._content(review, file, caller), review.head_sha)
 
     async def _file(self, review: Review, path: str) -> ReviewFile:
-        file = await self._repo.get_file(review.id, path) if 0 < len(path) <= MAX_PATH else None
+        file = await self._repo.get_file(review.id, path) if storable_path(path) else None
         if file is None:
             raise NotFound("file not found in this review")
         return file
@@ -443,7 +452,7 @@ class ReviewDomain:
         review = await self._review(caller, review_id, "write")
         user = caller.require_user()
         check_body(body)
-        file = await self._repo.get_file(review.id, path) if 0 < len(path) <= MAX_PATH else None
+        file = await self._repo.get_file(review.id, path) if storable_path(path) else None
         if file is None:
             raise unprocessable("path", "path is not a file of this review")
         content = await self._content(review, file, caller) if side == "RIGHT" else None
@@ -645,9 +654,15 @@ class ReviewDomain:
         for review in await self._repo.reviews_for_pull(repo, number):
             try:
                 await self.refresh(review)
-            except DomainError as exc:
+            except Unavailable as exc:
+                # Transient (GitHub down, rate-limited): worth a redelivery.
                 failed += 1
                 log.warning("could not refresh a review after a push",
+                            extra={"review_id": review.id, "error": exc.message})
+            except DomainError as exc:
+                # Permanent for this review (importer's token revoked, PR gone): a
+                # redelivery would fail the same way and hold back every other review.
+                log.warning("review left at its old head after a push",
                             extra={"review_id": review.id, "error": exc.message})
         if failed:
             # Answer an error so the delivery shows as failed and a redelivery

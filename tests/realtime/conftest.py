@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.sessions.conftest import github_standin, world
+from tests.sessions.conftest import world
 
-__all__ = ["github_standin", "world"]
+__all__ = ["world"]
