@@ -208,10 +208,7 @@ async def get_commit(request: web.Request) -> web.Response:
     commit = state.resolve_ref(repo, ref)
     if commit is None:
         raise ApiError(422, f"No commit found for SHA: {ref}", DOCS_COMMIT)
-    if commit.parents:
-        changes = state.changes(repo, commit.parents[0], commit.sha)
-    else:
-        changes = compare_trees({}, commit.files)
+    changes = state.changes(repo, commit.parents[0], commit.sha) if commit.parents else compare_trees({}, commit.files)
     if _wants(request, DIFF_TYPES):
         return cacheable(request, git_diff(changes).encode(), "application/vnd.github.diff")
     return cacheable_json(request, request.app[RENDERER_KEY].commit(repo, commit, changes))

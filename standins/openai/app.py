@@ -362,10 +362,7 @@ async def openai_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        if exc.status in (404, 405):
-            message = f"Invalid URL ({request.method} {request.path})"
-        else:
-            message = exc.reason
+        message = f"Invalid URL ({request.method} {request.path})" if exc.status in (404, 405) else exc.reason
         return _error_response(OpenAIError(exc.status, message))
     except Exception:
         # A bug in the stand-in; still answer in OpenAI's shape so clients parse it.
