@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ValidationError
 
 from gateway.errors import ApiError
+from services.common.timeconv import datetime_rfc3339, timestamp_rfc3339
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,10 +50,8 @@ def rfc3339(ts: Timestamp | datetime | None) -> str | None:
     if ts is None:
         return None
     if isinstance(ts, Timestamp):
-        if ts.seconds == 0 and ts.nanos == 0:
-            return None
-        ts = ts.ToDatetime(tzinfo=UTC)
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return timestamp_rfc3339(ts)
+    return datetime_rfc3339(ts)
 
 
 def path_uuid(request: web.Request, name: str, what: str) -> str:

@@ -14,6 +14,7 @@ from tandem.ai.v1 import ai_pb2, ai_pb2_grpc
 from services.ai.domain import Finding, Job, JobKind, JobStatus
 from services.ai.usecases import AiApp
 from services.common.identity import Authenticator
+from services.common.timeconv import to_timestamp
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
@@ -26,11 +27,7 @@ _KIND = {JobKind.REVIEW: ai_pb2.JOB_KIND_REVIEW, JobKind.DOCUMENT: ai_pb2.JOB_KI
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    stamp = Timestamp()
-    stamp.FromDatetime(value)
-    return stamp
+    return None if value is None else to_timestamp(value)
 
 
 def finding_pb(finding: Finding, index: int) -> ai_pb2.Finding:

@@ -5,19 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from services.auth.domain import AuthDomain, Issued
 from services.auth.keys import SigningKeys
 from services.common.identity import Authenticator
+from services.common.timeconv import to_timestamp
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 
 
 def user_pb(row: dict[str, Any]) -> auth_pb2.User:
-    created = Timestamp()
-    created.FromDatetime(row["created_at"])
+    created = to_timestamp(row["created_at"])
     return auth_pb2.User(id=str(row["id"]), github_id=int(row["github_id"]),
                          github_login=row["github_login"], name=row["name"],
                          avatar_url=row["avatar_url"], created_at=created)

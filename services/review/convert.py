@@ -8,6 +8,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.review.v1 import review_pb2
 
+from services.common.timeconv import to_timestamp
 from services.review import views
 from services.review.diffs import Hunk
 from services.review.models import Comment, Published, Review, Thread, Verdict
@@ -19,11 +20,7 @@ VERDICTS = {"approve": review_pb2.VERDICT_STATE_APPROVE,
 
 
 def ts(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    out = Timestamp()
-    out.FromDatetime(value)
-    return out
+    return None if value is None else to_timestamp(value)
 
 
 def verdict_pb(v: Verdict) -> review_pb2.Verdict:

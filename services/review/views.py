@@ -7,11 +7,12 @@ of a change.
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.review.v1 import review_pb2
+
+from services.common.timeconv import timestamp_rfc3339
 
 SIDE_NAMES = {review_pb2.SIDE_LEFT: "LEFT", review_pb2.SIDE_RIGHT: "RIGHT"}
 VERDICT_NAMES = {review_pb2.VERDICT_STATE_APPROVE: "approve",
@@ -21,9 +22,7 @@ VERDICT_NAMES = {review_pb2.VERDICT_STATE_APPROVE: "approve",
 
 def timestamp(ts: Timestamp) -> str | None:
     """RFC 3339 UTC with a Z, or None for an unset timestamp."""
-    if ts.seconds == 0 and ts.nanos == 0:
-        return None
-    return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+    return timestamp_rfc3339(ts)
 
 
 def file_summary_json(f: review_pb2.ReviewFile) -> dict[str, Any]:

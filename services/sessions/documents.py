@@ -43,6 +43,7 @@ from services.common.context import session_id_var
 from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.common.grpcserver import Resources
 from services.common.identity import Caller
+from services.common.timeconv import to_timestamp
 from services.sessions.domain import Membership, Role, Status, parse_uuid
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,7 @@ class _Loaded:
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
-    if value is None:
-        return None
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    return None if value is None else to_timestamp(value)
 
 
 def _text(doc: Doc[Any]) -> str:

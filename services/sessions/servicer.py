@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
 from services.common.identity import Authenticator
+from services.common.timeconv import to_timestamp
 from services.sessions.documents import DocumentService
 from services.sessions.domain import InvitationState, Role, Status, invitation_state
 from services.sessions.repository import Event
@@ -32,9 +33,7 @@ _INVITATION_PB = {
 
 
 def _ts(value: datetime) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
+    return to_timestamp(value)
 
 
 def _role(value: str | Role | None) -> pb.Role.ValueType:

@@ -1,0 +1,39 @@
+"""Fast conversions between datetimes, protobuf Timestamps and RFC 3339 strings.
+
+protobuf's FromDatetime/ToDatetime are pure Python and showed up at 15-20 % of
+the CPU of list endpoints (50 rows x 2 timestamps per request); plain
+arithmetic does the same work several times faster.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_timestamp(value: datetime) -> Timestamp:
+    """An aware datetime as a Timestamp (naive datetimes are taken as UTC)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
+
+
+def timestamp_rfc3339(ts: Timestamp) -> str | None:
+    """RFC 3339 UTC with microseconds (`2026-11-22T01:02:03.456789Z`); None for an unset Timestamp."""
+    seconds, nanos = ts.seconds, ts.nanos
+    if not seconds and not nanos:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1000:06d}Z"
+
+
+def datetime_rfc3339(value: datetime) -> str:
+    """The same format from a datetime."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond:06d}Z"

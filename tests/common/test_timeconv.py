@@ -1,0 +1,33 @@
+"""Fast timestamp conversions agree with protobuf's own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.common.timeconv import datetime_rfc3339, timestamp_rfc3339, to_timestamp
+
+
+@pytest.mark.parametrize("value", [
+    datetime(2026, 11, 22, 1, 2, 3, 456789, tzinfo=UTC),
+    datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 1, 1, 0, 0, 0, 0, tzinfo=UTC),
+    datetime(2026, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+])
+def test_to_timestamp_matches_protobuf(value: datetime) -> None:
+    expected = Timestamp()
+    expected.FromDatetime(value)
+    assert to_timestamp(value) == expected
+    assert to_timestamp(value).ToDatetime(tzinfo=UTC) == value.astimezone(UTC)
+
+
+def test_rfc3339_formats() -> None:
+    value = datetime(2026, 11, 22, 1, 2, 3, 456789, tzinfo=UTC)
+    assert timestamp_rfc3339(to_timestamp(value)) == "2026-11-22T01:02:03.456789Z"
+    assert datetime_rfc3339(value) == "2026-11-22T01:02:03.456789Z"
+    assert timestamp_rfc3339(Timestamp()) is None
+    whole = datetime(2026, 1, 1, tzinfo=UTC)
+    assert timestamp_rfc3339(to_timestamp(whole)) == "2026-01-01T00:00:00.000000Z"
+    assert datetime.fromisoformat(timestamp_rfc3339(to_timestamp(value)) or "") == value
