@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import redis
 
-from scripts.platform import python_env
+from scripts.platform import LocalPlatform, python_env
 from services.common.config import CommonConfig, Env
 from services.common.grpcserver import ServiceRuntime
 
@@ -99,12 +99,25 @@ def base_env(database_url: str, redis_url: str, redis_prefix: str) -> dict[str, 
         "SERVICE_TOKEN": "test-service-token-" + secrets.token_hex(8),
         "TOKEN_ENCRYPTION_KEY": "7cXu5YdQz8yT4vVnqkR9cH1o0mQmJb5q3VtQ0y2Lw8c=",
         "ACCESS_LOG": "false",
+        # Several platforms and in-process services run at once in a test run; small pools
+        # keep them well inside PostgreSQL's default max_connections (100).
+        "DB_POOL_MAX": "4",
         # Every test signs in from 127.0.0.1: the per-IP auth limit would trip across the
         # run. Tests of the limits start platforms of their own with small ones.
         "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
         "RATE_LIMIT_USER_PER_MINUTE": "100000",
     })
     return env
+
+
+@pytest.fixture(scope="session")
+def platform(base_env: dict[str, str]) -> Iterator[LocalPlatform]:
+    """One platform of real processes shared by the end-to-end tests of a run (one per run:
+    each platform holds database connections, so folders must not start their own copy)."""
+    plat = LocalPlatform.create(base_env)
+    with plat:
+        plat.wait_ready(90)
+        yield plat
 
 
 RuntimeFactory = Callable[..., contextlib.AbstractAsyncContextManager[ServiceRuntime]]

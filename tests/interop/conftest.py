@@ -1,4 +1,4 @@
-"""Interop fixtures: the shared platform, and yjs + y-websocket + ws installed once by npm."""
+"""Interop fixtures: yjs + y-websocket + ws installed once by npm."""
 
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ from pathlib import Path
 import pytest
 
 from scripts.platform import ROOT
-from tests.e2e.conftest import platform
-
-__all__ = ["platform"]
 
 CACHE = ROOT / ".data" / "node-interop"
 PACKAGES = {"yjs": "^13.6.0", "y-websocket": "^3.0.0", "ws": "^8.18.0"}
