@@ -7,6 +7,8 @@ local scenario_response = response
 
 setup = function(thread)
   table.insert(threads, thread)
+  -- 0, 1, ...: a scenario script's init() can read it to give each thread its own share.
+  thread:set("thread_index", #threads - 1)
 end
 
 -- Per-thread global: each wrk thread runs its own Lua state; done() reads it via thread:get.

@@ -6,7 +6,7 @@ from importlib import import_module
 
 # Explicit, not alphabetical: registration order is the order of the table. A feature adds
 # its module here (before "rss", which is listed last although it is measured first).
-MODULES = ("system", "auth", "ai", "rss")
+MODULES = ("system", "auth", "sessions", "mixed", "realtime", "review", "ai", "rss")
 
 for _module in MODULES:
     import_module(f"{__name__}.{_module}")
