@@ -12,11 +12,12 @@ from gateway import keys
 from gateway.auth import verifier_ctx
 from gateway.config import GatewayConfig
 from gateway.grpc_clients import Backends
-from gateway.middlewares import make_outer_middleware, remove_server_banner
+from gateway.middlewares import hide_server_version, make_outer_middleware, remove_server_banner
 from gateway.openapi import RouteTable
 from gateway.ratelimit import RateLimiter
 from gateway.realtime import routes as realtime
 from gateway.routes import ai, auth, documents, invitations, notifications, review, sessions, system
+from gateway.usercache import UserCache
 from services.common.redisutil import create_redis
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ def create_app(config: GatewayConfig) -> web.Application:
     # Realtime clients are flushed and closed with 1012 once the listener has stopped.
     app.on_shutdown.append(realtime.drain)
     app[keys.JWKS_CACHE] = [None, 0.0]
+    app[keys.USER_CACHE] = UserCache()
     app.on_response_prepare.append(remove_server_banner)
+    hide_server_version()
     table = build_routes()
     table.install(app.router)
     system.add_static(app)

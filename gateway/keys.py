@@ -10,6 +10,7 @@ from gateway.grpc_clients import Backends
 from gateway.ratelimit import RateLimiter
 from gateway.realtime.config import RealtimeConfig
 from gateway.realtime.hub import Hub
+from gateway.usercache import UserCache
 
 CONFIG = web.AppKey("config", GatewayConfig)
 REDIS = web.AppKey("redis", Redis)
@@ -19,3 +20,4 @@ REALTIME = web.AppKey("realtime", RealtimeConfig)
 HUB = web.AppKey("hub", Hub)
 # [document, loaded_at]: the JWKS served at /.well-known/jwks.json, cached briefly.
 JWKS_CACHE = web.AppKey("jwks_cache", list)
+USER_CACHE = web.AppKey("user_cache", UserCache)

@@ -154,16 +154,21 @@ def _ghost(user_id: str) -> dict[str, Any]:
 
 
 async def users_by_id(request: web.Request, auth: Auth, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """User objects for the ids, from one BatchGetUsers call."""
+    """User objects for the ids: from the gateway's short-lived cache, else one BatchGetUsers call."""
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
-    backends = request.app[keys.BACKENDS]
-    reply = await backends.call("auth", "BatchGetUsers", backends.auth.BatchGetUsers,
-                                auth_pb2.BatchGetUsersRequest(user_ids=wanted), token=auth.token)
-    found = {u.id: {"id": u.id, "github_login": u.github_login, "name": u.name,
-                    "avatar_url": u.avatar_url, "created_at": rfc3339(u.created_at)}
-             for u in reply.users}
+    cache = request.app[keys.USER_CACHE]
+    found, missing = cache.get_many(wanted)
+    if missing:
+        backends = request.app[keys.BACKENDS]
+        reply = await backends.call("auth", "BatchGetUsers", backends.auth.BatchGetUsers,
+                                    auth_pb2.BatchGetUsersRequest(user_ids=missing), token=auth.token)
+        for u in reply.users:
+            profile = {"id": u.id, "github_login": u.github_login, "name": u.name,
+                       "avatar_url": u.avatar_url, "created_at": rfc3339(u.created_at)}
+            cache.put(u.id, profile)
+            found[u.id] = profile
     return {i: found.get(i) or _ghost(i) for i in wanted}
 
 
