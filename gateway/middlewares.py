@@ -7,7 +7,7 @@ import json
 import logging
 import time
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.typedefs import Handler, Middleware
 
 from gateway.errors import HTTP_CODES, ApiError, api_error_response, error_response
@@ -66,10 +66,17 @@ def make_outer_middleware(hsts: bool, max_body: int,
         session_id_var.set(None)
         start = time.perf_counter()
         cors = cors_headers(request.headers.get("Origin"), allowed) if allowed else {}
+        # Every answer carries these, errors, redirects and preflights included.
+        extra = headers
+        if cors or (not hsts and request.headers.get("X-Forwarded-Proto") == "https"):
+            extra = {**headers, **cors}
+            if not hsts and request.headers.get("X-Forwarded-Proto") == "https":
+                # Behind a TLS-terminating proxy: tell browsers to stay on HTTPS.
+                extra["Strict-Transport-Security"] = HSTS
         if cors and request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             # A preflight from an allowed origin: answer it here, before routing.
             return web.Response(status=204, headers={
-                **cors, **headers, REQUEST_ID_HEADER: rid, "Access-Control-Allow-Methods": CORS_METHODS,
+                **extra, REQUEST_ID_HEADER: rid, "Access-Control-Allow-Methods": CORS_METHODS,
                 "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS, "Access-Control-Max-Age": "600"})
         try:
             length = request.content_length
@@ -84,7 +91,7 @@ def make_outer_middleware(hsts: bool, max_body: int,
             if exc.status < 400:
                 # Redirects and other non-errors pass through untouched.
                 exc.headers[REQUEST_ID_HEADER] = rid
-                exc.headers.update(headers)
+                exc.headers.update(extra)
                 raise
             response = error_response(exc.status, HTTP_CODES.get(exc.status, "error"),
                                       _http_message(exc), headers=_keep_headers(exc))
@@ -95,12 +102,7 @@ def make_outer_middleware(hsts: bool, max_body: int,
             response = error_response(500, "internal", "internal error")
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = rid
-            response.headers.update(headers)
-            if cors:
-                response.headers.update(cors)
-            if not hsts and request.headers.get("X-Forwarded-Proto") == "https":
-                # Behind a TLS-terminating proxy: tell browsers to stay on HTTPS.
-                response.headers["Strict-Transport-Security"] = HSTS
+            response.headers.update(extra)
         _observe(request, response.status, time.perf_counter() - start, children)
         return response
 
@@ -140,9 +142,22 @@ def _keep_headers(exc: web.HTTPException) -> dict[str, str]:
     return keep
 
 
+SERVER_NAME = "tandem"
+
+
 async def remove_server_banner(_: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare hook: no version banner for fingerprinting."""
-    response.headers["Server"] = "tandem"
+    response.headers["Server"] = SERVER_NAME
+
+
+def hide_server_version() -> None:
+    """Also for the answers aiohttp writes itself (400 to a request it cannot parse).
+
+    Those never reach on_response_prepare, and aiohttp's default Server header names the
+    Python and aiohttp versions ("Python/3.11 aiohttp/3.x"), a fingerprint for scanners.
+    """
+    # The module reads this name when a response has no Server header of its own.
+    web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
 
 
 def json_dumps(obj: object) -> str:
