@@ -242,7 +242,29 @@ class DocumentService:
             loaded.version = int(head["version"])
             loaded.updated_at = head["updated_at"]
         self._remember(session_id, loaded)
+        if loaded.tail >= self._compact_after:
+            # Compaction otherwise happens only on writes: a document written long ago
+            # and then only read would replay its whole tail on every cold load.
+            await self._compact_after_read(session_id, loaded)
         return loaded
+
+    async def _compact_after_read(self, session_id: str, loaded: _Loaded) -> None:
+        try:
+            async with self._res.pool.connection() as conn, conn.transaction():
+                # The writers' row lock: no update can commit while we fold the tail.
+                cur = await conn.execute(
+                    "SELECT upto FROM documents WHERE session_id = %s FOR UPDATE", (session_id,))
+                head = await cur.fetchone()
+                if head is None or int(head["upto"]) != loaded.upto:
+                    return  # deleted, or another replica compacted meanwhile
+                loaded = await self._catch_up(conn, session_id, loaded.upto)
+                await self._compact(conn, session_id, loaded)
+        except psycopg.Error:
+            # Only an optimisation: the document stays correct without it.
+            self._cache.pop(session_id, None)
+            log.warning("could not compact a document after a read", exc_info=True)
+            return
+        self._remember(session_id, loaded)
 
     async def _catch_up(self, conn: Any, session_id: str, upto: int) -> _Loaded:
         """The cached document plus the updates stored since, or a fresh load."""
