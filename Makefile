@@ -12,7 +12,7 @@ PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null)
 LOCAL_ENV := .data/local.env
 ARGS ?=
 
-.PHONY: help install protos run test lint bench bench-compare clean deps tools
+.PHONY: help install protos run test lint bench bench-compare clean deps tools soak
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +65,10 @@ lint: $(GEN) ## ruff and mypy (strict on our packages)
 bench: $(GEN) ## benchmark table (BENCH_SECONDS=2 for a quick run; ARGS="--url URL" for a running platform)
 	@$(PY) -m scripts.run --deps-only
 	@set -a; source $(LOCAL_ENV); set +a; $(PY) -m bench $(ARGS)
+
+soak: $(GEN) ## long mixed traffic, zero errors and flat memory (SOAK_MINUTES=10; ARGS="--minutes 1")
+	@$(PY) -m scripts.run --deps-only
+	@set -a; source $(LOCAL_ENV); set +a; $(PY) -m soak $(ARGS)
 
 bench-compare: $(STAMP) ## compare two bench results: make bench-compare A=<file|commit> B=<file|commit>
 	@$(PY) -m bench.compare $(A) $(B)

@@ -31,7 +31,9 @@ _MAX_PATH = 4096
 
 
 class ReviewIn(BaseModel):
-    repo: str = Field(min_length=3, max_length=140, description='GitHub repository, "owner/name"')
+    repo: str = Field(min_length=3, max_length=140,
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$",
+                      description='GitHub repository, "owner/name"')
     pull_number: int | None = Field(default=None, ge=1, le=2**31 - 1,
                                     description="Pull request to import (or give ref)")
     ref: str | None = Field(default=None, min_length=1, max_length=255,
@@ -325,14 +327,18 @@ def add_routes(table: RouteTable) -> None:
     sessions = "/api/v1/sessions/{id}/reviews"
     review = "/api/v1/reviews/{id}"
     thread = review + "/threads/{thread_id}"
-    page = (("limit", {"type": "integer", "minimum": 1}, "Page size"),
-            ("cursor", {"type": "string"}, "next_cursor of the previous page"))
+    cursor = ("cursor", {"type": "string"}, "next_cursor of the previous page")
+    # The bounds list_reviews and list_threads enforce (query_int answers 400 outside them).
+    reviews_page = (("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
+                     "Page size"), cursor)
+    threads_page = (("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+                     "Page size"), cursor)
     table.add(Operation("POST", sessions, create_review,
                         "Import a pull request (or a ref) from GitHub into the session", "review",
                         status=201, request=ReviewIn, response=ReviewOut,
                         errors=(403, 404, 409, 422, 429)))
     table.add(Operation("GET", sessions, list_reviews, "The session's reviews, newest first",
-                        "review", response=ReviewList, errors=(400, 404, 429), query=page))
+                        "review", response=ReviewList, errors=(400, 404, 429), query=reviews_page))
     table.add(Operation("GET", review, get_review, "One review", "review", response=ReviewOut,
                         errors=(404, 429)))
     table.add(Operation("GET", review + "/files/{path:.+}", get_file,
@@ -344,7 +350,7 @@ def add_routes(table: RouteTable) -> None:
                         errors=(403, 404, 409, 422, 429)))
     table.add(Operation("GET", review + "/threads", list_threads,
                         "The review's threads with their comments, oldest first", "review",
-                        response=ThreadList, errors=(400, 404, 429), query=page))
+                        response=ThreadList, errors=(400, 404, 429), query=threads_page))
     table.add(Operation("POST", thread + "/comments", add_comment, "Reply in a thread", "review",
                         status=201, request=CommentIn, response=CommentOut,
                         errors=(403, 404, 409, 429)))

@@ -368,8 +368,16 @@ async def post_message(request: web.Request) -> web.Response:
                                     pb.PostMessageRequest(session_id=session_id, body=body.body,
                                                           client_id=body.client_id or ""),
                                     token=auth.token)
-        # The author is the caller: their profile comes from auth like every other user's.
-        users = await users_by_id(request, auth, [reply.message.author_id])
+        # The author is the caller: their profile comes from auth like every other user's,
+        # but the message is already stored, so an auth outage must not turn the answer
+        # into an error: fall back to what the caller's token says about them.
+        try:
+            users = await users_by_id(request, auth, [reply.message.author_id])
+        except ApiError as exc:
+            if exc.status != 503:
+                raise
+            users = {auth.user_id: {"id": auth.user_id, "github_login": auth.claims.login,
+                                    "name": "", "avatar_url": "", "created_at": None}}
         return json_response(_message_out(reply.message, users), 201)
 
     return await idempotent(request, auth.user_id, run)

@@ -208,11 +208,15 @@ class HealthMonitor:
     """
 
     CHECK_TIMEOUT = 1.0
+    # How long a call waits for a connection while PostgreSQL is known to be down: long
+    # enough for a connection the pool is about to make, short enough to fail fast (503).
+    DOWN_POOL_TIMEOUT = 0.5
 
     def __init__(self, spec: ServiceSpec, res: Resources, servicer: health.aio.HealthServicer,
                  service_names: Sequence[str]) -> None:
         self._spec = spec
         self._res = res
+        self._pool_timeout = res.pool.timeout
         self._servicer = servicer
         self._names = ("", *service_names)
         self.migrated = False
@@ -241,6 +245,8 @@ class HealthMonitor:
             reasons["redis"] = redis_reason
         metrics.DEPENDENCY_UP.labels("postgres").set(0 if db_reason else 1)
         metrics.DEPENDENCY_UP.labels("redis").set(0 if redis_reason else 1)
+        # Without this every call would queue for the pool's full timeout during an outage.
+        self._res.pool.timeout = self.DOWN_POOL_TIMEOUT if db_reason else self._pool_timeout
         if not db_reason and not self.migrated:
             try:
                 applied = await migrate(self._res.config.database_url, self._spec.schema,
