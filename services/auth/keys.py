@@ -54,6 +54,10 @@ class SigningKeys:
     def jwks_json(self) -> bytes:
         return self._jwks
 
+    @property
+    def can_sign(self) -> bool:
+        return any(k.private is not None for k in self._keys)
+
     async def load(self) -> None:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
@@ -65,10 +69,16 @@ class SigningKeys:
         for row in rows:
             private = None
             if row["retired_at"] is None:
-                raw = self._sealer.open(bytes(row["sealed_key"]), row["kid"].encode())
-                private = Ed25519PrivateKey.from_private_bytes(raw)
+                try:
+                    raw = self._sealer.open(bytes(row["sealed_key"]), row["kid"].encode())
+                    private = Ed25519PrivateKey.from_private_bytes(raw)
+                except ValueError:
+                    # TOKEN_ENCRYPTION_KEY changed: this key can no longer sign, but its
+                    # public half still verifies the tokens it signed until they expire.
+                    log.error("signing key does not open with TOKEN_ENCRYPTION_KEY; it will "
+                              "only verify, and a new key will sign", extra={"kid": row["kid"]})
             keys.append(SigningKey(row["kid"], private, dict(row["public_jwk"]), row["created_at"],
-                                   row["retired_at"] is not None, row["verify_until"]))
+                                   private is None, row["verify_until"]))
         self._keys = keys
         self._jwks = orjson.dumps({"keys": [k.public_jwk for k in keys]})
 
@@ -76,13 +86,28 @@ class SigningKeys:
         """Create a first key when none signs (idempotent across replicas)."""
         async with self._lock:
             await self.load()
-            if any(not k.retired for k in self._keys):
+            if self.can_sign:
                 return
+            unreadable = [k.kid for k in self._keys if k.private is None and k.verify_until is None]
             async with self._pool.connection() as conn, conn.transaction():
                 # Serialize replicas creating the first key at the same moment.
                 await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tandem.auth.keys'))")
-                cur = await conn.execute("SELECT 1 FROM signing_keys WHERE retired_at IS NULL")
-                if await cur.fetchone() is None:
+                if unreadable:
+                    # Keys sealed under another TOKEN_ENCRYPTION_KEY: retire them (they keep
+                    # verifying for one token lifetime) so a fresh key can sign.
+                    until = datetime.now(UTC) + timedelta(seconds=self._access_ttl + 60)
+                    await conn.execute(
+                        "UPDATE signing_keys SET retired_at = now(), verify_until = %s "
+                        "WHERE kid = ANY(%s) AND retired_at IS NULL", (until, unreadable))
+                cur = await conn.execute("SELECT sealed_key, kid FROM signing_keys WHERE retired_at IS NULL")
+                usable = False
+                for row in await cur.fetchall():
+                    try:
+                        self._sealer.open(bytes(row["sealed_key"]), row["kid"].encode())
+                        usable = True
+                    except ValueError:
+                        continue
+                if not usable:
                     await self._insert(conn)
             await self.load()
 

@@ -53,7 +53,7 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
 
         async def keys_ready() -> str | None:
             # Not SERVING until a key signs: a login must never fail for want of one.
-            if not keys.jwks_json or keys.jwks_json == b'{"keys":[]}':
+            if not keys.can_sign:
                 await keys.ensure_active()
                 await verifier.refresh(force=True)
             return None

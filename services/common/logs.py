@@ -51,6 +51,11 @@ class ConsoleFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
+        # extra= fields carry the detail (e.g. which dependency is down): show them too.
+        extras = " ".join(f"{key}={value}" for key, value in record.__dict__.items()
+                          if key not in _RESERVED and not key.startswith("_"))
+        if extras:
+            text = f"{text} {extras}"
         rid = request_id_var.get()
         return f"{text} [rid={rid}]" if rid else text
 

@@ -143,3 +143,37 @@ async def test_user_rpcs_need_a_token(stack: Callable[..., Any]) -> None:
         err = await _rpc_error(auth_pb2_grpc.AuthServiceStub(ch).GetUser(
             auth_pb2.GetUserRequest(user_id="00000000-0000-0000-0000-000000000000")))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_a_changed_encryption_key_retires_unreadable_signing_keys_instead_of_wedging(
+        service_runtime: Any, pg_server_url: str, run_id: str) -> None:
+    import base64
+    import os
+
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    # A database of its own: retiring keys here must not disturb other tests' services.
+    name = f"tandem_test_{run_id}_rekey"
+    admin = pg_server_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_server_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        first_key = base64.b64encode(os.urandom(32)).decode()
+        async with service_runtime("auth", DATABASE_URL=url, TOKEN_ENCRYPTION_KEY=first_key):
+            pass
+        other_key = base64.b64encode(os.urandom(32)).decode()
+        async with service_runtime("auth", DATABASE_URL=url, TOKEN_ENCRYPTION_KEY=other_key) as rt, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{rt.grpc_port}") as ch:
+            health = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            jwks = __import__("json").loads(
+                (await auth_pb2_grpc.AuthServiceStub(ch).GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
+            # The old key still verifies the tokens it signed; a new one signs.
+            assert len(jwks["keys"]) == 2
+        with psycopg.connect(url) as conn:
+            active = conn.execute("SELECT count(*) FROM auth.signing_keys WHERE retired_at IS NULL").fetchone()
+        assert active == (1,)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
