@@ -55,25 +55,30 @@ def bench_env(source: Mapping[str, str], database_url: str, redis_url: str,
 
 
 @contextlib.contextmanager
-def private_platform(source: Mapping[str, str] | None = None) -> Iterator[LocalPlatform]:
-    """Start the platform on a fresh database; stop it and drop the data however we leave."""
+def private_platform(source: Mapping[str, str] | None = None, *,
+                     label: str = "bench") -> Iterator[LocalPlatform]:
+    """Start the platform on a fresh database; stop it and drop the data however we leave.
+
+    `label` names the run's database and key prefix (tandem_<label>_<id>) and the make
+    target in error messages; `make soak` uses the same platform with label "soak".
+    """
     source = dict(os.environ if source is None else source)
     server = source.get("DATABASE_URL") or DEFAULT_PG
     redis_url = source.get("REDIS_URL") or DEFAULT_REDIS
     run_id = secrets.token_hex(4)
-    dbname, prefix = f"tandem_bench_{run_id}", f"tandem-bench-{run_id}:"
+    dbname, prefix = f"tandem_{label}_{run_id}", f"tandem-{label}-{run_id}:"
     admin_url = with_db(server, "postgres")
     try:
         redis.Redis.from_url(redis_url, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
-        raise BenchError(f"Redis at {redis_url} does not answer ({exc}); `make bench` starts "
+        raise BenchError(f"Redis at {redis_url} does not answer ({exc}); `make {label}` starts "
                          "one when none answers") from None
     try:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as admin:
             admin.execute(f'CREATE DATABASE "{dbname}"')
     except psycopg.OperationalError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BenchError(f"PostgreSQL at {admin_url} does not answer ({reason}); `make bench` "
+        raise BenchError(f"PostgreSQL at {admin_url} does not answer ({reason}); `make {label}` "
                          "starts one when none answers") from None
     try:
         env = bench_env(source, with_db(server, dbname), redis_url, prefix)
@@ -111,7 +116,7 @@ def shielded() -> Iterator[None]:
 
 
 def _drop(admin_url: str, dbname: str, redis_url: str, prefix: str) -> None:
-    # Best effort: a leftover must never hide the benchmark's own result or error.
+    # Best effort: a leftover must never hide the run's own result or error.
     with contextlib.suppress(psycopg.Error), psycopg.connect(admin_url, autocommit=True,
                                                              connect_timeout=3) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
