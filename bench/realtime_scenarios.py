@@ -34,6 +34,8 @@ from pycrdt import (
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from bench.wsclient import ListenerProtocol, listen
+
 
 def ws_url(base_url: str, path: str, token: str | None = None) -> str:
     """`http://host:port` + path -> `ws://host:port/path?access_token=...`."""
@@ -262,36 +264,47 @@ async def ws_fanout(gateways: Sequence[str], session_id: str, tokens: Sequence[s
     """Fan-out latency: `clients` event sockets split over `gateways`, chat at `rate` msg/s.
 
     Each chat message carries its send time; every receiver records now - sent.
-    Senders are extra connections (the per-connection limit is 20 msg/s), each
-    at `per_sender_rate`. `tokens` are members' access tokens, used round-robin.
+    Receivers are lean listeners (bench/wsclient.py), so the load generator's own
+    CPU does not dominate what is measured; senders are full clients on extra
+    connections (the per-connection limit is 20 msg/s), each at `per_sender_rate`.
+    `tokens` are members' access tokens, used round-robin.
     """
     received: list[float] = []
     now = time.perf_counter
     all_in = asyncio.Event()
     expected = [math.inf]
+    marker = b'"chat.message"'
 
-    def record(event: dict[str, Any]) -> None:
-        if event.get("type") == "chat.message":
-            with contextlib.suppress(ValueError, TypeError, KeyError):
-                body = orjson.loads(event.get("body", ""))
-                received.append(now() - float(body["t"]))
-                if len(received) >= expected[0]:
-                    all_in.set()
+    def record(raw: bytes) -> None:
+        if marker not in raw:
+            return  # welcome and presence frames
+        at = now()
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            body = orjson.loads(orjson.loads(raw)["body"])
+            received.append(at - float(body["t"]))
+            if len(received) >= expected[0]:
+                all_in.set()
 
     token_cycle = itertools.cycle(tokens)
     plans = [(gateways[i % len(gateways)], next(token_cycle)) for i in range(clients)]
-    def opener(gateway: str, token: str) -> Callable[[], Awaitable[EventsClient]]:
-        return lambda: EventsClient.connect(gateway, session_id, token, on_event=record)
 
-    listeners: list[EventsClient] = await _gather_limited([opener(g, t) for g, t in plans], 50)
-    senders_needed = max(1, math.ceil(rate / per_sender_rate))
-    senders = [await EventsClient.connect(gateways[i % len(gateways)], session_id,
-                                          next(token_cycle)) for i in range(senders_needed)]
+    def opener(gateway: str, token: str) -> Callable[[], Awaitable[ListenerProtocol]]:
+        return lambda: listen(ws_url(gateway, f"/api/v1/sessions/{session_id}/events", token),
+                              record)
+
+    listeners: list[ListenerProtocol] = await _gather_limited(
+        [opener(g, t) for g, t in plans], 50)
+    senders: list[EventsClient] = []
     errors = 0
     sent = 0
     run = uuid.uuid4().hex[:12]
     start = now()
     try:
+        senders_needed = max(1, math.ceil(rate / per_sender_rate))
+        senders.extend([await EventsClient.connect(gateways[i % len(gateways)], session_id,
+                                                   next(token_cycle))
+                        for i in range(senders_needed)])
+        start = now()
         interval = 1.0 / rate
         while now() - start < seconds:
             body = orjson.dumps({"t": now(), "n": sent}).decode()
@@ -308,8 +321,11 @@ async def ws_fanout(gateways: Sequence[str], session_id: str, tokens: Sequence[s
                 await asyncio.wait_for(all_in.wait(), 10.0)
         errors = sent * clients - len(received)
     finally:
-        await asyncio.gather(*(c.close() for c in [*listeners, *senders]),
-                             return_exceptions=True)
+        for listener in listeners:
+            listener.close()
+        await asyncio.gather(*(c.close() for c in senders), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(lst.closed for lst in listeners)), 5.0)
     return Latencies(received, now() - start, max(0, errors))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 import uuid
 from collections import deque
 from typing import Protocol
@@ -26,6 +27,63 @@ CLOSE_ENDED = 4410
 CLOSE_ABNORMAL = 1006
 
 
+# A frame is written straight to the socket's transport only while the kernel keeps up:
+# with more than this many bytes already waiting, frames queue for the writer task,
+# which waits for the transport to drain (and the queue limit applies).
+DIRECT_WRITE_LIMIT = 64 * 1024
+
+_OP_TEXT, _OP_BINARY = 0x1, 0x2
+
+
+def wire_frame(data: str | bytes) -> bytes:
+    """One unmasked, final, uncompressed server-to-client frame (RFC 6455, section 5.2)."""
+    if isinstance(data, str):
+        payload, first = data.encode(), 0x80 | _OP_TEXT
+    else:
+        payload, first = data, 0x80 | _OP_BINARY
+    size = len(payload)
+    if size < 126:
+        header = struct.pack("!BB", first, size)
+    elif size < 1 << 16:
+        header = struct.pack("!BBH", first, 126, size)
+    else:
+        header = struct.pack("!BBQ", first, 127, size)
+    return header + payload
+
+
+class FrameCache:
+    """The wire bytes of the frame being fanned out, built once for all its receivers.
+
+    The hub hands every member of a room the same frame object, so an identity
+    check finds it: one encoding per event instead of one per connection.
+    """
+
+    __slots__ = ("_data", "_wire")
+
+    def __init__(self) -> None:
+        self._data: str | bytes | None = None
+        self._wire = b""
+
+    def wire(self, data: str | bytes) -> bytes:
+        if data is not self._data:
+            self._wire = wire_frame(data)
+            self._data = data
+        return self._wire
+
+
+_FRAMES = FrameCache()
+
+
+class Transport(Protocol):
+    """The part of an asyncio transport the direct write path uses."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+
 class Socket(Protocol):
     """The part of aiohttp's WebSocketResponse a connection writes to (tests pass fakes)."""
 
@@ -38,12 +96,21 @@ class Socket(Protocol):
     @property
     def close_code(self) -> int | None: ...
 
+    @property
+    def closed(self) -> bool: ...
+
 
 class Connection:
-    """Frames are queued by the hub and written by one task; the queue is bounded.
+    """Frames are written at once while the client keeps up, else queued for one writer task.
 
-    A client that cannot keep up is closed with 1013 rather than letting its
-    queue grow without limit; every other close flushes what is queued first.
+    Fan-out is the hot path (one chat message is written to every socket of the
+    room), so a frame goes straight to the transport when nothing is queued or
+    being written and the transport's buffer is small: no task switch, and the
+    frame's bytes are built once for the whole room. Otherwise it joins a
+    bounded queue drained by the writer task, which respects the transport's
+    flow control. A client that cannot keep up is closed with 1013 rather than
+    letting its queue grow without limit; every other close flushes what is
+    queued first.
     """
 
     socket = "events"
@@ -66,6 +133,8 @@ class Connection:
         self._room = asyncio.Event()
         self._room.set()
         self._writer: asyncio.Task[None] | None = None
+        self._transport: Transport | None = None
+        self._writing = False
         self._finisher: asyncio.Task[None] | None = None
         self.finished = asyncio.Event()
 
@@ -75,6 +144,12 @@ class Connection:
         """Queue a frame; False when the connection is closing (the frame is dropped)."""
         if self.closing:
             return False
+        transport = self._transport
+        if (transport is not None and not self._queue and not self._writing
+                and not self.ws.closed and not transport.is_closing()
+                and transport.get_write_buffer_size() <= DIRECT_WRITE_LIMIT):
+            transport.write(_FRAMES.wire(frame))
+            return True
         if len(self._queue) >= self.queue_limit:
             log.info("closing slow realtime client", extra={"socket": self.socket,
                                                               "queued": len(self._queue)})
@@ -96,8 +171,13 @@ class Connection:
     def queued(self) -> int:
         return len(self._queue)
 
-    def start(self) -> None:
-        """Start the writer (after the WebSocket handshake)."""
+    def start(self, transport: Transport | None = None) -> None:
+        """Start the writer (after the WebSocket handshake).
+
+        With the connection's `transport` (the request's), frames may skip the
+        queue and be written directly (see the class docstring).
+        """
+        self._transport = transport
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
 
@@ -108,10 +188,14 @@ class Connection:
                     frame = self._queue.popleft()
                     if len(self._queue) < self.queue_limit // 2:
                         self._room.set()
-                    if isinstance(frame, str):
-                        await self.ws.send_str(frame)
-                    else:
-                        await self.ws.send_bytes(frame)
+                    self._writing = True
+                    try:
+                        if isinstance(frame, str):
+                            await self.ws.send_str(frame)
+                        else:
+                            await self.ws.send_bytes(frame)
+                    finally:
+                        self._writing = False
                 if self.closing:
                     break
                 self._wakeup.clear()

@@ -251,7 +251,7 @@ async def doc_socket(request: web.Request) -> web.StreamResponse:
         raise
     conn.record_open()
     try:
-        conn.start()
+        conn.start(request.transport)
         try:
             await conn.open()
         except ApiError as exc:

@@ -509,7 +509,7 @@ async def events_socket(request: web.Request) -> web.StreamResponse:
         raise
     conn.record_open()
     try:
-        conn.start()
+        conn.start(request.transport)
         conn.welcome(session_reply.session, members, await conn.join_presence())
         if not live:
             conn.on_outage()

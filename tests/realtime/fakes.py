@@ -50,6 +50,10 @@ class FakeSocket:
     def close_code(self) -> int | None:
         return self.closed_with[0] if self.closed_with else None
 
+    @property
+    def closed(self) -> bool:
+        return self.closed_with is not None
+
     def events(self) -> list[dict[str, Any]]:
         return [orjson.loads(f) for f in self.frames if isinstance(f, str)]
 

@@ -9,10 +9,12 @@ from typing import Any, cast
 
 import orjson
 from tandem.sessions.v1 import sessions_pb2
+from websockets.frames import Frame, Opcode
+from websockets.streams import StreamReader
 
 from gateway.auth import Auth
 from gateway.errors import ApiError
-from gateway.realtime.connection import Connection
+from gateway.realtime.connection import DIRECT_WRITE_LIMIT, Connection, wire_frame
 from gateway.realtime.events import EventsConnection
 from gateway.realtime.hub import Hub
 from services.common.identity import Claims
@@ -295,4 +297,102 @@ async def test_events_overtaking_each_other_do_not_cause_a_refill() -> None:
     assert backends.sessions.list_calls == []
     assert [e["seq"] for e in ws.of_type("chat.message")] == [1, 2]
     await conn.finish()
+    await conn.stop()
+
+
+class RecordingTransport:
+    """An asyncio transport's write side: records bytes; `backlog` is the unsent buffer size."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.backlog = 0
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return self.backlog
+
+
+def parse_frames(data: bytes) -> list[tuple[Opcode, bytes]]:
+    """Server frames parsed by the websockets library's own RFC 6455 parser."""
+    reader = StreamReader()
+    reader.feed_data(bytes(data))
+    reader.feed_eof()
+    frames = []
+    while reader.buffer:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            frame = done.value
+        else:
+            raise AssertionError("incomplete frame on the wire")
+        assert frame.fin
+        assert not (frame.rsv1)
+        assert not (frame.rsv2)
+        assert not (frame.rsv3)
+        frames.append((frame.opcode, bytes(frame.data)))
+    return frames
+
+
+def test_wire_frames_use_every_length_encoding() -> None:
+    payloads: list[str | bytes] = ["", "é" * 10, "x" * 125, "y" * 126, b"\x00" * 65535,
+                                   "z" * 65536, b"\x01\x02" * 40_000]
+    wire = b"".join(wire_frame(p) for p in payloads)
+    expected = [(Opcode.TEXT, p.encode()) if isinstance(p, str) else (Opcode.BINARY, p)
+                for p in payloads]
+    assert parse_frames(wire) == expected
+
+
+async def test_an_idle_connection_writes_frames_straight_to_the_transport() -> None:
+    ws, transport = FakeSocket(), RecordingTransport()
+    conn = Connection(ws, session_id=SESSION, user_id="u", queue_limit=10)
+    conn.start(transport)
+    assert conn.send('{"type":"chat.message"}')
+    assert conn.send(b"\x00\x01")
+    assert conn.queued == 0, "no queue involved"
+    assert ws.frames == [], "no writer task involved"
+    assert parse_frames(transport.data) == [(Opcode.TEXT, b'{"type":"chat.message"}'),
+                                            (Opcode.BINARY, b"\x00\x01")]
+    await conn.stop()
+
+
+async def test_a_full_transport_buffer_sends_frames_through_the_queue_in_order() -> None:
+    ws, transport = FakeSocket(), RecordingTransport()
+    conn = Connection(ws, session_id=SESSION, user_id="u", queue_limit=100)
+    conn.start(transport)
+    assert conn.send("a")
+    transport.backlog = DIRECT_WRITE_LIMIT + 1  # the client stopped reading for a moment
+    ws.stall()
+    assert conn.send("b")
+    assert conn.send("c")
+    await until(lambda: conn.queued == 1)  # the writer holds "b", waiting on the socket
+    transport.backlog = 0
+    # The queue is not empty and a write is in flight: "d" must wait its turn.
+    assert conn.send("d")
+    assert parse_frames(transport.data) == [(Opcode.TEXT, b"a")]
+    ws.resume()
+    await until(lambda: conn.queued == 0 and ws.frames == ["b", "c", "d"])
+    assert conn.send("e")  # idle again: direct
+    assert parse_frames(transport.data) == [(Opcode.TEXT, b"a"), (Opcode.TEXT, b"e")]
+    await conn.stop()
+
+
+async def test_no_direct_write_once_the_socket_or_transport_is_closing() -> None:
+    ws, transport = FakeSocket(), RecordingTransport()
+    conn = Connection(ws, session_id=SESSION, user_id="u", queue_limit=10)
+    conn.start(transport)
+    transport.closing = True
+    assert conn.send("queued")
+    await until(lambda: ws.frames == ["queued"])
+    assert transport.data == b""
+    transport.closing = False
+    await ws.close(code=1000)  # e.g. aiohttp answered the client's close frame
+    conn.send("late")
+    assert transport.data == b"", "nothing may follow a close frame on the wire"
     await conn.stop()
