@@ -69,15 +69,23 @@ def _p99(r: Result | None) -> tuple[float | None, str]:
     return r.p99_ms, f"{r.p99_ms:.2f}"
 
 
+def _cpu(r: Result | None) -> tuple[float | None, str]:
+    total = None if r is None else r.cpu_total_us
+    return (None, "-") if total is None else (total, f"{total:,.0f}")
+
+
 def render(a: list[Result], b: list[Result]) -> str:
     """One row per scenario of either run, in A's order then B's new ones."""
     by_a, by_b = {r.name: r for r in a}, {r.name: r for r in b}
     names = list(by_a) + [n for n in by_b if n not in by_a]
-    rows = [["scenario", "A rate", "B rate", "change", "A p99 ms", "B p99 ms", "change"]]
+    rows = [["scenario", "A rate", "B rate", "change", "A p99 ms", "B p99 ms", "change",
+             "A CPU us/op", "B CPU us/op", "change"]]
     for name in names:
         (ra, ta), (rb, tb) = _rate(by_a.get(name)), _rate(by_b.get(name))
         (pa, sa), (pb, sb) = _p99(by_a.get(name)), _p99(by_b.get(name))
-        rows.append([name, ta, tb, change(ra, rb), sa, sb, change(pa, pb)])
+        (ca, sca), (cb, scb) = _cpu(by_a.get(name)), _cpu(by_b.get(name))
+        rows.append([name, ta, tb, change(ra, rb), sa, sb, change(pa, pb), sca, scb,
+                     change(ca, cb)])
     return table(rows, left=1)
 
 
@@ -96,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"A: {path_a} (commit {commit_a})")
     print(f"B: {path_b} (commit {commit_b})")
     print(render(results_a, results_b))
-    print("change is B against A: higher is better for rates, lower for p99 and MB")
+    print("change is B against A: higher is better for rates, lower for p99, MB and CPU per "
+          "operation (the figure least moved by other load on the machine)")
     return 0
 
 

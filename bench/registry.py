@@ -92,6 +92,7 @@ class Context:
     connections: int
     seconds: int
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    helpers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def gateway(self) -> str:
@@ -113,7 +114,15 @@ class Context:
             proc = subprocess.Popen(list(argv), env=dict(env or self.env), stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.defer(lambda: stop_process(proc))
+        self.helpers[name] = proc
         return proc
+
+    def processes(self) -> dict[str, int]:
+        """Pids of what serves this scenario: the platform's processes and its own helpers."""
+        pids = {name: proc.pid for name, proc in (self.platform.procs if self.platform else {}).items()
+                if proc.poll() is None}
+        pids.update({name: proc.pid for name, proc in self.helpers.items() if proc.poll() is None})
+        return pids
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
@@ -175,6 +184,12 @@ class Result:
     value: float | None = None
     skipped: str | None = None
     failed: str | None = None
+    # CPU microseconds per operation by process (bench/cpu.py); None when not measured.
+    cpu_us: dict[str, float] | None = None
+
+    @property
+    def cpu_total_us(self) -> float | None:
+        return None if not self.cpu_us else sum(self.cpu_us.values())
 
     @classmethod
     def measured(cls, name: str, m: Measurement, baseline: str | None) -> Result:
@@ -196,6 +211,8 @@ class Result:
             out["unit"] = self.unit
         elif self.unit != DEFAULT_UNIT:
             out["unit"] = self.unit
+        if self.cpu_us:
+            out["cpu_us_per_op"] = {name: round(us, 1) for name, us in self.cpu_us.items()}
         if self.skipped is not None:
             out["skipped"] = self.skipped
         if self.failed is not None:
@@ -208,7 +225,8 @@ class Result:
                    p99_ms=data.get("p99_ms"), errors=data.get("errors"),
                    baseline=data.get("baseline"), ratio=data.get("ratio"),
                    unit=str(data.get("unit") or DEFAULT_UNIT), value=data.get("value"),
-                   skipped=data.get("skipped"), failed=data.get("failed"))
+                   skipped=data.get("skipped"), failed=data.get("failed"),
+                   cpu_us=dict(data["cpu_us_per_op"]) if data.get("cpu_us_per_op") else None)
 
 
 def _round(value: float | None, digits: int) -> float | None:

@@ -44,18 +44,19 @@ def fmt_rate(result: Result) -> str:
 
 def render(results: Sequence[Result]) -> str:
     """The one table `python -m bench` prints."""
-    rows = [["scenario", "throughput", "p50 ms", "p99 ms", "errors", "baseline", "ratio"]]
+    rows = [["scenario", "throughput", "p50 ms", "p99 ms", "errors", "baseline", "ratio",
+             "CPU us/op"]]
     notes = []
     for r in results:
         if r.skipped is not None or r.failed is not None:
             status = "skipped" if r.skipped is not None else "FAILED"
-            rows.append([r.name, status, "-", "-", "-", r.baseline or "-", "-"])
+            rows.append([r.name, status, "-", "-", "-", r.baseline or "-", "-", "-"])
             notes.append(f"  {r.name}: {status}: {r.skipped or r.failed}")
             continue
         rows.append([
             r.name, fmt_rate(r), fmt_num(r.p50_ms, 2), fmt_num(r.p99_ms, 2),
             "-" if r.errors is None else f"{r.errors:,}", r.baseline or "-",
-            "-" if r.ratio is None else f"{r.ratio:.2f}x",
+            "-" if r.ratio is None else f"{r.ratio:.2f}x", fmt_num(r.cpu_total_us, 0),
         ])
     text = table(rows, left=1)
     # Reasons can be long; below the table they do not stretch its columns.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from bench import wrk
+from bench import cpu, wrk
 from bench.local import BenchError, private_platform
 from bench.registry import (
     REGISTRY,
@@ -106,7 +106,7 @@ def measure(sc: Scenario, ctx: Context, wrk_path: str | None) -> list[Result]:
             spec = RunSpec(ctx.seconds, ctx.connections)
             progress(f"==> {sc.name}: {ctx.seconds}s at c={ctx.connections} "
                      f"(after a {warm.seconds}s warm-up)")
-            result = _load(load, warm, spec, wrk_path)
+            result, cpu_us = _load(load, warm, spec, wrk_path, ctx.processes)
         except Skip as exc:
             progress(f"    {sc.name}: skipped: {exc}")
             return [Result(sc.name, baseline=sc.baseline, skipped=str(exc))]
@@ -118,20 +118,32 @@ def measure(sc: Scenario, ctx: Context, wrk_path: str | None) -> list[Result]:
             return [Result(sc.name, baseline=sc.baseline, failed=reason)]
     progress(f"    {sc.name}: {result.rate:,.1f} {result.unit}, p50 {result.p50_ms or 0:.2f} ms, "
              f"p99 {result.p99_ms or 0:.2f} ms, {result.errors} errors")
-    return [Result.measured(sc.name, result, sc.baseline)]
+    if cpu_us:
+        progress("      CPU per operation: " + ", ".join(f"{name} {us:,.0f} us"
+                                                        for name, us in cpu_us.items()))
+    row = Result.measured(sc.name, result, sc.baseline)
+    row.cpu_us = cpu_us or None
+    return [row]
 
 
-def _load(load: WrkLoad | PyLoad, warm: RunSpec, spec: RunSpec,
-          wrk_path: str | None) -> Measurement:
+def _load(load: WrkLoad | PyLoad, warm: RunSpec, spec: RunSpec, wrk_path: str | None,
+          processes: Callable[[], dict[str, int]]) -> tuple[Measurement, dict[str, float]]:
+    """Warm up, then measure; the CPU the serving processes spent is read around the real run."""
     if isinstance(load, PyLoad):
         load.run(warm)
-        return load.run(spec)
-    if wrk_path is None:
-        wrk_path = wrk.find_wrk()
-    if load.preflight:
-        preflight(load)
-    wrk.run(wrk_path, load, seconds=warm.seconds, connections=warm.connections)
-    return wrk.run(wrk_path, load, seconds=spec.seconds, connections=spec.connections)
+        pids = processes()
+        before = cpu.snapshot(pids)
+        result = load.run(spec)
+    else:
+        if wrk_path is None:
+            wrk_path = wrk.find_wrk()
+        if load.preflight:
+            preflight(load)
+        wrk.run(wrk_path, load, seconds=warm.seconds, connections=warm.connections)
+        pids = processes()
+        before = cpu.snapshot(pids)
+        result = wrk.run(wrk_path, load, seconds=spec.seconds, connections=spec.connections)
+    return result, cpu.per_op_us(before, cpu.snapshot(pids), result.requests)
 
 
 @contextlib.contextmanager

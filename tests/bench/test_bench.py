@@ -71,7 +71,8 @@ def test_build_script_carries_method_headers_body_and_the_report_hook() -> None:
 def _results() -> list[Result]:
     results = [
         Result("floor", rps=20000.0, p50_ms=1.5, p99_ms=3.25, errors=0),
-        Result("health", rps=15000.0, p50_ms=2.0, p99_ms=4.0, errors=2, baseline="floor"),
+        Result("health", rps=15000.0, p50_ms=2.0, p99_ms=4.0, errors=2, baseline="floor",
+               cpu_us={"gateway": 61.24, "auth": 2.0}),
         Result("me", baseline="health", skipped="GET /api/v1/me answers 404 (not found)"),
         Result("rss_gateway", value=61.25, unit="MB"),
     ]
@@ -89,10 +90,10 @@ def test_ratio_is_against_the_baseline_of_the_same_run() -> None:
 def test_render_table_has_one_aligned_row_per_result_and_skip_reasons_below() -> None:
     lines = report.render(_results()).splitlines()
     assert lines[0].split() == ["scenario", "throughput", "p50", "ms", "p99", "ms", "errors",
-                                "baseline", "ratio"]
-    assert lines[1].split() == ["floor", "20,000.0", "req/s", "1.50", "3.25", "0", "-", "-"]
+                                "baseline", "ratio", "CPU", "us/op"]
+    assert lines[1].split() == ["floor", "20,000.0", "req/s", "1.50", "3.25", "0", "-", "-", "-"]
     assert lines[2].split() == ["health", "15,000.0", "req/s", "2.00", "4.00", "2", "floor",
-                                "0.75x"]
+                                "0.75x", "63"]
     assert lines[3].split()[:2] == ["me", "skipped"]
     assert lines[4].split()[:3] == ["rss_gateway", "61.2", "MB"]
     assert len({len(line) for line in lines[:2]}) == 1  # right-aligned to the same width
@@ -104,11 +105,13 @@ def test_json_shape_has_exactly_the_agreed_keys() -> None:
     assert set(doc) == {"commit", "machine", "scenarios"}
     floor, health, me, rss = doc["scenarios"]
     assert set(floor) == CORE_KEYS
-    assert set(health) == CORE_KEYS
+    assert set(health) == CORE_KEYS | {"cpu_us_per_op"}
     assert set(me) == CORE_KEYS | {"skipped"}
     assert set(rss) == CORE_KEYS | {"value", "unit"}
     assert health == {"name": "health", "rps": 15000.0, "p50_ms": 2.0, "p99_ms": 4.0,
-                      "errors": 2, "baseline": "floor", "ratio": 0.75}
+                      "errors": 2, "baseline": "floor", "ratio": 0.75,
+                      "cpu_us_per_op": {"gateway": 61.2, "auth": 2.0}}
+    assert Result.from_json(health).cpu_us == {"gateway": 61.2, "auth": 2.0}
     assert rss["value"] == 61.2
     assert rss["unit"] == "MB"
     assert rss["rps"] is None
@@ -126,10 +129,12 @@ def test_write_names_the_file_by_date_and_commit_and_updates_latest(
     assert json.loads(path.read_text()) == doc
 
 
-def _write(path: Path, commit: str, floor: float, p99: float, rss: float) -> Path:
+def _write(path: Path, commit: str, floor: float, p99: float, rss: float,
+           cpu_us: float | None = None) -> Path:
+    extra = {"cpu_us_per_op": {"floor": cpu_us}} if cpu_us is not None else {}
     path.write_text(json.dumps({"commit": commit, "machine": "m", "scenarios": [
         {"name": "floor", "rps": floor, "p50_ms": 1.0, "p99_ms": p99, "errors": 0,
-         "baseline": None, "ratio": None},
+         "baseline": None, "ratio": None, **extra},
         {"name": "rss_gateway", "rps": None, "p50_ms": None, "p99_ms": None, "errors": None,
          "baseline": None, "ratio": None, "value": rss, "unit": "MB"},
     ]}))
@@ -139,14 +144,15 @@ def _write(path: Path, commit: str, floor: float, p99: float, rss: float) -> Pat
 def test_compare_prints_both_rates_and_p99_with_the_change(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     a = _write(tmp_path / "a.json", "aaaa111", 20000.0, 4.0, 60.0)
-    b = _write(tmp_path / "b.json", "bbbb222", 22000.0, 3.0, 66.0)
+    b = _write(tmp_path / "b.json", "bbbb222", 22000.0, 3.0, 66.0, cpu_us=80.0)
     assert compare.main([str(a), str(b)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "commit aaaa111" in out[0]
     assert "commit bbbb222" in out[1]
     floor = next(line for line in out if line.startswith("floor"))
+    # A has no CPU figure (an older result file): "-" and no change, not an error.
     assert floor.split() == ["floor", "20,000.0", "22,000.0", "+10.0%", "4.00", "3.00",
-                             "-25.0%"]
+                             "-25.0%", "-", "80", "-"]
     rss = next(line for line in out if line.startswith("rss_gateway"))
     assert rss.split()[:5] == ["rss_gateway", "60.0", "MB", "66.0", "MB"]
     assert "+10.0%" in rss
@@ -222,7 +228,11 @@ def test_a_real_one_second_run_of_the_floor(tmp_path: Path) -> None:
     assert "==> floor: 1s at c=10" in proc.stderr
     doc = json.loads(out.read_text())
     (floor,) = doc["scenarios"]
-    assert set(floor) == CORE_KEYS
+    assert set(floor) == CORE_KEYS | {"cpu_us_per_op"}
+    # The floor server is the scenario's own helper process: its CPU per request is counted.
+    assert set(floor["cpu_us_per_op"]) == {"floor"}
+    assert floor["cpu_us_per_op"]["floor"] > 0
+    assert "CPU per operation: floor" in proc.stderr
     assert floor["name"] == "floor"
     assert floor["errors"] == 0
     assert floor["rps"] > 100
