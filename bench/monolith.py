@@ -30,7 +30,8 @@ from services.common.timeconv import datetime_rfc3339
 
 # Exactly what services/sessions/repository.py sends for a first page (tests/bench checks it).
 LIST_SQL = (
-    b"SELECT s.id, s.title, s.description, s.language, s.status, s.owner_id, s.version, "
+    b"SELECT s.id::text AS id, s.title, s.description, s.language, s.status, "
+    b"s.owner_id::text AS owner_id, s.version, "
     b"s.created_at, s.updated_at, m.role FROM members m "
     b"JOIN sessions s ON s.id = m.session_id WHERE m.user_id = %s "
     b"ORDER BY m.session_created_at DESC, m.session_id DESC LIMIT %s"
@@ -45,9 +46,9 @@ def cursor(created_at: datetime, session_id: str) -> str:
 
 
 def session_out(row: dict[str, Any]) -> dict[str, Any]:
-    return {"id": str(row["id"]), "title": row["title"], "description": row["description"],
+    return {"id": row["id"], "title": row["title"], "description": row["description"],
             "language": row["language"], "status": row["status"],
-            "owner_id": str(row["owner_id"]), "role": row["role"], "version": row["version"],
+            "owner_id": row["owner_id"], "role": row["role"], "version": row["version"],
             "created_at": datetime_rfc3339(row["created_at"]), "updated_at": datetime_rfc3339(row["updated_at"])}
 
 

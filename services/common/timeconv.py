@@ -23,12 +23,32 @@ def to_timestamp(value: datetime) -> Timestamp:
     return Timestamp(seconds=delta.days * 86400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
+# "YYYY-MM-DDTHH:MM:SS" by whole second: list pages show the same rows' times again and
+# again, and formatting the date part is most of the cost. Bounded: cleared when full.
+_SECONDS: dict[int, str] = {}
+_SECONDS_MAX = 16_384
+
+
+def set_timestamp(ts: Timestamp, value: datetime) -> None:
+    """Fill a Timestamp field of a message in place (no Timestamp object built and copied)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    delta = value - _EPOCH
+    ts.seconds = delta.days * 86400 + delta.seconds
+    ts.nanos = delta.microseconds * 1000
+
+
 def timestamp_rfc3339(ts: Timestamp) -> str | None:
     """RFC 3339 UTC with microseconds (`2026-11-22T01:02:03.456789Z`); None for an unset Timestamp."""
     seconds, nanos = ts.seconds, ts.nanos
     if not seconds and not nanos:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos // 1000:06d}Z"
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        if len(_SECONDS) >= _SECONDS_MAX:
+            _SECONDS.clear()
+        prefix = _SECONDS[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{prefix}.{nanos // 1000:06d}Z"
 
 
 def datetime_rfc3339(value: datetime) -> str:

@@ -17,6 +17,10 @@ from services.common.grpcserver import Pool
 
 _SESSION_COLS = ("s.id, s.title, s.description, s.language, s.status, s.owner_id, s.version, "
                  "s.created_at, s.updated_at")
+# Lists send ids as text: PostgreSQL formats them faster than Python builds and prints
+# UUID objects (two per row, up to 100 rows per page).
+_SESSION_LIST_COLS = ("s.id::text AS id, s.title, s.description, s.language, s.status, "
+                      "s.owner_id::text AS owner_id, s.version, s.created_at, s.updated_at")
 _INVITATION_COLS = ("i.id, i.session_id, i.role, i.status, i.invitee_id, i.invitee_login, "
                     "i.max_uses, i.uses, i.invited_by, i.expires_at, i.created_at, "
                     "s.title AS session_title")
@@ -108,12 +112,12 @@ class Repository:
         """The user's sessions, newest first: one range scan of members_by_user (keyset)."""
         if after is None:
             return await self._all(
-                f"SELECT {_SESSION_COLS}, m.role FROM members m "
+                f"SELECT {_SESSION_LIST_COLS}, m.role FROM members m "
                 f"JOIN sessions s ON s.id = m.session_id WHERE m.user_id = %s "
                 f"ORDER BY m.session_created_at DESC, m.session_id DESC LIMIT %s",
                 (user_id, limit))
         return await self._all(
-            f"SELECT {_SESSION_COLS}, m.role FROM members m "
+            f"SELECT {_SESSION_LIST_COLS}, m.role FROM members m "
             f"JOIN sessions s ON s.id = m.session_id WHERE m.user_id = %s "
             f"AND (m.session_created_at, m.session_id) < (%s, %s) "
             f"ORDER BY m.session_created_at DESC, m.session_id DESC LIMIT %s",
@@ -159,8 +163,10 @@ class Repository:
             (session_id, author_id, client_id))
 
     async def messages(self, session_id: str, after_seq: int, limit: int) -> list[dict[str, Any]]:
+        # Ids as text, like the session lists: a page holds up to 100 rows of three ids.
         return await self._all(
-            "SELECT id, session_id, seq, author_id, body, client_id, created_at FROM messages "
+            "SELECT id::text AS id, session_id::text AS session_id, seq, "
+            "author_id::text AS author_id, body, client_id, created_at FROM messages "
             "WHERE session_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (session_id, after_seq, limit))
 

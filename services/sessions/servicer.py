@@ -7,11 +7,12 @@ from typing import Any
 
 import grpc
 import orjson
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
 from services.common.identity import Authenticator
-from services.common.timeconv import to_timestamp
+from services.common.timeconv import set_timestamp, to_timestamp
 from services.sessions.documents import DocumentService
 from services.sessions.domain import InvitationState, Role, Status, invitation_state
 from services.sessions.repository import Event
@@ -37,13 +38,14 @@ def _ts(value: datetime) -> Timestamp:
 
 
 def _role(value: str | Role | None) -> pb.Role.ValueType:
-    return _ROLE_PB[Role(value)] if value else pb.ROLE_UNSPECIFIED
+    # Role is a StrEnum: the stored string finds its member's entry without an Enum call.
+    return _ROLE_PB[value] if value else pb.ROLE_UNSPECIFIED  # type: ignore[index]
 
 
 def session_pb(row: dict[str, Any], role: str | Role | None, last_seq: int = 0) -> pb.Session:
     return pb.Session(
         id=str(row["id"]), title=row["title"], description=row["description"],
-        language=row["language"], status=_STATUS_PB[Status(row["status"])],
+        language=row["language"], status=_STATUS_PB[row["status"]],
         owner_id=str(row["owner_id"]), role=_role(role), version=int(row["version"]),
         created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]), last_seq=last_seq)
 
@@ -62,6 +64,25 @@ def invitation_pb(row: dict[str, Any], token: str = "") -> pb.Invitation:
         github_login=row["invitee_login"] or "", invited_by=str(row["invited_by"]),
         created_at=_ts(row["created_at"]), session_title=row.get("session_title") or "",
         max_uses=int(row["max_uses"]), uses=int(row["uses"]))
+
+
+def add_session(sessions: RepeatedCompositeFieldContainer[pb.Session], row: dict[str, Any],
+                role: str | Role | None) -> None:
+    """Append a session to a repeated field, built in place: lists add up to 100 of them."""
+    item = sessions.add(
+        id=str(row["id"]), title=row["title"], description=row["description"],
+        language=row["language"], status=_STATUS_PB[row["status"]],
+        owner_id=str(row["owner_id"]), role=_role(role), version=int(row["version"]))
+    set_timestamp(item.created_at, row["created_at"])
+    set_timestamp(item.updated_at, row["updated_at"])
+
+
+def add_message(messages: RepeatedCompositeFieldContainer[pb.Message], row: dict[str, Any]) -> None:
+    """Append a message to a repeated field, built in place (a page holds up to 100)."""
+    item = messages.add(id=str(row["id"]), session_id=str(row["session_id"]), seq=int(row["seq"]),
+                        author_id=str(row["author_id"]), body=row["body"],
+                        client_id=row["client_id"] or "")
+    set_timestamp(item.created_at, row["created_at"])
 
 
 def message_pb(row: dict[str, Any]) -> pb.Message:
@@ -100,8 +121,10 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
     async def ListSessions(self, request: pb.ListSessionsRequest, context: Ctx) -> pb.ListSessionsResponse:
         caller = await self._authn.caller(context)
         page = await self._app.list_sessions(caller, request.limit, request.cursor)
-        return pb.ListSessionsResponse(sessions=[session_pb(r, r["role"]) for r in page.items],
-                                       next_cursor=page.next_cursor)
+        reply = pb.ListSessionsResponse(next_cursor=page.next_cursor)
+        for row in page.items:
+            add_session(reply.sessions, row, row["role"])
+        return reply
 
     async def GetSession(self, request: pb.GetSessionRequest, context: Ctx) -> pb.GetSessionResponse:
         caller = await self._authn.caller(context)
@@ -205,8 +228,10 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
         caller = await self._authn.caller(context)
         rows, next_after = await self._app.list_messages(caller, request.session_id,
                                                          request.after_seq, request.limit)
-        return pb.ListMessagesResponse(messages=[message_pb(r) for r in rows],
-                                       next_after_seq=next_after)
+        reply = pb.ListMessagesResponse(next_after_seq=next_after)
+        for row in rows:
+            add_message(reply.messages, row)
+        return reply
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: Ctx) -> pb.ListEventsResponse:
         caller = await self._authn.caller(context)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.timeconv import datetime_rfc3339, timestamp_rfc3339, to_timestamp
+from services.common.timeconv import datetime_rfc3339, set_timestamp, timestamp_rfc3339, to_timestamp
 
 
 @pytest.mark.parametrize("value", [
@@ -21,6 +21,9 @@ def test_to_timestamp_matches_protobuf(value: datetime) -> None:
     expected.FromDatetime(value)
     assert to_timestamp(value) == expected
     assert to_timestamp(value).ToDatetime(tzinfo=UTC) == value.astimezone(UTC)
+    in_place = Timestamp(seconds=1, nanos=2)  # overwritten, not added to
+    set_timestamp(in_place, value)
+    assert in_place == expected
 
 
 def test_rfc3339_formats() -> None:
@@ -31,3 +34,14 @@ def test_rfc3339_formats() -> None:
     whole = datetime(2026, 1, 1, tzinfo=UTC)
     assert timestamp_rfc3339(to_timestamp(whole)) == "2026-01-01T00:00:00.000000Z"
     assert datetime.fromisoformat(timestamp_rfc3339(to_timestamp(value)) or "") == value
+
+
+def test_rfc3339_stays_exact_past_the_bound_of_its_per_second_cache() -> None:
+    # More distinct seconds than the cache holds, each formatted twice (a miss, then a hit,
+    # or a miss again after the cache was cleared): every answer matches datetime's own.
+    start = datetime(2026, 11, 22, tzinfo=UTC)
+    for step in range(0, 40_000, 2):
+        value = start + timedelta(seconds=step * 37, microseconds=step % 1_000_000)
+        expected = value.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        assert timestamp_rfc3339(to_timestamp(value)) == expected
+        assert timestamp_rfc3339(to_timestamp(value)) == expected
