@@ -25,7 +25,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.common.config import Env
 from services.common.db import create_pool
-from services.common.entry import install_uvloop
+from services.common.eventloop import install_uvloop
 from services.common.timeconv import datetime_rfc3339
 
 # Exactly what services/sessions/repository.py sends for a first page (tests/bench checks it).

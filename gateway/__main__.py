@@ -10,7 +10,7 @@ from aiohttp.abc import AbstractAccessLogger
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from services.common.config import ConfigError, Env, fail
-from services.common.entry import install_uvloop
+from services.common.eventloop import install_uvloop
 from services.common.logs import setup_logging
 
 log = logging.getLogger("gateway.access")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 
-import orjson
 from aiohttp import web
 
 from gateway import keys
@@ -75,5 +74,6 @@ def create_app(config: GatewayConfig) -> web.Application:
     table = build_routes()
     table.install(app.router)
     system.add_static(app)
-    app[system.OPENAPI_KEY] = orjson.dumps(table.document("Tandem API", API_VERSION, config.public_url))
+    app[system.OPENAPI_KEY] = system.OpenApiDocument(
+        lambda: table.document("Tandem API", API_VERSION, config.public_url))
     return app

@@ -9,12 +9,24 @@ from typing import Any, TypeVar
 import orjson
 from aiohttp import web
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import ApiError
 from services.common.timeconv import datetime_rfc3339, timestamp_rfc3339
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Schema(BaseModel):
+    """Base of the gateway's request and response models.
+
+    Their validators are built on first use, not at import: most response models only
+    describe /openapi.json, and building all of them cost the idle gateway about 1.5 MB.
+    The first request with a given body pays its build once (about 7 ms for the very
+    first model, well under 1 ms for each one after it).
+    """
+
+    model_config = ConfigDict(defer_build=True)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

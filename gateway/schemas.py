@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from tandem.auth.v1 import auth_pb2
 
-from gateway.http import rfc3339
+from gateway.http import Schema, rfc3339
 
 
-class UserOut(BaseModel):
+class UserOut(Schema):
     id: str = Field(description="Tandem user id (UUID)")
     github_login: str
     name: str

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from pycrdt import YMessageType, YSyncMessageType, write_var_uint
 
 # --- events socket: client frames ----------------------------------------------------------
 
@@ -177,12 +176,14 @@ def dumps(event: dict[str, Any]) -> str:
 
 # --- y-websocket binary protocol -----------------------------------------------------------
 
-MESSAGE_SYNC = int(YMessageType.SYNC)
-MESSAGE_AWARENESS = int(YMessageType.AWARENESS)
+# The gateway only frames and checks these messages and never applies an update, so it
+# does not load pycrdt (about 2 MB of resident memory); tests check the framing against it.
+MESSAGE_SYNC = 0
+MESSAGE_AWARENESS = 1
 MESSAGE_QUERY_AWARENESS = 3
-SYNC_STEP1 = int(YSyncMessageType.SYNC_STEP1)
-SYNC_STEP2 = int(YSyncMessageType.SYNC_STEP2)
-SYNC_UPDATE = int(YSyncMessageType.SYNC_UPDATE)
+SYNC_STEP1 = 0
+SYNC_STEP2 = 1
+SYNC_UPDATE = 2
 EMPTY_UPDATE = b"\x00\x00"
 MAX_AWARENESS_CLIENTS = 64
 
@@ -302,6 +303,16 @@ def parse_awareness(update: bytes) -> tuple[AwarenessEntry, ...]:
         entries.append(AwarenessEntry(client_id, clock, state))
     reader.done()
     return tuple(entries)
+
+
+def write_var_uint(num: int) -> bytes:
+    """lib0's unsigned varint: 7 bits per byte, least significant first, high bit = more."""
+    out = bytearray()
+    while num > 0x7F:
+        out.append(0x80 | (num & 0x7F))
+        num >>= 7
+    out.append(num)
+    return bytes(out)
 
 
 def encode_awareness(entries: list[AwarenessEntry] | tuple[AwarenessEntry, ...]) -> bytes:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import Field
 from tandem.ai.v1 import ai_pb2
 
 from gateway import keys
 from gateway.auth import authenticate
-from gateway.http import json_response, parse_json, path_uuid, rfc3339
+from gateway.http import Schema, json_response, parse_json, path_uuid, rfc3339
 from gateway.openapi import Operation, RouteTable
 
 # Creating a review job reads the review (which may wait on GitHub) first.
@@ -26,7 +26,7 @@ _KIND = {ai_pb2.JOB_KIND_REVIEW: "review", ai_pb2.JOB_KIND_DOCUMENT: "document"}
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
-class ReviewJobIn(BaseModel):
+class ReviewJobIn(Schema):
     paths: list[str] | None = Field(
         default=None, max_length=500,
         description="Changed files to review (default: every changed file that was not removed)")
@@ -34,17 +34,17 @@ class ReviewJobIn(BaseModel):
                                  description='"builtin" or "openai" (default: the server\'s AI_PROVIDER)')
 
 
-class DocumentJobIn(BaseModel):
+class DocumentJobIn(Schema):
     provider: str | None = Field(default=None, max_length=32,
                                  description='"builtin" or "openai" (default: the server\'s AI_PROVIDER)')
 
 
-class JobAccepted(BaseModel):
+class JobAccepted(Schema):
     job_id: str
     status: Literal["queued"]
 
 
-class FindingOut(BaseModel):
+class FindingOut(Schema):
     path: str = Field(description='A file of the review, or "document.<ext>" for the live document')
     line: int = Field(description="First line (1-based, in the head version or the document)")
     end_line: int
@@ -54,7 +54,7 @@ class FindingOut(BaseModel):
     suggestion: str | None = Field(default=None, description="Present when there is one")
 
 
-class JobOut(BaseModel):
+class JobOut(Schema):
     job_id: str
     status: Status = Field(description='"cancelled" only after POST /api/v1/ai/jobs/{job_id}/cancel')
     provider: str

@@ -6,24 +6,24 @@ import time
 from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import Field
 from tandem.auth.v1 import auth_pb2
 
 from gateway import keys
 from gateway.auth import authenticate
 from gateway.errors import ApiError
-from gateway.http import json_response, no_content, parse_json
+from gateway.http import Schema, json_response, no_content, parse_json
 from gateway.openapi import Operation, RouteTable
 from gateway.schemas import UserOut, user_out
 
 RATE = "rate_limiter"
 
 
-class RefreshIn(BaseModel):
+class RefreshIn(Schema):
     refresh_token: str = Field(min_length=1, max_length=256)
 
 
-class TokensOut(BaseModel):
+class TokensOut(Schema):
     access_token: str
     refresh_token: str
     token_type: str = Field(description="Always Bearer")

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import Field
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
 from gateway.auth import authenticate
-from gateway.http import json_response, rfc3339
+from gateway.http import Schema, json_response, rfc3339
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import session_path_id
 
 
-class DocumentOut(BaseModel):
+class DocumentOut(Schema):
     text: str = Field(description='The current text of the shared Y.Text "code"')
     version: int = Field(description="Incremented by every stored update")
     updated_at: str | None = Field(description="RFC 3339 UTC; null before the first edit")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import Field
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
 from gateway.auth import authenticate
-from gateway.http import json_response, no_content, parse_json, path_uuid, query_int, rfc3339
+from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int, rfc3339
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import (
     CURSOR_QUERY,
@@ -31,7 +31,7 @@ _STATES = {pb.INVITATION_STATUS_PENDING: "pending", pb.INVITATION_STATUS_ACCEPTE
            pb.INVITATION_STATUS_EXPIRED: "expired"}
 
 
-class InvitationIn(BaseModel):
+class InvitationIn(Schema):
     github_login: str | None = Field(default=None, min_length=1, max_length=39, description=(
         "Invite this GitHub user (they need not have signed in to Tandem yet); without it "
         "the answer carries a link token"))
@@ -42,11 +42,11 @@ class InvitationIn(BaseModel):
         "Link invitations only: how many people may accept it (default 1)"))
 
 
-class TokenIn(BaseModel):
+class TokenIn(Schema):
     token: str = Field(min_length=1, max_length=256, description="The token of a link invitation")
 
 
-class InvitationOut(BaseModel):
+class InvitationOut(Schema):
     id: str
     session_id: str
     session_title: str
@@ -63,12 +63,12 @@ class InvitationOut(BaseModel):
     created_at: str
 
 
-class InvitationList(BaseModel):
+class InvitationList(Schema):
     items: list[InvitationOut]
     next_cursor: str | None
 
 
-class AcceptOut(BaseModel):
+class AcceptOut(Schema):
     session: SessionOut
     role: RoleName = Field(description="Your role in the session now")
 

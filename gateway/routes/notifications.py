@@ -6,13 +6,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import Field
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
 from gateway.auth import authenticate
 from gateway.errors import ApiError
-from gateway.http import json_response, no_content, path_uuid, query_int, rfc3339
+from gateway.http import Schema, json_response, no_content, path_uuid, query_int, rfc3339
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import CURSOR_QUERY, LIMIT_QUERY, query_cursor
 
@@ -20,7 +20,7 @@ _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no", "")
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(Schema):
     id: str
     kind: str = Field(description=(
         "invitation.received, invitation.accepted, invitation.declined, member.role_changed, "
@@ -32,7 +32,7 @@ class NotificationOut(BaseModel):
     created_at: str
 
 
-class NotificationList(BaseModel):
+class NotificationList(Schema):
     items: list[NotificationOut]
     next_cursor: str | None
 

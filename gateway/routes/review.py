@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import Field
 from tandem.review.v1 import review_pb2
 
 from gateway import keys
 from gateway.auth import authenticate
 from gateway.errors import ApiError
-from gateway.http import json_response, parse_json, path_uuid, query_int
+from gateway.http import Schema, json_response, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
 from services.review import views
 
@@ -30,7 +30,7 @@ _MAX_PATH = 4096
 # --- request bodies ------------------------------------------------------------
 
 
-class ReviewIn(BaseModel):
+class ReviewIn(Schema):
     repo: str = Field(min_length=3, max_length=140,
                       pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$",
                       description='GitHub repository, "owner/name"')
@@ -40,7 +40,7 @@ class ReviewIn(BaseModel):
                             description="Branch, tag or commit SHA to import (or give pull_number)")
 
 
-class ThreadIn(BaseModel):
+class ThreadIn(Schema):
     path: str = Field(min_length=1, max_length=_MAX_PATH, description="A file of the review")
     line: int = Field(ge=1, le=2**31 - 1, description="Last line the thread covers")
     side: Literal["RIGHT", "LEFT"] = Field(
@@ -50,11 +50,11 @@ class ThreadIn(BaseModel):
     body: str = Field(min_length=1, max_length=10_000)
 
 
-class CommentIn(BaseModel):
+class CommentIn(Schema):
     body: str = Field(min_length=1, max_length=10_000)
 
 
-class VerdictIn(BaseModel):
+class VerdictIn(Schema):
     state: Literal["approve", "request_changes", "comment"]
     body: str = Field(default="", max_length=10_000)
 
@@ -62,7 +62,7 @@ class VerdictIn(BaseModel):
 # --- response bodies (documentation of services.review.views' output) --------
 
 
-class ReviewFileOut(BaseModel):
+class ReviewFileOut(Schema):
     path: str
     status: str = Field(description="added, modified, removed, renamed, ...")
     additions: int
@@ -70,7 +70,7 @@ class ReviewFileOut(BaseModel):
     previous_path: str | None = Field(description="The old path of a renamed file")
 
 
-class VerdictOut(BaseModel):
+class VerdictOut(Schema):
     id: str
     review_id: str
     author_id: str
@@ -79,7 +79,7 @@ class VerdictOut(BaseModel):
     created_at: str
 
 
-class ReviewOut(BaseModel):
+class ReviewOut(Schema):
     id: str
     session_id: str
     repo: str
@@ -98,12 +98,12 @@ class ReviewOut(BaseModel):
     updated_at: str
 
 
-class ReviewList(BaseModel):
+class ReviewList(Schema):
     items: list[ReviewOut]
     next_cursor: str | None
 
 
-class CommentOut(BaseModel):
+class CommentOut(Schema):
     id: str
     thread_id: str
     author_id: str
@@ -111,7 +111,7 @@ class CommentOut(BaseModel):
     created_at: str
 
 
-class ThreadOut(BaseModel):
+class ThreadOut(Schema):
     id: str
     review_id: str
     path: str
@@ -127,19 +127,19 @@ class ThreadOut(BaseModel):
     updated_at: str
 
 
-class ThreadList(BaseModel):
+class ThreadList(Schema):
     items: list[ThreadOut]
     next_cursor: str | None
 
 
-class HunkLineOut(BaseModel):
+class HunkLineOut(Schema):
     kind: Literal["+", "-", " "]
     source_line: int | None
     target_line: int | None
     value: str
 
 
-class HunkOut(BaseModel):
+class HunkOut(Schema):
     source_start: int
     source_length: int
     target_start: int
@@ -148,7 +148,7 @@ class HunkOut(BaseModel):
     lines: list[HunkLineOut]
 
 
-class FileOut(BaseModel):
+class FileOut(Schema):
     path: str
     status: str
     previous_path: str | None
@@ -158,13 +158,13 @@ class FileOut(BaseModel):
     hunks: list[HunkOut]
 
 
-class PublishOut(BaseModel):
+class PublishOut(Schema):
     github_review_id: int
     published_at: str
     html_url: str | None
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(Schema):
     outcome: Literal["processed", "duplicate", "ignored"]
 
 

@@ -6,14 +6,14 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from tandem.auth.v1 import auth_pb2
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
 from gateway.auth import Auth, authenticate
 from gateway.errors import ApiError
-from gateway.http import json_response, no_content, parse_json, path_uuid, query_int, rfc3339
+from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int, rfc3339
 from gateway.idempotency import HEADER_DOC, idempotent
 from gateway.openapi import Operation, RouteTable
 from services.common.context import session_id_var
@@ -32,7 +32,7 @@ CURSOR_QUERY = ("cursor", {"type": "string"}, "The next_cursor of the previous p
 # --- response bodies -----------------------------------------------------------------
 
 
-class UserRef(BaseModel):
+class UserRef(Schema):
     id: str = Field(description="Tandem user id (UUID)")
     github_login: str
     name: str
@@ -40,7 +40,7 @@ class UserRef(BaseModel):
     created_at: str | None = Field(description="RFC 3339 UTC; null for a user auth no longer knows")
 
 
-class SessionOut(BaseModel):
+class SessionOut(Schema):
     id: str
     title: str = Field(description="1..200 characters")
     description: str = Field(description="At most 2000 characters")
@@ -53,23 +53,23 @@ class SessionOut(BaseModel):
     updated_at: str
 
 
-class SessionList(BaseModel):
+class SessionList(Schema):
     items: list[SessionOut]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last")
 
 
-class MemberOut(BaseModel):
+class MemberOut(Schema):
     user: UserRef
     role: RoleName
     joined_at: str
 
 
-class MemberList(BaseModel):
+class MemberList(Schema):
     items: list[MemberOut]
     next_cursor: str | None = Field(description="Always null: members come in one page")
 
 
-class MessageOut(BaseModel):
+class MessageOut(Schema):
     id: str
     seq: int = Field(description="The session's sequence number of this message")
     author: UserRef
@@ -78,7 +78,7 @@ class MessageOut(BaseModel):
     client_id: str | None = Field(description="The sender's client_id, if one was given")
 
 
-class MessageList(BaseModel):
+class MessageList(Schema):
     items: list[MessageOut]
     next_cursor: str | None = Field(
         description="The after_seq for the next page (also accepted as cursor); null on the last")
@@ -87,7 +87,7 @@ class MessageList(BaseModel):
 # --- request bodies ------------------------------------------------------------------
 
 
-class SessionCreateIn(BaseModel):
+class SessionCreateIn(Schema):
     title: str = Field(min_length=1, max_length=200,
                        description="1..200 characters; surrounding and repeated spaces collapse")
     description: str = Field(default="", max_length=2000)
@@ -103,7 +103,7 @@ def refuse_null(value: Any) -> Any:
     return value
 
 
-class SessionPatchIn(BaseModel):
+class SessionPatchIn(Schema):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     language: str | None = Field(default=None, max_length=32)
@@ -111,17 +111,17 @@ class SessionPatchIn(BaseModel):
     _no_nulls = field_validator("title", "description", "language", mode="before")(refuse_null)
 
 
-class MemberPatchIn(BaseModel):
+class MemberPatchIn(Schema):
     role: Literal["editor", "viewer"] = Field(
         description="The owner's role moves only with POST /api/v1/sessions/{id}/transfer")
 
 
-class TransferIn(BaseModel):
+class TransferIn(Schema):
     user_id: str = Field(min_length=1, max_length=64,
                          description="A member of the session who becomes its owner")
 
 
-class MessageIn(BaseModel):
+class MessageIn(Schema):
     body: str = Field(min_length=1, max_length=4000, description=(
         "1..4000 characters after control characters (except newline and tab) are removed"))
     client_id: str | None = Field(default=None, min_length=1, max_length=64, description=(

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from services.common.errors import InvalidArgument, Unavailable
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +28,9 @@ class GitHubUser:
 class GitHubOAuth:
     """Exchanges codes (never retried: a code is single-use) and reads the user (retried: GET)."""
 
-    def __init__(self, client: httpx.AsyncClient, oauth_url: str, api_url: str,
+    def __init__(self, client: Callable[[], httpx.AsyncClient], oauth_url: str, api_url: str,
                  client_id: str, client_secret: str) -> None:
+        # `client()` gives the client: the service makes it (and imports httpx) on the first call.
         self._http = client
         self._oauth = oauth_url.rstrip("/")
         self._api = api_url.rstrip("/")
@@ -35,13 +38,17 @@ class GitHubOAuth:
         self._secret = client_secret
 
     def authorize_url(self, state: str, challenge: str, redirect_uri: str, scope: str) -> str:
+        import httpx  # noqa: PLC0415 - loaded with the first login (services/common/lazyhttp.py)
+
         params = {"client_id": self._client_id, "redirect_uri": redirect_uri, "state": state,
                   "code_challenge": challenge, "code_challenge_method": "S256", "scope": scope}
         return str(httpx.URL(self._oauth + "/login/oauth/authorize", params=params))
 
     async def exchange(self, code: str, verifier: str, redirect_uri: str) -> tuple[str, str]:
+        import httpx  # noqa: PLC0415 - loaded with the first login (services/common/lazyhttp.py)
+
         try:
-            reply = await self._http.post(
+            reply = await self._http().post(
                 self._oauth + "/login/oauth/access_token",
                 data={"client_id": self._client_id, "client_secret": self._secret, "code": code,
                       "redirect_uri": redirect_uri, "code_verifier": verifier},
@@ -72,9 +79,11 @@ class GitHubOAuth:
     async def _get_json(self, path: str, token: str, attempts: int = 3) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
                    "X-GitHub-Api-Version": "2022-11-28"}
+        import httpx  # noqa: PLC0415 - loaded with the first login (services/common/lazyhttp.py)
+
         for attempt in range(attempts):
             try:
-                reply = await self._http.get(self._api + path, headers=headers)
+                reply = await self._http().get(self._api + path, headers=headers)
                 if reply.status_code < 500:
                     if reply.status_code == 401:
                         raise InvalidArgument("GitHub did not accept the new access token")

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import grpc
-import httpx
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from services.auth.crypto import Sealer
@@ -22,6 +22,10 @@ from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Resources, ServiceSpec
 from services.common.identity import Authenticator, TokenVerifier
+from services.common.lazyhttp import LazyHttpClient
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,14 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
         sealer = Sealer(settings.encryption_key)
         keys = SigningKeys(res.pool, sealer, config.jwt_issuer, config.jwt_audience,
                            settings.access_ttl)
-        http = httpx.AsyncClient(timeout=httpx.Timeout(settings.http_timeout, connect=3.0),
-                                 headers={"User-Agent": "tandem-auth"})
+
+        def make_http() -> httpx.AsyncClient:
+            import httpx  # noqa: PLC0415 - made with the first login, not at start-up
+
+            return httpx.AsyncClient(timeout=httpx.Timeout(settings.http_timeout, connect=3.0),
+                                     headers={"User-Agent": "tandem-auth"})
+
+        http = LazyHttpClient(make_http)
         res.closers.append(http.aclose)
         github = GitHubOAuth(http, settings.github_oauth_url, settings.github_api_url,
                              settings.github_client_id, settings.github_client_secret)

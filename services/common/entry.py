@@ -9,19 +9,11 @@ from collections.abc import Callable
 
 from services.common.config import CommonConfig, ConfigError, Env, fail
 from services.common.db import migrate
+from services.common.eventloop import install_uvloop
 from services.common.grpcserver import ServiceRuntime, ServiceSpec
 from services.common.logs import setup_logging
 
 log = logging.getLogger(__name__)
-
-
-def install_uvloop() -> None:
-    """Use uvloop when available: it makes the event loop itself cheaper."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional speed-up, absent on some platforms
-    except ImportError:
-        return
-    uvloop.install()
 
 
 def main(name: str, build: Callable[[Env, CommonConfig], ServiceSpec]) -> None:

@@ -16,7 +16,6 @@ import orjson
 import psycopg
 import psycopg_pool
 import redis.exceptions
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
@@ -332,7 +331,7 @@ class ServiceRuntime:
         self.health: HealthMonitor | None = None
         self._server: grpc.aio.Server | None = None
         self._health_servicer: health.aio.HealthServicer | None = None
-        self._metrics_runner: web.AppRunner | None = None
+        self._metrics_server: metrics.MetricsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._res: Resources | None = None
 
@@ -374,12 +373,9 @@ class ServiceRuntime:
         self.grpc_port = server.add_insecure_port(f"{cfg.bind_host}:{spec.grpc_port}")
         await server.start()
         self._server, self._health_servicer = server, health_servicer
-        runner = web.AppRunner(metrics.metrics_app(), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, cfg.bind_host, spec.metrics_port)
-        await site.start()
-        self._metrics_runner = runner
-        self.metrics_port = int(runner.addresses[0][1]) if runner.addresses else spec.metrics_port
+        metrics_server = metrics.MetricsServer()
+        self.metrics_port = await metrics_server.start(cfg.bind_host, spec.metrics_port)
+        self._metrics_server = metrics_server
         self.health = HealthMonitor(spec, res, health_servicer, names)
         res.health = self.health
         self._tasks.append(asyncio.create_task(self.health.run(), name=f"{spec.name}-health"))
@@ -401,8 +397,8 @@ class ServiceRuntime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._metrics_runner is not None:
-            await self._metrics_runner.cleanup()
+        if self._metrics_server is not None:
+            await self._metrics_server.close()
         if self._res is not None:
             for closer in reversed(self._res.closers):
                 with contextlib.suppress(Exception):

@@ -1,16 +1,24 @@
 """Access-token verification shared by the gateway and every service, and the caller of an RPC.
 
-Tokens are EdDSA-signed JWTs from the auth service. The algorithm allow-list
-is fixed here in code and never read from the token; keys come from the JWKS
-(fetched from the auth service, cached, refreshed on an unknown `kid` at most
-once per `min_refresh_interval` so random `kid`s cannot hammer auth).
+Tokens are EdDSA-signed JWTs from the auth service. The algorithm is fixed
+here in code and never read from the token; keys come from the JWKS (fetched
+from the auth service, cached, refreshed on an unknown `kid` at most once per
+`min_refresh_interval` so random `kid`s cannot hammer auth).
+
+Verification is done here with `cryptography`'s Ed25519 directly, with the
+claim checks PyJWT makes (same order, same leeway rules): PyJWT itself loads
+every algorithm it supports (RSA, EC, X.509, a JWKS HTTP client), about 2 MB of
+resident memory in every process that only ever verifies one kind of token.
+The auth service, which signs, still uses PyJWT.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -18,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
-import jwt
 import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.common.context import user_id_var
 from services.common.errors import PermissionDenied, Unauthenticated
@@ -30,6 +39,37 @@ ALGORITHMS = ["EdDSA"]
 SERVICE_TOKEN_METADATA = "x-tandem-service-token"  # noqa: S105 - a metadata key name, not a secret
 ON_BEHALF_OF_METADATA = "x-tandem-on-behalf-of"
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "iss", "aud"]
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _b64url(segment: str) -> bytes:
+    """Unpadded base64url (RFC 7515) to bytes; ValueError for anything else."""
+    if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    value = orjson.loads(data)
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+def _int_claim(payload: dict[str, Any], name: str) -> int:
+    # As PyJWT: NumericDate claims go through int() (so "123" and 123.9 are accepted).
+    try:
+        return int(payload[name])
+    except (ValueError, TypeError, OverflowError):
+        raise Unauthenticated("invalid access token") from None
+
+
+def _public_key(entry: dict[str, Any]) -> Ed25519PublicKey:
+    """The Ed25519 public key of one OKP JWK (RFC 8037); ValueError when malformed."""
+    x = entry.get("x")
+    if not isinstance(x, str):
+        raise ValueError("JWK without x")
+    return Ed25519PublicKey.from_public_bytes(_b64url(x))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +113,7 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway
         self._min_refresh = min_refresh_interval
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, Ed25519PublicKey] = {}
         self._next_refresh = 0.0
         self._refresh_lock = asyncio.Lock()
         self._cache: OrderedDict[str, Claims] = OrderedDict()
@@ -85,12 +125,12 @@ class TokenVerifier:
 
     def set_jwks(self, jwks_json: str | bytes) -> None:
         document = orjson.loads(jwks_json)
-        keys: dict[str, Any] = {}
+        keys: dict[str, Ed25519PublicKey] = {}
         for entry in document.get("keys", []):
             # Only keys for our one algorithm; anything else in the set is ignored.
             if entry.get("kty") != "OKP" or entry.get("crv") != "Ed25519" or "kid" not in entry:
                 continue
-            keys[entry["kid"]] = jwt.PyJWK(dict(entry, alg="EdDSA")).key
+            keys[entry["kid"]] = _public_key(entry)
         self._keys = keys
 
     async def refresh(self, *, force: bool = False) -> bool:
@@ -123,8 +163,9 @@ class TokenVerifier:
                 return cached
             self._cache.pop(token, None)
         try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
+            header_b64, payload_b64, signature_b64 = token.split(".")
+            header = _json_object(_b64url(header_b64))
+        except ValueError:
             raise Unauthenticated("malformed access token") from None
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
@@ -137,21 +178,43 @@ class TokenVerifier:
             key = self._keys.get(kid)
             if key is None:
                 raise Unauthenticated("access token signed by an unknown key")
+        # No JWS extension is used by auth: a token asking for one ("crit", "b64") is refused.
+        if "crit" in header or "b64" in header:
+            raise Unauthenticated("invalid access token")
         try:
-            payload = jwt.decode(
-                token, key, algorithms=ALGORITHMS, audience=self._audience, issuer=self._issuer,
-                leeway=self._leeway, options={"require": _REQUIRED_CLAIMS},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("access token expired") from None
-        except jwt.PyJWTError:
+            key.verify(_b64url(signature_b64), f"{header_b64}.{payload_b64}".encode())
+            payload = _json_object(_b64url(payload_b64))
+        except (InvalidSignature, ValueError):
             raise Unauthenticated("invalid access token") from None
+        self._check_claims(payload)
         claims = Claims(str(payload["sub"]), float(payload["exp"]), str(payload["jti"]),
                         str(payload.get("login", "")))
         self._cache[token] = claims
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return claims
+
+    def _check_claims(self, payload: dict[str, Any]) -> None:
+        """PyJWT's checks in PyJWT's order: required, iat, nbf, exp, iss, aud, sub, jti."""
+        for name in _REQUIRED_CLAIMS:
+            if payload.get(name) is None:
+                raise Unauthenticated("invalid access token")
+        now = time.time()
+        if _int_claim(payload, "iat") > now + self._leeway:
+            raise Unauthenticated("invalid access token")
+        if "nbf" in payload and _int_claim(payload, "nbf") > now + self._leeway:
+            raise Unauthenticated("invalid access token")
+        if _int_claim(payload, "exp") <= now - self._leeway:
+            raise Unauthenticated("access token expired")
+        if payload["iss"] != self._issuer:
+            raise Unauthenticated("invalid access token")
+        audience = payload["aud"]
+        audiences = [audience] if isinstance(audience, str) else audience
+        if (not isinstance(audiences, list) or not all(isinstance(a, str) for a in audiences)
+                or self._audience not in audiences):
+            raise Unauthenticated("invalid access token")
+        if not isinstance(payload["sub"], str) or not isinstance(payload["jti"], str):
+            raise Unauthenticated("invalid access token")
 
 
 def bearer_token(value: str | None) -> str | None:

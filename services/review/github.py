@@ -17,12 +17,11 @@ import logging
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-import httpx
 import orjson
 
 from services.common import metrics
@@ -34,6 +33,9 @@ from services.common.errors import (
     PermissionDenied,
     Unavailable,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,9 @@ def split_repo(repo: str) -> tuple[str, str]:
 class GitHub:
     """The GitHub REST calls Tandem's review makes, as one user (their token per call)."""
 
-    def __init__(self, http: httpx.AsyncClient, api_url: str, etags: EtagStore, *,
+    def __init__(self, http: Callable[[], httpx.AsyncClient], api_url: str, etags: EtagStore, *,
                  timeout: float, retries: int) -> None:
+        # `http()` gives the client: the service makes it (and imports httpx) on the first call.
         self._http = http
         self._api = api_url.rstrip("/")
         self._etags = etags
@@ -264,6 +267,8 @@ class GitHub:
                     params: Mapping[str, str] | None = None, json: Any = None,
                     accept: str = JSON_MEDIA, etag: str | None = None) -> httpx.Response:
         """One request with timeouts; GETs retried on 5xx and timeouts, within the deadline."""
+        import httpx  # noqa: PLC0415 - loaded with the first request (services/common/lazyhttp.py)
+
         headers = {"Authorization": f"Bearer {token}", "Accept": accept,
                    "X-GitHub-Api-Version": API_VERSION}
         if etag:
@@ -275,7 +280,7 @@ class GitHub:
             budget = self._budget()
             try:
                 async with asyncio.timeout(budget):
-                    response = await self._http.request(method, url, headers=headers,
+                    response = await self._http().request(method, url, headers=headers,
                                                         params=params, json=json)
             except (TimeoutError, httpx.TimeoutException):
                 metrics.GITHUB_REQUESTS.labels("timeout").inc()

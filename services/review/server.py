@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import grpc
-import httpx
 from tandem.review.v1 import review_pb2, review_pb2_grpc
 
 from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Resources, ServiceSpec
 from services.common.identity import service_authenticator
+from services.common.lazyhttp import LazyHttpClient
 from services.review.adapters import (
     AuthDirectory,
     RedisContents,
@@ -28,6 +29,9 @@ from services.review.repository import ReviewRepository
 from services.review.servicer import ReviewServiceServicer
 from services.review.settings import LOCAL_WEBHOOK_SECRET, ReviewSettings
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
@@ -41,11 +45,17 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
                 and "api.github.com" in settings.github_api_url):
             log.warning("GITHUB_WEBHOOK_SECRET is the local default while talking to real "
                         "GitHub; set a secret of your own")
-        http = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.github_timeout, connect=settings.github_connect_timeout),
-            headers={"User-Agent": "tandem-review"},
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+
+        def make_http() -> httpx.AsyncClient:
+            import httpx  # noqa: PLC0415 - made with the first GitHub call, not at start-up
+
+            return httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.github_timeout, connect=settings.github_connect_timeout),
+                headers={"User-Agent": "tandem-review"},
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )
+
+        http = LazyHttpClient(make_http)
         res.closers.append(http.aclose)
         github = GitHub(http, settings.github_api_url,
                         RedisEtags(res.redis, res.keys, settings.etag_ttl),

@@ -158,3 +158,105 @@ async def test_new_key_is_picked_up_on_unknown_kid() -> None:
     assert (await verifier.verify(token)).user_id == "user-1"
     old = jwt.encode(_claims(jti="j2"), old_private, algorithm="EdDSA", headers={"kid": "old"})
     assert (await verifier.verify(old)).jti == "j2"
+
+
+def _pyjwt_verdict(token: str, public: Any, leeway: float) -> str:
+    """What PyJWT (which auth signs with) says of a token: the reference for our verifier."""
+    try:
+        jwt.decode(token, public, algorithms=["EdDSA"], audience=AUD, issuer=ISS, leeway=leeway,
+                   options={"require": ["exp", "iat", "sub", "jti", "iss", "aud"]})
+    except jwt.ExpiredSignatureError:
+        return "expired"
+    except jwt.PyJWTError:
+        return "invalid"
+    return "ok"
+
+
+def _sign(private: Ed25519PrivateKey, claims: dict[str, Any], **header: Any) -> str:
+    """A compact JWS made by hand: PyJWT refuses to encode some of the claims tried here."""
+    signing_input = f"{_b64({'alg': 'EdDSA', 'typ': 'JWT', **header})}.{_b64(claims)}"
+    sig = base64.urlsafe_b64encode(private.sign(signing_input.encode())).rstrip(b"=").decode()
+    return f"{signing_input}.{sig}"
+
+
+_NOW = int(time.time())
+
+
+@pytest.mark.parametrize("over", [
+    {},
+    {"exp": _NOW - 20},            # expired, but within the leeway
+    {"exp": _NOW - 40},            # expired beyond the leeway
+    {"exp": str(_NOW + 600)},      # NumericDate as a string: PyJWT takes int() of it
+    {"exp": _NOW + 600.7},
+    {"exp": "soon"},
+    {"exp": None},
+    {"iat": _NOW + 20},            # issued in the future, within the leeway
+    {"iat": _NOW + 40},
+    {"iat": [1]},
+    {"nbf": _NOW + 40},
+    {"nbf": "later"},
+    {"aud": ["other", AUD]},
+    {"aud": ["other"]},
+    {"aud": [AUD, 7]},
+    {"aud": {"aud": AUD}},
+    {"iss": "evil"},
+    {"iss": [ISS]},
+    {"sub": 42},
+    {"jti": 42},
+    {"sub": None},
+    {"exp": _NOW - 40, "iss": "evil"},   # the first failing check decides the message
+])
+async def test_claims_are_judged_as_pyjwt_judges_them(
+        signer: tuple[Ed25519PrivateKey, dict[str, Any]], over: dict[str, Any]) -> None:
+    private, jwk = signer
+    verifier = TokenVerifier(Jwks(jwk), ISS, AUD, leeway=30, min_refresh_interval=5.0)
+    await verifier.refresh(force=True)
+    claims = {k: v for k, v in _claims(**over).items() if v is not None}
+    token = _sign(private, claims, kid="k1")
+    expected = _pyjwt_verdict(token, private.public_key(), leeway=30)
+    try:
+        await verifier.verify(token)
+        verdict = "ok"
+    except Unauthenticated as exc:
+        verdict = "expired" if "expired" in exc.message else "invalid"
+    assert verdict == expected
+
+
+async def test_signature_of_another_key_and_jws_extensions_are_refused(
+        signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    private, jwk = signer
+    verifier = await _verifier(Jwks(jwk))
+    other, _ = _key("k1")
+    forged = jwt.encode(_claims(), other, algorithm="EdDSA", headers={"kid": "k1"})
+    with pytest.raises(Unauthenticated, match="invalid access token"):
+        await verifier.verify(forged)
+    critical = jwt.encode(_claims(), private, algorithm="EdDSA",
+                          headers={"kid": "k1", "crit": ["exp"]})
+    with pytest.raises(Unauthenticated, match="invalid access token"):
+        await verifier.verify(critical)
+    # Signed by the right key, but the header names another algorithm: refused, as PyJWT does.
+    for alg in ("none", "HS256", "ES256", "eddsa"):
+        confused = _sign(private, _claims(), kid="k1", alg=alg)
+        assert _pyjwt_verdict(confused, private.public_key(), leeway=30) == "invalid"
+        with pytest.raises(Unauthenticated, match="algorithm not allowed"):
+            await verifier.verify(confused)
+    # Padding, a fourth segment or a non-base64url character make the token malformed.
+    token = jwt.encode(_claims(), private, algorithm="EdDSA", headers={"kid": "k1"})
+    header, payload, sig = token.split(".")
+    for bad in (f"{header}=.{payload}.{sig}", f"{token}.x", f"{header}.{payload}.{sig}+"):
+        with pytest.raises(Unauthenticated):
+            await verifier.verify(bad)
+    assert (await verifier.verify(token)).user_id == "user-1"
+
+
+async def test_a_jwks_with_a_malformed_key_is_not_loaded(
+        signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    private, jwk = signer
+    jwks = Jwks(jwk)
+    verifier = await _verifier(jwks)
+    jwks.keys = [dict(jwk, kid="k2", x=jwk["x"][:-4])]
+    assert not await verifier.refresh(force=True)
+    # The keys loaded before keep verifying.
+    assert verifier.kids == ["k1"]
+    token = jwt.encode(_claims(), private, algorithm="EdDSA", headers={"kid": "k1"})
+    assert (await verifier.verify(token)).user_id == "user-1"

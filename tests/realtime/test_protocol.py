@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+import pycrdt
 import pytest
 from pycrdt import Awareness, Doc, Text, create_awareness_message, create_sync_message, create_update_message
 
@@ -10,6 +11,8 @@ from gateway.realtime.protocol import (
     DOC_AWARENESS,
     DOC_QUERY,
     DOC_UPDATE,
+    MESSAGE_AWARENESS,
+    MESSAGE_SYNC,
     NOBODY,
     SYNC_STEP1,
     SYNC_STEP2,
@@ -35,6 +38,7 @@ from gateway.realtime.protocol import (
     stored_event,
     sync_step1,
     sync_step2,
+    write_var_uint,
 )
 from services.sessions.documents import update_frame
 
@@ -102,6 +106,15 @@ def test_y_messages_from_pycrdt_decode() -> None:
     assert parse_y_message(sync_step2(b"\x00\x00")) == SyncMessage(SYNC_STEP2, b"\x00\x00")
     assert sync_step1(doc.get_state()) == create_sync_message(doc)
     assert parse_y_message(bytes([3])) == QueryAwareness()
+
+
+def test_the_codec_agrees_with_pycrdt_which_the_gateway_does_not_load() -> None:
+    assert (MESSAGE_SYNC, MESSAGE_AWARENESS) == (pycrdt.YMessageType.SYNC, pycrdt.YMessageType.AWARENESS)
+    assert (SYNC_STEP1, SYNC_STEP2, SYNC_UPDATE) == (
+        pycrdt.YSyncMessageType.SYNC_STEP1, pycrdt.YSyncMessageType.SYNC_STEP2,
+        pycrdt.YSyncMessageType.SYNC_UPDATE)
+    for number in (0, 1, 127, 128, 300, 16_383, 16_384, 2**32 - 1, 2**53):
+        assert write_var_uint(number) == pycrdt.write_var_uint(number)
 
 
 def test_awareness_round_trips_and_removal_bumps_the_clock() -> None:

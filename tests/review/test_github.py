@@ -58,7 +58,7 @@ async def env(github_standin: str) -> AsyncIterator[Env]:
     etags = MemoryEtags()
     async with (httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=3.0)) as http,
                 httpx.AsyncClient(base_url=github_standin, timeout=10) as control):
-        yield Env(GitHub(http, github_standin, etags, timeout=0.5, retries=2), etags, control)
+        yield Env(GitHub(lambda: http, github_standin, etags, timeout=0.5, retries=2), etags, control)
 
 
 def requests(status: str) -> float:

@@ -24,10 +24,9 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard
 from urllib.parse import urlsplit
 
-import httpx
 import orjson
 
 from services.ai.config import OpenAISettings
@@ -42,6 +41,10 @@ from services.ai.domain import (
 )
 from services.ai.providers import ProviderError, ProviderItem
 from services.common import metrics
+from services.common.lazyhttp import LazyHttpClient
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -236,10 +239,16 @@ class OpenAIProvider:
         self._settings = settings
         self._url = settings.base_url.rstrip("/") + "/chat/completions"
         self._host = urlsplit(settings.base_url).netloc
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
-            headers={"Authorization": f"Bearer {settings.api_key or ''}"},
-            transport=transport)
+
+        def make_client() -> httpx.AsyncClient:
+            import httpx  # noqa: PLC0415 - made with the first review, not at start-up
+
+            return httpx.AsyncClient(
+                timeout=httpx.Timeout(settings.timeout, connect=min(settings.timeout, 10.0)),
+                headers={"Authorization": f"Bearer {settings.api_key or ''}"},
+                transport=transport)
+
+        self._client = LazyHttpClient(make_client)
         self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not security
 
     @property
@@ -288,6 +297,8 @@ class OpenAIProvider:
 
     async def _request(self, batch: Batch) -> AsyncIterator[Finding]:
         """One request, retried on 429/5xx before any of its answer was read."""
+        import httpx  # noqa: PLC0415 - loaded with the first review (services/common/lazyhttp.py)
+
         body = self._body(batch)
         prompt_chars = sum(len(m["content"]) for m in body["messages"])
         attempt = 0
@@ -295,7 +306,7 @@ class OpenAIProvider:
             started = time.perf_counter()
             refusal: _Refusal | None = None
             try:
-                async with self._client.stream("POST", self._url, json=body) as response:
+                async with self._client().stream("POST", self._url, json=body) as response:
                     if response.status_code == 200:
                         async for finding in self._read(response, batch, prompt_chars, started):
                             yield finding

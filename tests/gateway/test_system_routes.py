@@ -1,0 +1,62 @@
+"""The gateway's Swagger UI assets and OpenAPI document, in-process over the run's Redis.
+
+These routes need no service: the backends point at a closed port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from gateway.grpc_clients import SERVICES
+from scripts.platform import free_port
+from services.common.config import Env
+
+
+@pytest.fixture
+async def client(base_env: dict[str, str]) -> AsyncIterator[TestClient[TestServer]]:
+    closed = f"127.0.0.1:{free_port()}"
+    env = {**base_env, "GATEWAY_PORT": "0", **{f"{s.upper()}_ADDR": closed for s in SERVICES}}
+    app = create_app(GatewayConfig.from_env(Env(env)))
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def test_swagger_ui_assets_come_from_the_package(client: TestClient[TestServer]) -> None:
+    css = await client.get("/docs/static/swagger-ui.css")
+    assert css.status == 200
+    assert css.headers["Content-Type"].startswith("text/css")
+    assert b"swagger-ui" in await css.read()
+    head = await client.head("/docs/static/swagger-ui-bundle.js")
+    assert head.status == 200
+    assert int(head.headers["Content-Length"]) > 100_000
+    # The start-up script is the gateway's own route, not a file of the package.
+    init = await client.get("/docs/static/init.js")
+    assert 'url: "/openapi.json"' in await init.text()
+
+
+@pytest.mark.parametrize("name", [
+    "nope.js", "..", "%2e%2e", "%00", "..%2f__init__.py", "..%2F..%2F__init__.py",
+    "..%2f..%2fswagger_ui_bundle%2f__init__.py",
+])
+async def test_nothing_outside_the_assets_folder_is_served(client: TestClient[TestServer],
+                                                           name: str) -> None:
+    reply = await client.get(f"/docs/static/{name}")
+    assert reply.status == 404
+    assert (await reply.json())["error"]["code"] == "not_found"
+
+
+async def test_openapi_document_is_made_once_on_first_request(client: TestClient[TestServer]) -> None:
+    first = await client.get("/openapi.json")
+    assert first.status == 200
+    body = await first.read()
+    document = orjson.loads(body)
+    assert document["openapi"] == "3.1.0"
+    assert "/api/v1/sessions" in document["paths"]
+    assert "MessageIn" in document["components"]["schemas"]
+    assert await (await client.get("/openapi.json")).read() == body
