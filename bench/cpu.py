@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 PROC = Path("/proc")
-# Below this share of a CPU-second in the whole run a process is idle noise, not cost.
+# Below this much CPU in the whole run, or this share of the row's total, a process's
+# figure is its own background work (pollers, heartbeats), not the cost of the operation.
 MIN_SECONDS = 0.02
+MIN_SHARE = 0.01
 
 
 def cpu_seconds(pid: int, proc: Path = PROC) -> float | None:
@@ -56,4 +58,6 @@ def per_op_us(before: Mapping[str, float], after: Mapping[str, float],
         if end is None or end - start < MIN_SECONDS:
             continue
         costs[name] = (end - start) / operations * 1e6
-    return dict(sorted(costs.items(), key=lambda item: -item[1]))
+    total = sum(costs.values())
+    return {name: us for name, us in sorted(costs.items(), key=lambda item: -item[1])
+            if us >= MIN_SHARE * total}

@@ -40,3 +40,6 @@ def test_gone_processes_and_empty_runs_are_not_costed(tmp_path: Path) -> None:
     assert cpu.snapshot({"gone": 43}, tmp_path) == {}
     assert cpu.per_op_us({"a": 1.0}, {"a": 2.0}, operations=0) == {}
     assert cpu.per_op_us({"a": 1.0}, {}, operations=10) == {}
+    # A poller's own background work is left out next to the process doing the real work.
+    assert cpu.per_op_us({"gateway": 0.0, "ai": 0.0}, {"gateway": 10.0, "ai": 0.05},
+                         operations=10_000) == {"gateway": 1000.0}
