@@ -74,6 +74,10 @@ class SeqGate(Generic[T]):
 
     def offer(self, seq: int, item: T) -> tuple[list[T], bool]:
         """A live event: what may be sent now (in order), and whether a gap shows."""
+        if seq == self.delivered + 1 and not self._holds and not self._buffer:
+            # The steady state of fan-out: the next number, nothing waiting.
+            self.delivered = seq
+            return [item], False
         if seq <= self.delivered or seq in self._buffer:
             return [], False
         if len(self._buffer) >= self._max_buffer:
