@@ -23,7 +23,7 @@ Resp = TypeVar("Resp")
 
 SERVICES = ("auth", "sessions", "review", "ai")
 
-_CHANNEL_OPTIONS = [
+CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.http2.max_pings_without_data", 0),
@@ -42,7 +42,7 @@ class Backends:
         self.deadline = config.grpc_deadline
         addrs = {"auth": config.auth_addr, "sessions": config.sessions_addr,
                  "review": config.review_addr, "ai": config.ai_addr}
-        self.channels = {name: grpc.aio.insecure_channel(addr, options=_CHANNEL_OPTIONS)
+        self.channels = {name: grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
                          for name, addr in addrs.items()}
         self.addrs = addrs
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channels["auth"])

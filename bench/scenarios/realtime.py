@@ -11,6 +11,7 @@ from bench.realtime_scenarios import (
     Latencies,
     doc_sync,
     doc_update_latency,
+    event_loop_factory,
     seed_document_url,
     typing_updates,
     ws_fanout,
@@ -26,14 +27,6 @@ FANOUT_RATE = 100.0  # chat messages per second, each delivered to every client
 FANOUT_MEMBERS = 5  # an owner and four editors; the 500 sockets use their tokens in turn
 DOC_UPDATES = 10_000
 SECOND_GATEWAY = "gateway-bench2"
-
-
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    try:
-        import uvloop  # noqa: PLC0415 - optional, as in services.common.entry
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def second_gateway(ctx: Context) -> str:

@@ -240,3 +240,22 @@ def test_a_real_one_second_run_of_the_floor(tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[1].startswith("floor")
     # --json writes only there: a test run never replaces the committed latest.json.
     assert (latest.stat().st_mtime_ns if latest.exists() else None) == before
+
+
+def test_a_real_one_second_run_of_the_grpc_floor(tmp_path: Path) -> None:
+    out = tmp_path / "grpc.json"
+    env = python_env()
+    env.pop("BENCH_SECONDS", None)
+    proc = subprocess.run([sys.executable, "-m", "bench", "--only", "grpc_floor", "--seconds", "1",
+                           "--connections", "10", "--json", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())["scenarios"]
+    assert row["name"] == "grpc_floor"
+    assert row["unit"] == "calls/s"
+    assert row["errors"] == 0
+    assert row["rps"] > 100
+    assert 0 < row["p50_ms"] <= row["p99_ms"]
+    # The server is the scenario's helper: what one call costs it is in the row.
+    assert set(row["cpu_us_per_op"]) == {"grpc_floor"}
