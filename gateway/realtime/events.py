@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 REPLAY_PAGE = 1000
 # Closing events: the connection ends once the client has been sent them.
 ENDING = {"session.ended": CLOSE_ENDED, "session.deleted": CLOSE_ENDED}
+# Events after whose delivery a connection may have to close (checked once per delivery).
+_CLOSING_KINDS = frozenset({"member.removed", *ENDING})
 # A hole in the log that stays after this many refills is skipped, not waited on forever.
 MAX_REFILLS = 3
 # Concurrent writes are published in commit order only per writer: a later number may
@@ -109,7 +111,8 @@ class EventsConnection(Connection):
             return  # a client knows its own presence
         seq = event.get("seq")
         if isinstance(seq, int) and not isinstance(seq, bool):
-            self._on_arrival(event)
+            if event.get("user_id") == self.user_id:  # about this client's own membership
+                self._on_arrival(event)
             ready, gap = self.gate.offer(seq, (event, raw))
             self._emit(ready)
             if gap and (self._gap_check is None or self._gap_check.done()):
@@ -157,7 +160,8 @@ class EventsConnection(Connection):
     def _emit(self, items: list[Item]) -> None:
         for event, raw in items:
             self.send(raw)
-            self._after_delivery(event)
+            if event["type"] in _CLOSING_KINDS:
+                self._after_delivery(event)
 
     def _after_delivery(self, event: dict[str, Any]) -> None:
         kind = event["type"]
