@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 from tandem.auth.v1 import auth_pb2
 from tandem.sessions.v1 import sessions_pb2 as pb
 
@@ -103,7 +103,19 @@ def refuse_null(value: Any) -> Any:
     return value
 
 
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """Say in /openapi.json what the handler enforces: at least one field, and no nulls."""
+    schema["minProperties"] = 1
+    for prop in schema.get("properties", {}).values():
+        choices = prop.pop("anyOf", None)
+        if choices is not None:
+            prop.update(next(c for c in choices if c.get("type") != "null"))
+        prop.pop("default", None)
+
+
 class SessionPatchIn(Schema):
+    model_config = ConfigDict(defer_build=True, json_schema_extra=_patch_schema)
+
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
     language: str | None = Field(default=None, max_length=32)
