@@ -32,6 +32,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: every socket stays bound until all are picked.
+
+    Picking them one by one (bind to 0, close, repeat) can hand out the same port twice,
+    and a platform whose two processes were given one port fails to start.
+    """
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
 @dataclass(frozen=True)
 class Ports:
     gateway: int
@@ -54,9 +69,10 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(gateway=free_port(), grpc={s: free_port() for s in SERVICES},
-                   metrics={s: free_port() for s in SERVICES}, github=free_port(),
-                   openai=free_port())
+        ports = iter(free_ports(3 + 2 * len(SERVICES)))
+        return cls(gateway=next(ports), grpc={s: next(ports) for s in SERVICES},
+                   metrics={s: next(ports) for s in SERVICES}, github=next(ports),
+                   openai=next(ports))
 
 
 @dataclass(frozen=True)
