@@ -74,6 +74,7 @@ def create_app(config: GatewayConfig) -> web.Application:
     table = build_routes()
     table.install(app.router)
     system.add_static(app)
+    app[system.READINESS_KEY] = system.readiness_probe(app)
     app[system.OPENAPI_KEY] = system.OpenApiDocument(
         lambda: table.document("Tandem API", API_VERSION, config.public_url))
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +77,10 @@ async def _timed(name: str, coro: Any) -> tuple[str, dict[str, Any]]:
     return name, check
 
 
-async def _redis_check(request: web.Request, timeout: float) -> tuple[bool, str | None]:
+async def _redis_check(app: web.Application, timeout: float) -> tuple[bool, str | None]:
     try:
         async with asyncio.timeout(timeout):
-            await request.app[keys.REDIS].ping()
+            await app[keys.REDIS].ping()
         return True, None
     except TimeoutError:
         return False, f"no answer within {timeout:g}s"
@@ -88,21 +88,67 @@ async def _redis_check(request: web.Request, timeout: float) -> tuple[bool, str 
         return False, f"{type(exc).__name__}: {exc}"[:200]
 
 
+# /ready answers from a check at most this old: probes from every replica's kubelet,
+# load balancers and anyone on the internet share one round of four gRPC health calls
+# and a Redis PING instead of each paying for (and multiplying) its own.
+READY_FRESH_SECONDS = 0.5
+
+
+class ReadinessProbe:
+    """The aggregated readiness check, run at most once per READY_FRESH_SECONDS.
+
+    Requests arriving while a check runs wait for that same check (it runs in its own
+    task, so a client that hangs up does not cancel it for the others).
+    """
+
+    def __init__(self, check: Callable[[], Awaitable[tuple[int, bytes]]],
+                 fresh_seconds: float = READY_FRESH_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._check = check
+        self._fresh = fresh_seconds
+        self._clock = clock
+        self._last: tuple[float, int, bytes] | None = None
+        self._running: asyncio.Task[tuple[int, bytes]] | None = None
+
+    async def answer(self) -> tuple[int, bytes]:
+        last = self._last
+        if last is not None and self._clock() - last[0] < self._fresh:
+            return last[1], last[2]
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._run(), name="ready-check")
+        return await asyncio.shield(self._running)
+
+    async def _run(self) -> tuple[int, bytes]:
+        status, body = await self._check()
+        self._last = (self._clock(), status, body)
+        return status, body
+
+
+READINESS_KEY = web.AppKey("readiness", ReadinessProbe)
+
+
+def readiness_probe(app: web.Application) -> ReadinessProbe:
+    async def check() -> tuple[int, bytes]:
+        timeout = app[keys.CONFIG].ready_timeout
+        backends = app[keys.BACKENDS]
+        results = await asyncio.gather(
+            _timed("redis", _redis_check(app, timeout)),
+            *(_timed(name, backends.check_health(name, timeout)) for name in SERVICES),
+        )
+        checks = dict(results)
+        DEPENDENCY_UP.labels("redis").set(1 if checks["redis"]["status"] == "up" else 0)
+        for name in SERVICES:
+            DEPENDENCY_UP.labels(name).set(1 if checks[name]["status"] == "up" else 0)
+        all_up = all(c["status"] == "up" for c in checks.values())
+        body = {"status": "ready" if all_up else "not_ready", "checks": checks}
+        return (200 if all_up else 503), orjson.dumps(body)
+
+    return ReadinessProbe(check)
+
+
 async def ready(request: web.Request) -> web.Response:
-    timeout = request.app[keys.CONFIG].ready_timeout
-    backends = request.app[keys.BACKENDS]
-    results = await asyncio.gather(
-        _timed("redis", _redis_check(request, timeout)),
-        *(_timed(name, backends.check_health(name, timeout)) for name in SERVICES),
-    )
-    checks = dict(results)
-    DEPENDENCY_UP.labels("redis").set(1 if checks["redis"]["status"] == "up" else 0)
-    for name in SERVICES:
-        DEPENDENCY_UP.labels(name).set(1 if checks[name]["status"] == "up" else 0)
-    all_up = all(c["status"] == "up" for c in checks.values())
-    body = {"status": "ready" if all_up else "not_ready", "checks": checks}
-    return web.Response(status=200 if all_up else 503, body=orjson.dumps(body),
-                        content_type="application/json")
+    status, body = await request.app[READINESS_KEY].answer()
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 async def metrics(_: web.Request) -> web.Response:

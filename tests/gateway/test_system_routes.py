@@ -5,6 +5,7 @@ These routes need no service: the backends point at a closed port.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import orjson
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.grpc_clients import SERVICES
+from gateway.routes.system import ReadinessProbe
 from scripts.platform import free_port
 from services.common.config import Env
 
@@ -60,3 +62,38 @@ async def test_openapi_document_is_made_once_on_first_request(client: TestClient
     assert "/api/v1/sessions" in document["paths"]
     assert "MessageIn" in document["components"]["schemas"]
     assert await (await client.get("/openapi.json")).read() == body
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_readiness_is_checked_once_for_concurrent_probes_and_reused_while_fresh() -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def check() -> tuple[int, bytes]:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return (200 if calls == 1 else 503), f"check {calls}".encode()
+
+    clock = _Clock()
+    probe = ReadinessProbe(check, fresh_seconds=0.5, clock=clock)
+    waiting = [asyncio.create_task(probe.answer()) for _ in range(20)]
+    await asyncio.sleep(0)
+    # A prober that hangs up does not cancel the check the others wait for.
+    waiting[0].cancel()
+    release.set()
+    answers = await asyncio.gather(*waiting[1:])
+    assert calls == 1
+    assert set(answers) == {(200, b"check 1")}
+    clock.now += 0.4
+    assert await probe.answer() == (200, b"check 1")
+    assert calls == 1
+    clock.now += 0.2  # older than fresh_seconds: checked again, and a change shows
+    assert await probe.answer() == (503, b"check 2")
+    assert calls == 2
