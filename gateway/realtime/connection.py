@@ -141,7 +141,7 @@ class Connection:
     # --- sending ----------------------------------------------------------------------------
 
     def send(self, frame: str | bytes) -> bool:
-        """Queue a frame; False when the connection is closing (the frame is dropped)."""
+        """Send a frame (directly, or through the queue); False when closing (it is dropped)."""
         if self.closing:
             return False
         transport = self._transport
