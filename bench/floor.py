@@ -6,6 +6,8 @@ import argparse
 
 from aiohttp import web
 
+from services.common.eventloop import install_uvloop
+
 # Byte for byte what gateway/routes/system.py answers, so the two differ only in the gateway.
 BODY = b'{"status":"ok"}'
 
@@ -25,13 +27,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    try:
-        # Same event loop as the gateway when it is available, or the floor is not a floor.
-        import uvloop  # noqa: PLC0415 - optional, absent on some platforms
-
-        uvloop.install()
-    except ImportError:
-        pass
+    # Same event loop as the gateway when it is available, or the floor is not a floor.
+    install_uvloop()
     web.run_app(make_app(), host=args.host, port=args.port, access_log=None, print=None)
 
 

@@ -37,15 +37,6 @@ from websockets.exceptions import ConnectionClosed
 from bench.wsclient import ListenerProtocol, listen
 
 
-def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's, when installed: the platform's loop, so clients cost the machine less CPU."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional, as in services.common.eventloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def ws_url(base_url: str, path: str, token: str | None = None) -> str:
     """`http://host:port` + path -> `ws://host:port/path?access_token=...`."""
     parts = urlsplit(base_url)

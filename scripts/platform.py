@@ -26,10 +26,6 @@ DEFAULT_GRPC = {"auth": 50051, "sessions": 50052, "review": 50053, "ai": 50054}
 DEFAULT_METRICS = {"auth": 9101, "sessions": 9102, "review": 9103, "ai": 9104}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def free_ports(count: int) -> list[int]:
@@ -45,6 +41,10 @@ def free_ports(count: int) -> list[int]:
             sock.bind(("127.0.0.1", 0))
             ports.append(int(sock.getsockname()[1]))
         return ports
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from bench.realtime_scenarios import (
     Latencies,
     doc_sync,
     doc_update_latency,
-    event_loop_factory,
     seed_document_url,
     typing_updates,
     ws_fanout,
@@ -21,6 +20,7 @@ from bench.runner import progress
 from bench.scenarios.sessions import Api, add_member, run_id, sign_in, sign_in_many
 from scripts.devlogin import SignedIn
 from scripts.platform import wait_ready
+from services.common.eventloop import loop_factory
 
 FANOUT_CLIENTS = 500
 FANOUT_RATE = 100.0  # chat messages per second, each delivered to every client
@@ -91,7 +91,7 @@ def fanout(ctx: Context) -> Load:
     def run(spec: RunSpec) -> Measurement:
         seconds = 2.0 if spec.warmup else float(spec.seconds)
         # uvloop, as in the gateway: the listeners' reads cost the machine less CPU.
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             lat = runner.run(ws_fanout(gateways, session_id, tokens, clients=FANOUT_CLIENTS,
                                        rate=FANOUT_RATE, seconds=seconds))
         delivered = len(lat.samples)

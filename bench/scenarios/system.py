@@ -9,10 +9,11 @@ import time
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from bench.realtime_scenarios import Latencies, event_loop_factory
+from bench.realtime_scenarios import Latencies
 from bench.registry import Context, Load, Measurement, PyLoad, RunSpec, WrkLoad, scenario
 from gateway.grpc_clients import CHANNEL_OPTIONS
 from scripts.platform import free_port, wait_ready
+from services.common.eventloop import loop_factory
 
 
 @scenario("floor", needs_platform=False)
@@ -48,7 +49,7 @@ def grpc_floor(ctx: Context) -> Load:
 
     def run(spec: RunSpec) -> Measurement:
         seconds = 1.0 if spec.warmup else float(spec.seconds)
-        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(_hammer(target, spec.connections, seconds))
 
     return PyLoad(run)

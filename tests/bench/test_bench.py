@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,21 +213,27 @@ def test_a_missing_prerequisite_is_a_skip_and_python_loads_share_the_shape(
     assert failed[0].failed == "ValueError: boom"
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None,
-                    reason="wrk is not installed (sudo apt-get install -y wrk)")
-def test_a_real_one_second_run_of_the_floor(tmp_path: Path) -> None:
-    out = tmp_path / "floor.json"
-    latest = ROOT / "bench" / "results" / "latest.json"
-    before = latest.stat().st_mtime_ns if latest.exists() else None
+def _run_one_second(tmp_path: Path, scenario: str) -> tuple[subprocess.CompletedProcess[str],
+                                                           dict[str, Any]]:
+    """`python -m bench --only <scenario>` for 1 s at c=10, its JSON written under tmp_path."""
+    out = tmp_path / f"{scenario}.json"
     env = python_env()
     env.pop("BENCH_SECONDS", None)
-    proc = subprocess.run([sys.executable, "-m", "bench", "--only", "floor", "--seconds", "1",
+    proc = subprocess.run([sys.executable, "-m", "bench", "--only", scenario, "--seconds", "1",
                            "--connections", "10", "--json", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
                           check=False)
     assert proc.returncode == 0, proc.stderr
+    return proc, json.loads(out.read_text())
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None,
+                    reason="wrk is not installed (sudo apt-get install -y wrk)")
+def test_a_real_one_second_run_of_the_floor(tmp_path: Path) -> None:
+    latest = ROOT / "bench" / "results" / "latest.json"
+    before = latest.stat().st_mtime_ns if latest.exists() else None
+    proc, doc = _run_one_second(tmp_path, "floor")
     assert "==> floor: 1s at c=10" in proc.stderr
-    doc = json.loads(out.read_text())
     (floor,) = doc["scenarios"]
     assert set(floor) == CORE_KEYS | {"cpu_us_per_op"}
     # The floor server is the scenario's own helper process: its CPU per request is counted.
@@ -243,15 +250,8 @@ def test_a_real_one_second_run_of_the_floor(tmp_path: Path) -> None:
 
 
 def test_a_real_one_second_run_of_the_grpc_floor(tmp_path: Path) -> None:
-    out = tmp_path / "grpc.json"
-    env = python_env()
-    env.pop("BENCH_SECONDS", None)
-    proc = subprocess.run([sys.executable, "-m", "bench", "--only", "grpc_floor", "--seconds", "1",
-                           "--connections", "10", "--json", str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    (row,) = json.loads(out.read_text())["scenarios"]
+    _, doc = _run_one_second(tmp_path, "grpc_floor")
+    (row,) = doc["scenarios"]
     assert row["name"] == "grpc_floor"
     assert row["unit"] == "calls/s"
     assert row["errors"] == 0
