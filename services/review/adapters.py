@@ -230,26 +230,47 @@ class RedisContents:
 
 
 class RedisDeliveries:
-    """Webhook deliveries seen, by X-GitHub-Delivery: a redelivery is answered "duplicate".
+    """Webhook deliveries seen: a redelivery or a replay is answered "duplicate".
 
-    A delivery is claimed while it is processed and remembered for 24 hours
-    once done; a failed one is released so GitHub's redelivery is processed.
+    A delivery is known by its X-GitHub-Delivery id and by the SHA-256 of its
+    body. The id is not signed, so the body's digest is what stops the same
+    signed body being processed again under a new id. Both are claimed at
+    once (one Lua script: either both are free and taken, or neither) while
+    the delivery is processed and remembered for 24 hours once done; a failed
+    one releases both, so GitHub's redelivery is processed.
     """
 
     CLAIM_TTL = 300
     DONE_TTL = 86_400
+    _CLAIM = """
+    for _, key in ipairs(KEYS) do
+        if redis.call('EXISTS', key) == 1 then return 0 end
+    end
+    for _, key in ipairs(KEYS) do
+        redis.call('SET', key, 'processing', 'EX', ARGV[1])
+    end
+    return 1
+    """
 
     def __init__(self, client: Redis, keys: KeySpace) -> None:
         self._redis = client
         self._keys = keys
+        self._claim = client.register_script(self._CLAIM)
 
-    async def claim(self, delivery_id: str) -> bool:
-        claimed = await self._redis.set(self._keys.key("delivery", delivery_id), b"processing",
-                                        nx=True, ex=self.CLAIM_TTL)
+    def _both(self, delivery_id: str, body_digest: str) -> list[str]:
+        return [self._keys.key("delivery", delivery_id),
+                self._keys.key("delivery-body", body_digest)]
+
+    async def claim(self, delivery_id: str, body_digest: str) -> bool:
+        claimed = await self._claim(keys=self._both(delivery_id, body_digest),
+                                    args=[self.CLAIM_TTL])
         return bool(claimed)
 
-    async def done(self, delivery_id: str) -> None:
-        await self._redis.set(self._keys.key("delivery", delivery_id), b"done", ex=self.DONE_TTL)
+    async def done(self, delivery_id: str, body_digest: str) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for key in self._both(delivery_id, body_digest):
+                pipe.set(key, b"done", ex=self.DONE_TTL)
+            await pipe.execute()
 
-    async def release(self, delivery_id: str) -> None:
-        await self._redis.delete(self._keys.key("delivery", delivery_id))
+    async def release(self, delivery_id: str, body_digest: str) -> None:
+        await self._redis.delete(*self._both(delivery_id, body_digest))

@@ -100,11 +100,13 @@ class ContentsPort(Protocol):
 
 
 class DeliveriesPort(Protocol):
-    async def claim(self, delivery_id: str) -> bool: ...
+    """Webhook deliveries seen, by delivery id and by the digest of the signed body."""
 
-    async def done(self, delivery_id: str) -> None: ...
+    async def claim(self, delivery_id: str, body_digest: str) -> bool: ...
 
-    async def release(self, delivery_id: str) -> None: ...
+    async def done(self, delivery_id: str, body_digest: str) -> None: ...
+
+    async def release(self, delivery_id: str, body_digest: str) -> None: ...
 
 
 class Renderer(Protocol):
@@ -628,14 +630,17 @@ class ReviewDomain:
         if not _DELIVERY_ID.match(delivery_id):
             raise InvalidArgument("X-GitHub-Delivery is missing or malformed",
                                   [FieldViolation("X-GitHub-Delivery", "required")])
-        if not await self._deliveries.claim(delivery_id):
+        # X-GitHub-Delivery is not signed: the same signed body under a new id (or
+        # another X-GitHub-Event) is a replay, so the body's digest is claimed too.
+        digest = hashlib.sha256(body).hexdigest()
+        if not await self._deliveries.claim(delivery_id, digest):
             return "duplicate"
         try:
             outcome = await self._dispatch(event, body)
         except BaseException:
-            await self._deliveries.release(delivery_id)
+            await self._deliveries.release(delivery_id, digest)
             raise
-        await self._deliveries.done(delivery_id)
+        await self._deliveries.done(delivery_id, digest)
         return outcome
 
     async def _dispatch(self, event: str, body: bytes) -> str:

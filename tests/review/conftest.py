@@ -38,6 +38,8 @@ class Relay:
     url: str = ""
     review_addr: str | None = None
     answers: list[int] = field(default_factory=list)
+    # What arrived, as (X-Hub-Signature-256, body): a test can replay a real delivery.
+    received: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -49,6 +51,7 @@ async def webhook_relay() -> AsyncIterator[Relay]:
     async def receive(request: web.Request) -> web.Response:
         assert relay.review_addr, "set relay.review_addr once the review service runs"
         body = await request.read()
+        relay.received.append((request.headers.get("X-Hub-Signature-256", ""), body))
         async with grpc.aio.insecure_channel(relay.review_addr) as channel:
             stub = review_pb2_grpc.ReviewServiceStub(channel)
             try:

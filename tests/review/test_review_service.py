@@ -367,6 +367,35 @@ async def test_webhooks_need_a_valid_signature_and_are_deduplicated(world: Calla
         assert reply.outcome == "ignored"
 
 
+async def test_a_signed_body_replayed_under_a_new_delivery_id_is_a_duplicate(
+        world: Callable[..., Any]) -> None:
+    async with world() as w:
+        await import_pull(w)
+        pushed = await w.push({"README.md": "pushed once"})
+        assert pushed["webhook_status"] == 200
+        ((signature, body),) = w.relay.received
+        synchronized = [p for _, p in await events(w) if p.get("change") == "synchronize"]
+        assert len(synchronized) == 1
+
+        # Only the body is signed: whoever saw the delivery can send it again under
+        # any X-GitHub-Delivery (and any X-GitHub-Event) they like.
+        for event in ("pull_request", "push"):
+            replay = await w.review.HandleWebhook(rpb.HandleWebhookRequest(
+                event=event, delivery_id=str(uuid.uuid4()), signature_256=signature,
+                body=body))
+            assert replay.outcome == "duplicate"
+        assert [p for _, p in await events(w)
+                if p.get("change") == "synchronize"] == synchronized
+
+        # Two copies racing each other: one is processed, the other is the duplicate.
+        fresh = orjson.dumps({"zen": "Avoid administrative distraction.",
+                              "hook_id": str(uuid.uuid4())})
+        raced = await asyncio.gather(*(w.review.HandleWebhook(rpb.HandleWebhookRequest(
+            event="ping", delivery_id=str(uuid.uuid4()), signature_256=signed(fresh),
+            body=fresh)) for _ in range(2)))
+        assert sorted(r.outcome for r in raced) == ["duplicate", "ignored"]
+
+
 async def test_a_push_moves_the_review_to_the_new_head_and_outdates_changed_threads(
         world: Callable[..., Any]) -> None:
     async with world() as w:
