@@ -43,10 +43,18 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def _b64url(segment: str) -> bytes:
-    """Unpadded base64url (RFC 7515) to bytes; ValueError for anything else."""
+    """Unpadded base64url (RFC 7515) to bytes; ValueError for anything else.
+
+    Only the canonical spelling is accepted: a last character whose unused low bits are
+    not zero decodes to the same bytes, so without this one token would have up to 15
+    other spellings that all verify (and each would be a cache entry of its own).
+    """
     if not _BASE64URL.fullmatch(segment) or len(segment) % 4 == 1:
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if base64.urlsafe_b64encode(data).rstrip(b"=") != segment.encode():
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
@@ -165,6 +173,8 @@ class TokenVerifier:
         try:
             header_b64, payload_b64, signature_b64 = token.split(".")
             header = _json_object(_b64url(header_b64))
+            payload_bytes = _b64url(payload_b64)
+            signature = _b64url(signature_b64)
         except ValueError:
             raise Unauthenticated("malformed access token") from None
         kid = header.get("kid")
@@ -182,8 +192,8 @@ class TokenVerifier:
         if "crit" in header or "b64" in header:
             raise Unauthenticated("invalid access token")
         try:
-            key.verify(_b64url(signature_b64), f"{header_b64}.{payload_b64}".encode())
-            payload = _json_object(_b64url(payload_b64))
+            key.verify(signature, f"{header_b64}.{payload_b64}".encode())
+            payload = _json_object(payload_bytes)
         except (InvalidSignature, ValueError):
             raise Unauthenticated("invalid access token") from None
         self._check_claims(payload)

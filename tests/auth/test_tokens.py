@@ -260,3 +260,35 @@ async def test_a_jwks_with_a_malformed_key_is_not_loaded(
     assert verifier.kids == ["k1"]
     token = jwt.encode(_claims(), private, algorithm="EdDSA", headers={"kid": "k1"})
     assert (await verifier.verify(token)).user_id == "user-1"
+
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _aliases(segment: str) -> list[str]:
+    """Every other spelling of `segment` that decodes to the same bytes: the last character
+    differs only in the bits that base64 leaves unused (RFC 4648, section 3.5)."""
+    unused = {2: 4, 3: 2}.get(len(segment) % 4, 0)
+    index = _B64URL.index(segment[-1])
+    return [segment[:-1] + _B64URL[index ^ low] for low in range(1, 1 << unused)]
+
+
+async def test_non_canonical_base64url_segments_are_refused(
+        signer: tuple[Ed25519PrivateKey, dict[str, Any]]) -> None:
+    private, jwk = signer
+    verifier = await _verifier(Jwks(jwk))
+    token = jwt.encode(_claims(), private, algorithm="EdDSA", headers={"kid": "k1"})
+    header, payload, sig = token.split(".")
+    # An Ed25519 signature is 64 bytes: 86 characters with 4 unused bits, so 15 other spellings.
+    spellings = _aliases(sig)
+    assert len(spellings) == 15
+    for alias in spellings:
+        assert base64.urlsafe_b64decode(alias + "==") == base64.urlsafe_b64decode(sig + "==")
+        with pytest.raises(Unauthenticated, match="malformed access token"):
+            await verifier.verify(f"{header}.{payload}.{alias}")
+    # The same rule for the header and the payload, whatever their length.
+    for forged in ([f"{a}.{payload}.{sig}" for a in _aliases(header)]
+                   + [f"{header}.{a}.{sig}" for a in _aliases(payload)]):
+        with pytest.raises(Unauthenticated, match="malformed access token"):
+            await verifier.verify(forged)
+    assert (await verifier.verify(token)).user_id == "user-1"
