@@ -159,12 +159,14 @@ def add_routes(table: RouteTable) -> None:
                         response=InvitationList, errors=(400, 429), query=(LIMIT_QUERY, CURSOR_QUERY)))
     # The token route first: "accept" must not be taken for an invitation id.
     table.add(Operation("POST", "/api/v1/invitations/accept", accept_by_token,
-                        "Accept a link invitation by its token", "invitations", request=TokenIn,
-                        response=AcceptOut, errors=(404, 409, 410, 429)))
+                        "Accept a link invitation by its token (403: the owner removed you "
+                        "after it was made)", "invitations", request=TokenIn,
+                        response=AcceptOut, errors=(403, 404, 409, 410, 429)))
     table.add(Operation("POST", one + "/accept", accept_by_id,
                         "Accept an invitation addressed to you (accepting twice is harmless)",
-                        "invitations", response=AcceptOut, errors=(404, 409, 410, 429)))
-    table.add(Operation("POST", one + "/decline", decline, "Decline an invitation addressed to you",
-                        "invitations", status=204, errors=(404, 409, 410, 429)))
+                        "invitations", response=AcceptOut, errors=(403, 404, 409, 410, 429)))
+    table.add(Operation("POST", one + "/decline", decline,
+                        "Decline an invitation addressed to you (a link cannot be declined: 403)",
+                        "invitations", status=204, errors=(403, 404, 409, 410, 429)))
     table.add(Operation("DELETE", one, revoke, "Revoke an invitation (session owner)",
                         "invitations", status=204, errors=(403, 404, 409, 429)))

@@ -439,3 +439,21 @@ class Tx:
         await self.conn.execute(
             b"UPDATE invitations SET status = %s, updated_at = now() WHERE id = %s",
             (status, invitation_id))
+
+    async def record_removal(self, session_id: str, user_id: str, removed_by: str) -> None:
+        """The owner removed `user_id` now; pending invitations addressed to them are revoked."""
+        await self.conn.execute(
+            b"INSERT INTO removals (session_id, user_id, removed_by) VALUES (%s, %s, %s) "
+            b"ON CONFLICT (session_id, user_id) DO UPDATE "
+            b"SET removed_by = EXCLUDED.removed_by, removed_at = now()",
+            (session_id, user_id, removed_by))
+        await self.conn.execute(
+            b"UPDATE invitations SET status = 'revoked', updated_at = now() "
+            b"WHERE session_id = %s AND invitee_id = %s AND status = 'pending'",
+            (session_id, user_id))
+
+    async def removed_at(self, session_id: str, user_id: str) -> datetime | None:
+        """When the owner last removed `user_id` from the session, if ever."""
+        row = await self._one("SELECT removed_at FROM removals WHERE session_id = %s "
+                              "AND user_id = %s", (session_id, user_id))
+        return row["removed_at"] if row else None

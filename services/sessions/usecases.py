@@ -254,6 +254,8 @@ class SessionsApp:
                     raise PermissionDenied("only the session owner can remove other members")
                 if await tx.member(sid, target) is None:
                     raise NotFound("member not found")
+                # Invitations made before this moment no longer admit them (see accept).
+                await tx.record_removal(sid, target, uid)
             await tx.remove_member(sid, target)
             done.events = await tx.append_events(sid, [("member.removed", {"user_id": target})])
             done.domain.append(await tx.add_outbox("member.removed", {
@@ -376,6 +378,12 @@ class SessionsApp:
             if session is None or inv is None:
                 raise NotFound("invitation not found")
             current = session.pop("caller_role")
+            if current is None:
+                removed = await tx.removed_at(sid, uid)
+                if removed is not None and inv["created_at"] <= removed:
+                    # The owner's removal outranks what was handed out before it.
+                    raise PermissionDenied("you were removed from this session after this "
+                                           "invitation was made; ask the owner for a new one")
             if await tx.used_invitation(iid, uid):
                 if current is None:
                     raise Gone("this invitation has already been used")
@@ -404,9 +412,14 @@ class SessionsApp:
         return session, Role(inv["role"])
 
     async def decline_invitation(self, caller: Caller, invitation_id: str) -> None:
+        """Only the addressee declines: a link is nobody's to close for everyone who has it."""
         uid = _user(caller)
-        found = await self._addressed_invitation(caller, invitation_id)
-        iid = str(found["id"])
+        iid = domain.parse_uuid(invitation_id, "invitation")
+        found = await self.repo.invitation(iid)
+        if found is None:
+            raise NotFound("invitation not found")
+        if found["is_link"] or not domain.addressed_to(found, uid, caller.login):
+            await self._refuse_decline(found, uid)
         done = AfterCommit()
         async with self.repo.transaction() as tx:
             inv = await tx.lock_invitation(iid)
@@ -426,6 +439,20 @@ class SessionsApp:
                 "session_title": found["session_title"], "user_id": uid, "role": inv["role"],
                 "invited_by": str(inv["invited_by"])}))
         await self.publisher.emit(done.domain)
+
+    async def _refuse_decline(self, found: dict[str, Any], uid: str) -> None:
+        """The error for a decline that is not the caller's: 403 for who knows of it, else 404."""
+        iid, sid = str(found["id"]), str(found["session_id"])
+        _, role = await self.repo.session_and_role(sid, uid)
+        if role == Role.OWNER:
+            raise PermissionDenied("the session owner revokes invitations; declining is for "
+                                   "the person invited")
+        if found["is_link"] and (role is not None or await self.repo.used_invitation(iid, uid)):
+            raise PermissionDenied("a link invitation cannot be declined: it is not addressed "
+                                   "to anyone; the session owner can revoke it")
+        if role is not None:
+            raise PermissionDenied("only the person invited can decline this invitation")
+        raise NotFound("invitation not found")
 
     async def revoke_invitation(self, caller: Caller, invitation_id: str) -> None:
         uid = _user(caller)

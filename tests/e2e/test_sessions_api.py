@@ -328,6 +328,33 @@ def test_link_invitation_single_use_expiry_decline_and_revoke(
            410, "gone")
 
 
+def test_links_are_not_declined_and_do_not_readmit_a_removed_member(
+        api: httpx.Client, people: People) -> None:
+    session = _create(api, people.owner)
+    invitations = f"/api/v1/sessions/{session['id']}/invitations"
+    used, other = (api.post(invitations, json={"role": "editor", "max_uses": 5},
+                            headers=people.owner.headers).json() for _ in range(2))
+    assert api.post("/api/v1/invitations/accept", json={"token": used["token"]},
+                    headers=people.editor.headers).status_code == 200
+    # Someone who used a multi-use link cannot close it for everyone else.
+    _error(api.post(f"/api/v1/invitations/{used['id']}/decline", headers=people.editor.headers),
+           403, "permission_denied")
+    _error(api.post(f"/api/v1/invitations/{used['id']}/decline",
+                    headers=people.stranger.headers), 404, "not_found")
+    assert api.post("/api/v1/invitations/accept", json={"token": used["token"]},
+                    headers=people.viewer.headers).status_code == 200
+    # Removed by the owner: links made before the removal no longer admit them.
+    assert api.delete(f"/api/v1/sessions/{session['id']}/members/{people.editor.user_id}",
+                      headers=people.owner.headers).status_code == 204
+    _error(api.post("/api/v1/invitations/accept", json={"token": other["token"]},
+                    headers=people.editor.headers), 403, "permission_denied")
+    fresh = api.post(invitations, json={"role": "viewer"}, headers=people.owner.headers).json()
+    back = api.post("/api/v1/invitations/accept", json={"token": fresh["token"]},
+                    headers=people.editor.headers)
+    assert back.status_code == 200, back.text
+    assert back.json()["role"] == "viewer"
+
+
 # --- messages ------------------------------------------------------------------------
 
 

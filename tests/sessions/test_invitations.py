@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 from tandem.sessions.v1 import sessions_pb2 as pb
 
-from tests.helpers.identity import sign_in_grpc
+from tests.helpers.identity import SignedIn, sign_in_grpc
 from tests.sessions.conftest import World, expect_code, reason, unique_login
 
 GONE = grpc.StatusCode.FAILED_PRECONDITION
@@ -300,3 +300,127 @@ async def test_invitations_list_pending_first_then_newest_in_pages(world: World)
             break
         cursor = page.next_cursor
     assert seen == [ids[2], ids[1], ids[3], ids[0]]
+
+
+# --- the rules a session owner expects (issue 14, item 11) ---------------------------------
+
+
+async def _link(world: World, session_id: str, uses: int = 5,
+                role: pb.Role.ValueType = pb.ROLE_EDITOR) -> pb.Invitation:
+    created = await world.stub.CreateInvitation(pb.CreateInvitationRequest(
+        session_id=session_id, role=role, max_uses=uses), metadata=world.owner.metadata)
+    return created.invitation
+
+
+async def _accept_link(world: World, token: str, user: SignedIn) -> pb.AcceptInvitationResponse:
+    return await world.stub.AcceptInvitation(pb.AcceptInvitationRequest(token=token),
+                                             metadata=user.metadata)
+
+
+async def _remove(world: World, session_id: str, user: SignedIn,
+                  by: SignedIn | None = None) -> None:
+    await world.stub.RemoveMember(pb.RemoveMemberRequest(session_id=session_id,
+                                                         user_id=user.user_id),
+                                  metadata=(by or world.owner).metadata)
+
+
+async def _is_member(world: World, session_id: str, user: SignedIn) -> bool:
+    members = await world.stub.ListMembers(pb.ListMembersRequest(session_id=session_id),
+                                           metadata=world.owner.metadata)
+    return user.user_id in {m.user_id for m in members.members}
+
+
+async def test_a_link_cannot_be_declined_by_someone_who_used_it(world: World) -> None:
+    session = await world.create()
+    link = await _link(world, session.id)
+    await _accept_link(world, link.token, world.editor)
+    # Declining is the addressee's answer to an invitation made to them; a link is
+    # nobody's: one user's "no" must not close it for everyone else.
+    refused = await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.stub.DeclineInvitation(
+        pb.DeclineInvitationRequest(invitation_id=link.id), metadata=world.editor.metadata))
+    assert "link" in refused.details()
+    # The owner revokes, never declines; strangers learn nothing.
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.stub.DeclineInvitation(
+        pb.DeclineInvitationRequest(invitation_id=link.id), metadata=world.owner.metadata))
+    await expect_code(grpc.StatusCode.NOT_FOUND, world.stub.DeclineInvitation(
+        pb.DeclineInvitationRequest(invitation_id=link.id), metadata=world.stranger.metadata))
+    rows = await world.sql("SELECT status, uses FROM invitations WHERE id = %s", link.id)
+    assert (rows[0]["status"], rows[0]["uses"]) == ("pending", 1)
+    # Someone else accepting a link another person already used is fine while uses remain.
+    accepted = await _accept_link(world, link.token, world.viewer)
+    assert accepted.role == pb.ROLE_EDITOR
+
+
+async def test_an_addressed_invitation_is_declined_only_by_its_addressee(world: World) -> None:
+    session = await world.session_with_members()
+    invitation = (await world.stub.CreateInvitation(pb.CreateInvitationRequest(
+        session_id=session.id, github_login=world.stranger.login, role=pb.ROLE_VIEWER),
+        metadata=world.owner.metadata)).invitation
+    for user in (world.owner, world.editor):
+        await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.stub.DeclineInvitation(
+            pb.DeclineInvitationRequest(invitation_id=invitation.id), metadata=user.metadata))
+    outsider = await world.sign_in("outsider")
+    await expect_code(grpc.StatusCode.NOT_FOUND, world.stub.DeclineInvitation(
+        pb.DeclineInvitationRequest(invitation_id=invitation.id), metadata=outsider.metadata))
+    await world.stub.DeclineInvitation(pb.DeclineInvitationRequest(invitation_id=invitation.id),
+                                       metadata=world.stranger.metadata)
+    await _gone(world.stub.AcceptInvitation(pb.AcceptInvitationRequest(
+        invitation_id=invitation.id), metadata=world.stranger.metadata))
+
+
+async def test_a_removed_member_cannot_come_back_through_a_link_made_before_the_removal(
+        world: World) -> None:
+    session = await world.create()
+    joined_through, other = await _link(world, session.id), await _link(world, session.id)
+    await _accept_link(world, joined_through.token, world.editor)
+    await _remove(world, session.id, world.editor)
+    for link in (joined_through, other):
+        refused = await expect_code(grpc.StatusCode.PERMISSION_DENIED,
+                                    _accept_link(world, link.token, world.editor))
+        assert "removed" in refused.details()
+    assert not await _is_member(world, session.id, world.editor)
+    # The refusal used nothing up: the link still admits others.
+    rows = await world.sql("SELECT uses FROM invitations WHERE id = %s", other.id)
+    assert rows[0]["uses"] == 0
+    await _accept_link(world, other.token, world.viewer)
+    # A link the owner makes after the removal is a deliberate way back.
+    fresh = await _link(world, session.id, role=pb.ROLE_VIEWER)
+    back = await _accept_link(world, fresh.token, world.editor)
+    assert back.role == pb.ROLE_VIEWER
+    assert await _is_member(world, session.id, world.editor)
+
+
+async def test_a_removed_member_comes_back_only_through_an_invitation_addressed_after_it(
+        world: World) -> None:
+    session = await world.create()
+    # Invited by login, but joined through a link before answering that invitation.
+    waiting = (await world.stub.CreateInvitation(pb.CreateInvitationRequest(
+        session_id=session.id, github_login=world.viewer.login, role=pb.ROLE_EDITOR),
+        metadata=world.owner.metadata)).invitation
+    await _accept_link(world, (await _link(world, session.id, role=pb.ROLE_VIEWER)).token,
+                       world.viewer)
+    await _remove(world, session.id, world.viewer)
+    # Removing someone withdraws what was still waiting for them.
+    await expect_code(grpc.StatusCode.PERMISSION_DENIED, world.stub.AcceptInvitation(
+        pb.AcceptInvitationRequest(invitation_id=waiting.id), metadata=world.viewer.metadata))
+    assert not await _is_member(world, session.id, world.viewer)
+    listed = await world.stub.ListInvitations(pb.ListInvitationsRequest(),
+                                              metadata=world.viewer.metadata)
+    assert {i.id: i.status for i in listed.invitations}[waiting.id] == \
+        pb.INVITATION_STATUS_REVOKED
+    again = (await world.stub.CreateInvitation(pb.CreateInvitationRequest(
+        session_id=session.id, github_login=world.viewer.login, role=pb.ROLE_VIEWER),
+        metadata=world.owner.metadata)).invitation
+    back = await world.stub.AcceptInvitation(pb.AcceptInvitationRequest(invitation_id=again.id),
+                                             metadata=world.viewer.metadata)
+    assert back.role == pb.ROLE_VIEWER
+
+
+async def test_a_member_who_left_may_rejoin_through_an_open_link(world: World) -> None:
+    session = await world.create()
+    first, second = await _link(world, session.id), await _link(world, session.id)
+    await _accept_link(world, first.token, world.editor)
+    # Leaving is the member's own choice, not the owner's: any open link lets them back.
+    await _remove(world, session.id, world.editor, by=world.editor)
+    await _accept_link(world, second.token, world.editor)
+    assert await _is_member(world, session.id, world.editor)
