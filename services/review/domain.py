@@ -39,6 +39,7 @@ from services.review.github import (
     ChangedFile,
     CommitInfo,
     GitHub,
+    GitHubUser,
     OutcomeUnknown,
     PostedReview,
     PullInfo,
@@ -567,16 +568,27 @@ class ReviewDomain:
         assert number is not None  # noqa: S101 - checked by publish()
         marker = f"<!-- tandem-review:{review.id} -->"
         if look_first:
-            async def existing(token: str) -> list[dict[str, Any]]:
-                return await self._github.reviews(token, review.repo, number)
+            async def existing(token: str) -> tuple[GitHubUser, list[dict[str, Any]]]:
+                me, found = await asyncio.gather(
+                    self._github.viewer(token), self._github.reviews(token, review.repo, number))
+                return me, found
 
-            for posted in await self._as_user(user, existing):
-                if marker in str(posted.get("body") or ""):
-                    at = await self._repo.finish_publish(review.id, int(posted["id"]),
-                                                         str(posted.get("html_url") or ""))
-                    log.info("adopted a review an earlier publish had posted",
-                             extra={"review_id": review.id})
-                    return Published(int(posted["id"]), str(posted.get("html_url") or ""), at)
+            me, found = await self._as_user(user, existing)
+            for posted in found:
+                # The marker is public text anyone commenting on the pull request can
+                # copy: only a review the publishing user's own token wrote is ours.
+                if marker not in str(posted.get("body") or ""):
+                    continue
+                if not _authored_by(posted, me):
+                    log.warning("a review carrying this review's marker was written by another "
+                                "GitHub user; not adopted",
+                                extra={"review_id": review.id, "github_review_id": posted.get("id")})
+                    continue
+                at = await self._repo.finish_publish(review.id, int(posted["id"]),
+                                                     str(posted.get("html_url") or ""))
+                log.info("adopted a review an earlier publish had posted",
+                         extra={"review_id": review.id})
+                return Published(int(posted["id"]), str(posted.get("html_url") or ""), at)
         payload, line_comments, notes = await self._payload(review, marker)
 
         async def post(token: str) -> PostedReview:
@@ -752,6 +764,12 @@ def event_payload(payload: dict[str, Any], review_id: str) -> dict[str, Any]:
             slim[key] = value
     slim["truncated"] = True
     return slim
+
+
+def _authored_by(posted: dict[str, Any], me: GitHubUser) -> bool:
+    """Whether a review GitHub lists was written by `me`, by GitHub's id (logins can change)."""
+    author = posted.get("user")
+    return isinstance(author, dict) and author.get("id") == me.id
 
 
 def _thread_text(thread: Thread, logins: dict[str, str]) -> str:

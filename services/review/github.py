@@ -87,6 +87,14 @@ class CommitInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class GitHubUser:
+    """Who a token acts as: GitHub's numeric id (never reused) and the current login."""
+
+    id: int
+    login: str
+
+
+@dataclass(frozen=True, slots=True)
 class PostedReview:
     id: int
     html_url: str
@@ -187,6 +195,15 @@ class GitHub:
             raise InvalidArgument(f"{path} is larger than {max_bytes} bytes and is not shown",
                                   reason="unprocessable")
         return response.content
+
+    async def viewer(self, token: str) -> GitHubUser:
+        """The account the token belongs to (GET /user): whatever it posts is by this user."""
+        body = await self._get_json(token, "/user", what="authenticated user")
+        try:
+            return GitHubUser(int(body["id"]), str(body["login"]))
+        except (KeyError, TypeError, ValueError):
+            raise Unavailable("GitHub answered the authenticated user with an unexpected shape",
+                              reason=UNAVAILABLE) from None
 
     async def reviews(self, token: str, repo: str, number: int) -> list[dict[str, Any]]:
         """Every submitted review of a pull request (bounded pages)."""

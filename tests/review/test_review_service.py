@@ -339,6 +339,37 @@ async def test_publish_after_an_unconfirmed_attempt_adopts_what_github_has(world
         assert len(await w.github_reviews()) == 1
 
 
+async def test_an_uncertain_publish_does_not_adopt_a_marker_review_by_someone_else(
+        world: Callable[..., Any]) -> None:
+    async with world() as w:
+        review = await import_pull(w)
+        await w.faults(status=500)
+        await expect_code(grpc.StatusCode.UNAVAILABLE, w.review.PublishReview(
+            rpb.PublishReviewRequest(review_id=review.id), metadata=w.owner.metadata))
+        await w.clear_faults()
+        # The marker is no secret: anyone who can comment on the pull request can
+        # post a review carrying it (here monalisa, an editor of the session).
+        marker = f"<!-- tandem-review:{review.id} -->"
+        token = (await w.standin.post("/_standin/tokens", json={"login": "monalisa"})).json()
+        forged = await w.standin.post(
+            f"/repos/{REPO}/pulls/1/reviews",
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+            json={"event": "APPROVE", "body": f"LGTM\n\n{marker}"})
+        assert forged.status_code == 200, forged.text
+
+        published = await w.review.PublishReview(rpb.PublishReviewRequest(review_id=review.id),
+                                                 metadata=w.owner.metadata)
+        assert published.github_review_id != forged.json()["id"]
+        reviews = {r["id"]: r for r in await w.github_reviews()}
+        assert set(reviews) == {forged.json()["id"], published.github_review_id}
+        mine = reviews[published.github_review_id]
+        assert mine["user"]["login"] == "hubot"
+        assert marker in mine["body"]
+        got = await w.review.GetReview(rpb.GetReviewRequest(review_id=review.id),
+                                       metadata=w.owner.metadata)
+        assert got.review.github_review_id == published.github_review_id
+
+
 async def test_webhooks_need_a_valid_signature_and_are_deduplicated(world: Callable[..., Any]) -> None:
     async with world() as w:
         body = orjson.dumps({"zen": "Keep it logically awesome.", "hook_id": 1})
