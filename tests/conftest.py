@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,8 +19,6 @@ from scripts.platform import LocalPlatform, python_env
 from services.common.config import CommonConfig, Env
 from services.common.grpcserver import ServiceRuntime
 
-_ACCOUNT_BASE = 1_000_000 * (1 + secrets.randbelow(10_000))
-_ACCOUNT_RANGES = itertools.count()
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -130,12 +127,10 @@ async def github_standin() -> AsyncIterator[str]:
 
     from standins.github.app import create_app
     from standins.github.config import StandinConfig
-    from standins.github.keys import STATE_KEY
 
+    # Every instance gives a login the same id (derived from it, as across restarts), so
+    # the same login in two tests of a run is the same Tandem user, as with GitHub.
     app = create_app(StandinConfig())
-    # Each stand-in numbers new accounts from the same first id and auth keys users
-    # by GitHub id: give every instance its own range so "new" users never collide.
-    app[STATE_KEY].next_account_id += _ACCOUNT_BASE + next(_ACCOUNT_RANGES) * 1000
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

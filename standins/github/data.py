@@ -111,8 +111,11 @@ ACCOUNTS: tuple[AccountSeed, ...] = (
     ),
 )
 
-# Accounts created on the fly by signing in with a new login get ids from here.
-FIRST_NEW_ACCOUNT_ID = 90000001
+# Accounts created on the fly by signing in with a new login get an id derived from the
+# login (store.new_account_id) in [NEW_ACCOUNT_IDS_FROM, NEW_ACCOUNT_IDS_TO): far above
+# every seeded id (and every id GitHub has handed out), below JavaScript's 2**53.
+NEW_ACCOUNT_IDS_FROM = 2**40
+NEW_ACCOUNT_IDS_TO = 2**53
 
 
 # --- tandem-demo/hello-api -------------------------------------------------

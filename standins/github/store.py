@@ -265,15 +265,18 @@ class State:
         self.accounts: dict[str, Account] = {}
         self.tokens: dict[str, Token] = {}
         self.codes: dict[str, AuthCode] = {}
-        self.next_account_id = data.FIRST_NEW_ACCOUNT_ID
         self.repos: dict[str, Repo] = {}
         self.reviews: dict[tuple[int, int], list[Review]] = {}
         self.budgets: dict[str, Budget] = {}
         self.faults = Faults()
         self.deliveries: list[Delivery] = []
         # Not reset with the sample data: Tandem may keep ids of published reviews,
-        # and GitHub never hands out an id twice.
-        self._next_id: dict[str, int] = {"review": 80000001, "comment": 1900000001}
+        # and GitHub never hands out an id twice. Nothing is kept on disk, so the
+        # counters start at the wall clock in microseconds: a restarted stand-in
+        # continues above every id an earlier run handed out (unless that run made more
+        # than a million a second), and stays below 2**53 until the year 2255.
+        first = int(time.time() * 1_000_000)
+        self._next_id: dict[str, int] = {"review": first, "comment": first}
         self._changes_cache: dict[tuple[str, str], list[FileChange]] = {}
         self.reset()
 
@@ -328,7 +331,7 @@ class State:
             return existing
         account = Account(
             login=login,
-            id=self.next_account_id,
+            id=new_account_id(login),
             type="User",
             name=None,
             public_email=None,
@@ -338,7 +341,6 @@ class State:
             bio=None,
             created_at=iso(self.now()),
         )
-        self.next_account_id += 1
         self.accounts[login.lower()] = account
         return account
 
@@ -640,6 +642,21 @@ def _place_comment(changes: Mapping[str, FileChange], request: CommentRequest) -
         position=located.position,
         diff_hunk=diff_hunk(change.patch, located.position),
     )
+
+
+def new_account_id(login: str) -> int:
+    """The id of a login signing in for the first time: the same on every run, unique to it.
+
+    The stand-in keeps no state on disk, and Tandem keys users on GitHub's id, so a
+    counter in memory would give a newcomer after a restart the id (and so the Tandem
+    account) of someone who signed in before it. Derived from the login instead
+    (case-insensitively, as GitHub treats logins), the same login is always the same
+    person. Two logins share an id only by chance within a range of about 2**53 (for
+    10,000 distinct logins, a chance of about one in 200 million).
+    """
+    digest = hashlib.sha256(b"standin-account:" + login.lower().encode()).digest()
+    span = data.NEW_ACCOUNT_IDS_TO - data.NEW_ACCOUNT_IDS_FROM
+    return data.NEW_ACCOUNT_IDS_FROM + int.from_bytes(digest[:8], "big") % span
 
 
 def new_token() -> str:

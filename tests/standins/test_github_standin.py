@@ -257,6 +257,35 @@ async def test_authorize_page_lists_sample_users_and_unknown_login_is_created(
     assert user["id"] >= 90000001
 
 
+async def test_new_logins_keep_their_id_across_a_restart_and_never_take_an_earlier_one(
+    start_standin: StartStandin,
+) -> None:
+    """Tandem keys users on GitHub's id: a restarted stand-in must not hand an id out again."""
+    tag = secrets.token_hex(3)
+
+    async def user_id(instance: Standin, login: str) -> int:
+        token = await instance.token(login)
+        return int((await instance.client.get("/user", headers=_auth(token))).json()["id"])
+
+    before = await start_standin()
+    seeded = {
+        int((await before.client.get(f"/users/{login}")).json()["id"])
+        for login in ("octocat", "hubot", "monalisa", "tandem-demo")
+    }
+    earlier = {login: await user_id(before, login) for login in (f"early-a-{tag}", f"early-b-{tag}")}
+    assert len(set(earlier.values())) == 2
+    assert not seeded & set(earlier.values())
+
+    after = await start_standin()  # a restart: a stand-in with nothing in memory
+    newcomer = await user_id(after, f"newcomer-{tag}")
+    assert newcomer not in set(earlier.values()) | seeded
+    # The same login signing in again after the restart is the same person, in any case.
+    assert await user_id(after, f"early-a-{tag}") == earlier[f"early-a-{tag}"]
+    assert await user_id(after, f"EARLY-B-{tag}") == earlier[f"early-b-{tag}"]
+    # Ids stay integers every GitHub client can hold (JavaScript's safe range).
+    assert all(0 < value < 2**53 for value in (*earlier.values(), newcomer))
+
+
 async def test_authorize_refuses_unknown_client_and_non_s256_challenge(standin: Standin) -> None:
     unknown = await standin.client.get("/login/oauth/authorize", params={"client_id": "nope"})
     assert unknown.status_code == 404
@@ -484,6 +513,36 @@ async def test_review_is_posted_with_comments_and_listed(standin: Standin) -> No
 
     control = (await standin.client.get("/_standin/reviews/tandem-demo/hello-api/1")).json()
     assert [(r["id"], len(r["comments"])) for r in control] == [(review["id"], 2)]
+
+
+async def test_review_and_comment_ids_are_not_handed_out_again_after_a_restart(
+    start_standin: StartStandin,
+) -> None:
+    """Tandem keeps the ids of published reviews: a restarted stand-in must not reuse them."""
+    eval_line = _line_of(HELLO_USERS_HEAD, "return eval(raw)")
+
+    async def publish(instance: Standin) -> tuple[int, int]:
+        token = await instance.token("hubot")
+        head_sha = (await instance.client.get(PULL)).json()["head"]["sha"]
+        posted = await instance.client.post(
+            f"{PULL}/reviews",
+            headers=_auth(token),
+            json={
+                "commit_id": head_sha,
+                "event": "COMMENT",
+                "body": "one comment",
+                "comments": [{"path": "app/users.py", "line": eval_line, "body": "eval!"}],
+            },
+        )
+        assert posted.status_code == 200, posted.text
+        comments = (await instance.client.get(f"{PULL}/comments")).json()
+        return int(posted.json()["id"]), int(comments[-1]["id"])
+
+    first_review, first_comment = await publish(await start_standin())
+    second_review, second_comment = await publish(await start_standin())  # a restart
+    assert second_review > first_review
+    assert second_comment > first_comment
+    assert all(0 < value < 2**53 for value in (second_review, second_comment))
 
 
 async def test_review_comment_outside_the_diff_is_422(standin: Standin) -> None:
