@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,8 @@ from aiohttp import web
 
 from services.common.context import REQUEST_ID_HEADER, request_id_var
 from services.common.errors import FIELDS_KEY, REASON_KEY, RETRY_AFTER_KEY
+
+log = logging.getLogger(__name__)
 
 JSON = "application/json; charset=utf-8"
 
@@ -80,6 +83,8 @@ _REASON_HTTP: dict[str, tuple[int, str]] = {
     "stale_version": (412, "precondition_failed"),
     "unprocessable": (422, "unprocessable"),
     "in_progress": (409, "conflict"),
+    "document_too_large": (413, "payload_too_large"),
+    "rate_limited": (429, "rate_limited"),
 }
 
 
@@ -91,6 +96,14 @@ def from_grpc(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
     status, word = _GRPC_HTTP.get(code, (500, "internal"))
     if isinstance(reason, str) and reason in _REASON_HTTP:
         status, word = _REASON_HTTP[reason]
+    elif code == grpc.StatusCode.RESOURCE_EXHAUSTED and reason is None \
+            and RETRY_AFTER_KEY not in trailers:
+        # Our own limits always say why (a reason) or when to come back (Retry-After).
+        # Without either, gRPC itself produced it — a message over a size limit, whose
+        # text ("Received message larger than max (…)") is no business of the client's
+        # and which no retry would change.
+        log.warning("%s: gRPC refused a message: %s", service, exc.details())
+        status, word = 500, "internal"
     details: list[dict[str, str]] = []
     raw_fields = trailers.get(FIELDS_KEY)
     if isinstance(raw_fields, bytes):

@@ -23,7 +23,6 @@ def _error(code: grpc.StatusCode, details: str, trailers: tuple[tuple[str, str |
         (grpc.StatusCode.PERMISSION_DENIED, 403, "permission_denied"),
         (grpc.StatusCode.NOT_FOUND, 404, "not_found"),
         (grpc.StatusCode.ALREADY_EXISTS, 409, "conflict"),
-        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429, "rate_limited"),
         (grpc.StatusCode.UNAVAILABLE, 503, "unavailable"),
         (grpc.StatusCode.DEADLINE_EXCEEDED, 503, "unavailable"),
         (grpc.StatusCode.INTERNAL, 500, "internal"),
@@ -61,3 +60,39 @@ def test_field_violations_and_retry_after_travel_in_trailers() -> None:
                            ((FIELDS_KEY, fields), (RETRY_AFTER_KEY, "7"))), "sessions")
     assert err.details == [{"field": "title", "message": "must not be empty"}]
     assert err.retry_after == 7
+
+
+def test_a_document_too_large_is_413_with_the_services_message() -> None:
+    err = from_grpc(_error(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                           "the document would pass its size limit of 4194304 bytes",
+                           ((REASON_KEY, "document_too_large"),)), "sessions")
+    assert (err.status, err.code) == (413, "payload_too_large")
+    assert err.message == "the document would pass its size limit of 4194304 bytes"
+
+
+def test_our_own_rate_limits_stay_429_with_their_message() -> None:
+    limited = from_grpc(_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down",
+                               ((REASON_KEY, "rate_limited"),)), "sessions")
+    assert (limited.status, limited.code, limited.message) == (429, "rate_limited", "slow down")
+    # The AI per-user limit names no reason but says when to come back.
+    queued = from_grpc(_error(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              "you already have 3 AI reviews queued or running",
+                              ((RETRY_AFTER_KEY, "5"),)), "ai")
+    assert (queued.status, queued.code, queued.retry_after) == (429, "rate_limited", 5)
+    assert queued.message == "you already have 3 AI reviews queued or running"
+
+
+@pytest.mark.parametrize("details", [
+    # What GET /api/v1/sessions/{id}/document answered in issue 14 (as a 429 rate_limited).
+    "Stream removed (CLIENT: Received message larger than max (20285020 vs. 16777216))",
+    "Received message larger than max (4194330 vs. 4194304)",
+    "Sent message larger than max (9000000 vs. 4194304)",
+])
+def test_a_grpc_library_resource_exhausted_is_an_internal_error_without_its_text(
+        details: str) -> None:
+    # gRPC itself sets no trailers of ours: nothing here is a limit of Tandem's.
+    err = from_grpc(_error(grpc.StatusCode.RESOURCE_EXHAUSTED, details), "sessions")
+    assert (err.status, err.code) == (500, "internal")
+    assert "larger than max" not in err.message
+    assert "Stream removed" not in err.message
+    assert err.message == "internal error"
