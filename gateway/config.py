@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.config import CommonConfig, Env
+from gateway.clientaddr import TrustedProxies, parse_networks
+from services.common.config import CommonConfig, ConfigError, Env
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,7 @@ class GatewayConfig:
     hsts: bool
     rate_auth_per_minute: int
     rate_user_per_minute: int
+    trusted_proxies: TrustedProxies
 
     @classmethod
     def from_env(cls, env: Env) -> GatewayConfig:
@@ -39,4 +41,15 @@ class GatewayConfig:
             # 0 disables a limit (benchmarks); defaults suit interactive use.
             rate_auth_per_minute=env.int("RATE_LIMIT_AUTH_PER_MINUTE", 60, minimum=0),
             rate_user_per_minute=env.int("RATE_LIMIT_USER_PER_MINUTE", 1200, minimum=0),
+            trusted_proxies=_trusted_proxies(env),
         )
+
+
+def _trusted_proxies(env: Env) -> TrustedProxies:
+    """TRUSTED_PROXIES: the proxies (e.g. the ingress) whose X-Forwarded-For is believed."""
+    items = env.csv("TRUSTED_PROXIES")
+    try:
+        return TrustedProxies(parse_networks(items))
+    except ValueError as exc:
+        raise ConfigError("TRUSTED_PROXIES", "comma-separated IP addresses or CIDR networks "
+                          "(e.g. 10.0.0.0/8)", str(exc)) from None

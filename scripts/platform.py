@@ -92,6 +92,9 @@ def platform_env(base: Mapping[str, str], ports: Ports, *, github_standin: bool,
         env[f"{svc.upper()}_METRICS_PORT"] = str(ports.metrics[svc])
         env[f"{svc.upper()}_ADDR"] = f"127.0.0.1:{ports.grpc[svc]}"
     env.setdefault("PUBLIC_URL", f"http://127.0.0.1:{ports.gateway}")
+    # A local platform (make run, tests, benchmarks) is development: the processes accept
+    # the local default secrets the stand-ins use. A caller may still say otherwise.
+    env.setdefault("TANDEM_ENV", "development")
     if github_standin:
         standin = f"http://127.0.0.1:{ports.github}"
         env["GITHUB_STANDIN_PORT"] = str(ports.github)

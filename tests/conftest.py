@@ -86,6 +86,9 @@ def base_env(database_url: str, redis_url: str, redis_prefix: str) -> dict[str, 
                            "REVIEW_")) or key in ("DATABASE_URL", "REDIS_URL", "REDIS_PREFIX"):
             del env[key]
     env.update({
+        # Development mode (local default secrets, reflection on), as `make run`; tests of
+        # production behaviour set TANDEM_ENV themselves.
+        "TANDEM_ENV": "development",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "REDIS_PREFIX": redis_prefix,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Readers: Env("…") methods in services/gateway, os.environ in stand-ins and scripts.
-_READ = re.compile(r'(?:env|self\._env|e)\.(?:str|int|float|bool|url|port|address|csv|choice|'
-                   r'optional_str|raw)\(\s*"([A-Z][A-Z0-9_]+)"')
+_READ = re.compile(r'(?:env|self\._env|self|e)\.(?:str|int|float|bool|url|port|address|csv|choice|'
+                   r'optional_str|raw|secret)\(\s*"([A-Z][A-Z0-9_]+)"')
 _ENVIRON = re.compile(r'environ(?:\.get)?\(\s*"([A-Z][A-Z0-9_]+)"|environ\[\s*"([A-Z][A-Z0-9_]+)"\]')
 # The stand-ins read their own variables through small helpers of their own.
 _STANDIN = re.compile(r'\b(?:env\.get|_int_var|_str_var|_float_var|_var|_url_var)\(\s*(?:env,\s*)?"([A-Z][A-Z0-9_]+)"')

@@ -11,6 +11,7 @@ from tandem.auth.v1 import auth_pb2
 
 from gateway import keys
 from gateway.auth import authenticate
+from gateway.clientaddr import client_address
 from gateway.errors import ApiError
 from gateway.http import Schema, json_response, no_content, parse_json
 from gateway.openapi import Operation, RouteTable
@@ -39,7 +40,7 @@ def _tokens(reply: auth_pb2.CompleteLoginResponse | auth_pb2.RefreshTokenRespons
 
 async def _limit_ip(request: web.Request) -> None:
     cfg = request.app[keys.CONFIG]
-    await request.app[keys.LIMITER].hit("ip", request.remote or "unknown", cfg.rate_auth_per_minute,
+    await request.app[keys.LIMITER].hit("ip", client_address(request), cfg.rate_auth_per_minute,
                                         exact=True)
 
 

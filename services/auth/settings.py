@@ -39,8 +39,11 @@ class AuthSettings:
         if len(key) != 32:
             raise ConfigError("TOKEN_ENCRYPTION_KEY", "base64 of exactly 32 bytes", raw_key)
         return cls(
-            github_client_id=env.str("GITHUB_CLIENT_ID", "tandem-local"),
-            github_client_secret=env.str("GITHUB_CLIENT_SECRET", "tandem-local-secret"),
+            # The stand-in's local pair only in development mode; elsewhere both are required.
+            github_client_id=env.str("GITHUB_CLIENT_ID",
+                                     "tandem-local" if env.development else None),
+            github_client_secret=env.secret("GITHUB_CLIENT_SECRET", "tandem-local-secret",
+                                            "the client secret of your GitHub OAuth app"),
             github_oauth_url=env.url("GITHUB_OAUTH_URL", "https://github.com", ("http", "https")),
             github_api_url=env.url("GITHUB_API_URL", "https://api.github.com", ("http", "https")),
             github_scope=env.str("GITHUB_SCOPE", "read:user user:email repo"),

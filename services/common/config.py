@@ -23,6 +23,26 @@ class ConfigError(Exception):
         super().__init__(detail)
 
 
+class MissingSecret(ConfigError):
+    """A secret is unset (or still the published local value) outside development mode."""
+
+    def __init__(self, name: str, how: str, *, published: bool = False) -> None:
+        self.name = name
+        problem = ("is the published local default, which only development mode accepts"
+                   if published else "is not set, and it has no default outside development")
+        Exception.__init__(self, f"{name} {problem}: set it to {how}, or set "
+                                 f"{TANDEM_ENV}={DEVELOPMENT} on a laptop to use the local one")
+
+
+# Development mode: `make run` and the test fixtures set it; anything else (or unset) is
+# production, where no secret has a usable default.
+TANDEM_ENV = "TANDEM_ENV"
+DEVELOPMENT = "development"
+LOCAL_SERVICE_TOKEN = "tandem-local-service-token"  # noqa: S105 - the published local-only value
+RANDOM_VALUE_HINT = ("a long random value (e.g. the output of "
+                     "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+
+
 def _secret(name: str) -> bool:
     return any(word in name for word in ("SECRET", "TOKEN", "KEY", "PASSWORD"))
 
@@ -45,6 +65,24 @@ class Env:
             if default is None:
                 raise ConfigError(name, "a non-empty value (it is required)")
             return default
+        return value
+
+    @property
+    def development(self) -> builtins.bool:
+        """True only for TANDEM_ENV=development (exactly); unset or anything else is production."""
+        return self.raw("TANDEM_ENV") == DEVELOPMENT
+
+    def secret(self, name: builtins.str, local_default: builtins.str,
+               how: builtins.str = RANDOM_VALUE_HINT) -> builtins.str:
+        """A secret: required outside development, where its published local value is refused
+        too; in development mode `local_default` stands in when it is unset."""
+        value = self.raw(name)
+        if self.development:
+            return local_default if value is None else value
+        if value is None:
+            raise MissingSecret(name, how)
+        if value == local_default:
+            raise MissingSecret(name, how, published=True)
         return value
 
     def optional_str(self, name: builtins.str) -> builtins.str | None:
@@ -141,6 +179,8 @@ class CommonConfig:
     jwt_issuer: str
     jwt_audience: str
     service_token: str
+    # TANDEM_ENV=development: local defaults for secrets, gRPC reflection on.
+    development: bool
 
     @classmethod
     def from_env(cls, env: Env) -> CommonConfig:
@@ -166,9 +206,11 @@ class CommonConfig:
             ai_addr=env.address("AI_ADDR", "127.0.0.1:50054"),
             jwt_issuer=env.str("JWT_ISSUER", "tandem-auth"),
             jwt_audience=env.str("JWT_AUDIENCE", "tandem"),
-            # Local default so `make run` works; production sets its own
-            # (deploy/ takes it from a Secret) and the service logs a warning.
-            service_token=env.str("SERVICE_TOKEN", "tandem-local-service-token"),
+            # The credential every process presents on every RPC to a service: the same
+            # value everywhere (deploy/ takes it from a Secret; make run generates one).
+            service_token=env.secret("SERVICE_TOKEN", LOCAL_SERVICE_TOKEN,
+                                     RANDOM_VALUE_HINT + ", the same in every process"),
+            development=env.development,
         )
 
 

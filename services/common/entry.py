@@ -34,6 +34,6 @@ def main(name: str, build: Callable[[Env, CommonConfig], ServiceSpec]) -> None:
         applied = asyncio.run(migrate(config.database_url, spec.schema, spec.migrations()))
         log.info("migrations done", extra={"applied": applied})
         return
-    if config.service_token == "tandem-local-service-token":  # noqa: S105 - detecting the default
-        log.warning("SERVICE_TOKEN is the local default; set a secret one outside development")
+    if config.development:
+        log.warning("TANDEM_ENV=development: local default secrets and gRPC reflection are on")
     asyncio.run(ServiceRuntime(spec, config).run_until_signal())

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from services.common.config import Env
 
-# The stand-in's published local default, so `make run` works with no setup;
-# deployments set their own (deploy/ reads it from a Secret).
+# The stand-in's published local default, used only in development mode (TANDEM_ENV=
+# development, as `make run` sets); elsewhere the variable is required (deploy/ reads it
+# from a Secret).
 LOCAL_WEBHOOK_SECRET = "tandem-local-webhook-secret"  # noqa: S105 - published local default
 
 
@@ -33,7 +34,9 @@ class ReviewSettings:
             # Connecting never needs long; a slow connect means GitHub is unreachable.
             github_connect_timeout=min(3.0, timeout),
             github_retries=env.int("GITHUB_RETRIES", 2, minimum=0, maximum=5),
-            webhook_secret=env.str("GITHUB_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET),
+            webhook_secret=env.secret("GITHUB_WEBHOOK_SECRET", LOCAL_WEBHOOK_SECRET,
+                                      "the secret of the GitHub webhook that calls Tandem "
+                                      "(a long random value you also enter at GitHub)"),
             membership_ttl=env.float("REVIEW_MEMBERSHIP_CACHE_SECONDS", 3.0),
             token_ttl=env.float("REVIEW_TOKEN_CACHE_SECONDS", 60.0),
             etag_ttl=env.int("REVIEW_ETAG_TTL_SECONDS", 86_400, minimum=60),

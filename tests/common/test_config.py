@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import selectors
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 
 import pytest
 
 from scripts.platform import ROOT, python_env
+from services.auth.settings import AuthSettings
 from services.common.config import CommonConfig, ConfigError, Env
+from services.review.settings import ReviewSettings
 
 
 def test_defaults_are_valid_without_any_variable() -> None:
-    config = CommonConfig.from_env(Env({}))
+    # Only in development: outside it SERVICE_TOKEN has no default (below).
+    config = CommonConfig.from_env(Env({"TANDEM_ENV": "development"}))
     assert config.database_url.startswith("postgresql://")
     assert config.auth_addr == "127.0.0.1:50051"
     assert config.db_pool_min <= config.db_pool_max
@@ -71,3 +78,135 @@ def test_process_exits_with_one_line_on_bad_config(module: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "DATABASE_URL: expected a URL starting with postgresql://" in lines[0]
+
+
+# --------------------------------------------------------------------------- secrets
+
+_KEY = "7cXu5YdQz8yT4vVnqkR9cH1o0mQmJb5q3VtQ0y2Lw8c="
+# (variable, how to read it, the published local default used in development)
+_SECRETS: list[tuple[str, Callable[[Env], str], str]] = [
+    ("SERVICE_TOKEN", lambda env: CommonConfig.from_env(env).service_token,
+     "tandem-local-service-token"),
+    ("GITHUB_WEBHOOK_SECRET", lambda env: ReviewSettings.from_env(env).webhook_secret,
+     "tandem-local-webhook-secret"),
+    ("GITHUB_CLIENT_SECRET", lambda env: AuthSettings.from_env(env).github_client_secret,
+     "tandem-local-secret"),
+]
+_ALL_SET = {"SERVICE_TOKEN": "s" * 40, "GITHUB_WEBHOOK_SECRET": "w" * 40,
+            "GITHUB_CLIENT_SECRET": "c" * 40, "GITHUB_CLIENT_ID": "Iv1.abc",
+            "TOKEN_ENCRYPTION_KEY": _KEY}
+
+
+@pytest.mark.parametrize(("name", "read", "local"), _SECRETS, ids=[s[0] for s in _SECRETS])
+@pytest.mark.parametrize("tandem_env", [None, "production", "Development", ""])
+def test_a_secret_has_no_default_outside_development(
+        name: str, read: Callable[[Env], str], local: str, tandem_env: str | None) -> None:
+    values = {k: v for k, v in _ALL_SET.items() if k != name}
+    if tandem_env is not None:
+        values["TANDEM_ENV"] = tandem_env
+    with pytest.raises(ConfigError) as info:
+        read(Env(values))
+    message = str(info.value)
+    assert info.value.name == name
+    assert message.startswith(f"{name} is not set")
+    assert "TANDEM_ENV=development" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("name", "read", "local"), _SECRETS, ids=[s[0] for s in _SECRETS])
+def test_development_mode_keeps_the_local_default(
+        name: str, read: Callable[[Env], str], local: str) -> None:
+    values = {k: v for k, v in _ALL_SET.items() if k != name}
+    assert read(Env({**values, "TANDEM_ENV": "development"})) == local
+    # A value of one's own wins in both modes.
+    assert read(Env({**values, name: "mine-" + "x" * 30})) == "mine-" + "x" * 30
+
+
+@pytest.mark.parametrize(("name", "read", "local"), _SECRETS, ids=[s[0] for s in _SECRETS])
+def test_the_published_local_default_is_refused_outside_development(
+        name: str, read: Callable[[Env], str], local: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        read(Env({**_ALL_SET, name: local}))
+    assert str(info.value).startswith(f"{name} is the published local default")
+    assert local not in str(info.value)
+    assert read(Env({**_ALL_SET, name: local, "TANDEM_ENV": "development"})) == local
+
+
+def test_github_client_id_is_required_outside_development() -> None:
+    values = {k: v for k, v in _ALL_SET.items() if k != "GITHUB_CLIENT_ID"}
+    with pytest.raises(ConfigError, match="GITHUB_CLIENT_ID"):
+        AuthSettings.from_env(Env(values))
+    dev = AuthSettings.from_env(Env({**values, "TANDEM_ENV": "development"}))
+    assert dev.github_client_id == "tandem-local"
+
+
+def _production_env(base_env: dict[str, str], *without: str) -> dict[str, str]:
+    env = {k: v for k, v in base_env.items() if k != "TANDEM_ENV"}
+    env.update({k: v for k, v in _ALL_SET.items() if k != "SERVICE_TOKEN"})
+    for svc in ("AUTH", "SESSIONS", "REVIEW", "AI"):
+        env[f"{svc}_GRPC_PORT"] = env[f"{svc}_METRICS_PORT"] = "0"
+    env["GATEWAY_PORT"] = "0"
+    for name in without:
+        env.pop(name, None)
+    return env
+
+
+@pytest.mark.parametrize(("module", "missing"), [
+    ("services.auth", "SERVICE_TOKEN"),
+    ("services.sessions", "SERVICE_TOKEN"),
+    ("services.review", "SERVICE_TOKEN"),
+    ("services.ai", "SERVICE_TOKEN"),
+    ("gateway", "SERVICE_TOKEN"),
+    ("services.review", "GITHUB_WEBHOOK_SECRET"),
+    ("services.auth", "GITHUB_CLIENT_SECRET"),
+])
+def test_a_process_without_a_secret_outside_development_stops_with_one_line(
+        base_env: dict[str, str], module: str, missing: str) -> None:
+    env = _production_env(base_env, missing)
+    if missing != "SERVICE_TOKEN":
+        env["SERVICE_TOKEN"] = base_env["SERVICE_TOKEN"]
+    result = subprocess.run([sys.executable, "-m", module], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    process = module.removeprefix("services.")
+    assert lines[0].startswith(f"{process}: configuration error: {missing} is not set")
+    assert "TANDEM_ENV=development" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def _serves(env: dict[str, str], module: str, timeout: float = 30.0) -> str:
+    """Start `module`, return its log once it says it is serving, then stop it."""
+    proc = subprocess.Popen([sys.executable, "-m", module], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    output = b""
+    try:
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            while b'"serving"' not in output:
+                remaining = deadline - time.monotonic()
+                assert remaining > 0, f"{module} did not serve in {timeout:.0f}s:\n{output.decode()}"
+                if sel.select(remaining):
+                    chunk = os.read(proc.stdout.fileno(), 65536)
+                    assert chunk, f"{module} exited {proc.wait()}:\n{output.decode()}"
+                    output += chunk
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    return output.decode()
+
+
+def test_development_mode_starts_without_secrets(base_env: dict[str, str]) -> None:
+    env = _production_env(base_env, "SERVICE_TOKEN")
+    env["TANDEM_ENV"] = "development"
+    _serves(env, "services.sessions")
+
+
+def test_production_mode_starts_with_its_secrets(base_env: dict[str, str]) -> None:
+    env = _production_env(base_env)
+    env["SERVICE_TOKEN"] = "p" * 43
+    log = _serves(env, "services.sessions")
+    assert "p" * 43 not in log
