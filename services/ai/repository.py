@@ -192,3 +192,28 @@ class JobRepository:
                 f" FOR UPDATE SKIP LOCKED) {_RELEASE}",
                 {"stale": stale_after, "max_attempts": max_attempts, "reason": reason})
             return [job_from_row(r) for r in await cur.fetchall()]
+
+    # --- deleted sessions --------------------------------------------------------------
+
+    async def purge_session(self, session_id: str) -> list[str]:
+        """Forget a deleted session: its jobs go, with their findings. Idempotent; returns
+        the ids of the jobs that were running, for the caller to cut."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("INSERT INTO deleted_sessions (session_id) VALUES (%s)"
+                               " ON CONFLICT (session_id) DO NOTHING", (session_id,))
+            cur = await conn.execute("DELETE FROM jobs WHERE session_id = %s"
+                                     " RETURNING id::text, status", (session_id,))
+            return [r["id"] for r in await cur.fetchall() if r["status"] == "running"]
+
+    async def sweep_deleted_sessions(self, keep_seconds: float) -> list[str]:
+        """Delete jobs created for a deleted session after its purge and forget deletions
+        older than `keep_seconds`; returns the ids of the jobs that were running."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("DELETE FROM jobs j USING deleted_sessions d"
+                                     " WHERE j.session_id = d.session_id"
+                                     " RETURNING j.id::text, j.status")
+            running = [r["id"] for r in await cur.fetchall() if r["status"] == "running"]
+            await conn.execute("DELETE FROM deleted_sessions"
+                               " WHERE deleted_at < now() - make_interval(secs => %s)",
+                               (keep_seconds,))
+        return running

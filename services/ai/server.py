@@ -13,6 +13,7 @@ from tandem.ai.v1 import ai_pb2, ai_pb2_grpc
 from services.ai.cache import ResultCache
 from services.ai.clients import Peers
 from services.ai.config import AiConfig
+from services.ai.deletions import SessionPurge, run_purge
 from services.ai.events import Events
 from services.ai.jobs import JobExecutor, JobRunner, runner_identity
 from services.ai.providers import Provider
@@ -26,11 +27,12 @@ from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Register, Resources, ServiceSpec
 from services.common.identity import service_authenticator
+from services.common.sessionevents import PurgeSettings
 
 SERVICE_NAME = ai_pb2.DESCRIPTOR.services_by_name["AiService"].full_name
 
 
-def _registrar(config: AiConfig) -> Register:
+def _registrar(config: AiConfig, purge_settings: PurgeSettings) -> Register:
     async def register(server: grpc.aio.Server, res: Resources) -> Sequence[str]:
         builtin = BuiltinProvider(timeout=config.builtin_timeout,
                                   processes=config.analyzer_processes)
@@ -56,8 +58,12 @@ def _registrar(config: AiConfig) -> Register:
             AiServiceServicer(app, service_authenticator(res)), server)
         # The runner and the analyzer's worker processes start now; the runner takes
         # jobs once the schema is migrated.
+        # Deleted sessions: their jobs go (running ones are cut), also when ai was down.
+        purge = SessionPurge(repo, lambda job_id: runner.request_cancel(res.redis, job_id),
+                             purge_settings.keep_seconds)
         tasks = [asyncio.create_task(runner.run(), name="ai-runner"),
-                 asyncio.create_task(builtin.warm_up(), name="ai-warm-up")]
+                 asyncio.create_task(builtin.warm_up(), name="ai-warm-up"),
+                 asyncio.create_task(run_purge(res, purge, purge_settings), name="ai-purge")]
 
         async def close() -> None:
             # Running jobs are released (queued again or failed) before the pool closes.
@@ -77,11 +83,12 @@ def _registrar(config: AiConfig) -> Register:
 
 def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
     ai_config = AiConfig.from_env(env)
+    purge_settings = PurgeSettings.from_env(env)
     return ServiceSpec(
         name="ai",
         schema="ai",
         migrations=lambda: load_migrations("services.ai.migrations"),
         grpc_port=env.port("AI_GRPC_PORT", 50054),
         metrics_port=env.port("AI_METRICS_PORT", 9104),
-        register=_registrar(ai_config),
+        register=_registrar(ai_config, purge_settings),
     )

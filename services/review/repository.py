@@ -351,6 +351,29 @@ class ReviewRepository:
             return None
         return Published(row["github_review_id"], row["github_review_url"], row["published_at"])
 
+    # --- deleted sessions --------------------------------------------------------------
+
+    async def purge_session(self, session_id: str) -> int:
+        """Forget a deleted session: its reviews go, with their files, threads, comments and
+        verdicts (foreign keys cascade). Idempotent; returns how many reviews went."""
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("INSERT INTO deleted_sessions (session_id) VALUES (%s) "
+                               "ON CONFLICT (session_id) DO NOTHING", (session_id,))
+            cur = await conn.execute("DELETE FROM reviews WHERE session_id = %s", (session_id,))
+            return cur.rowcount
+
+    async def sweep_deleted_sessions(self, keep_seconds: float) -> int:
+        """Delete reviews written for a deleted session after its purge; forget deletions
+        older than `keep_seconds`. Returns how many reviews went."""
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("DELETE FROM reviews r USING deleted_sessions d "
+                                     "WHERE r.session_id = d.session_id")
+            swept = cur.rowcount
+            await conn.execute("DELETE FROM deleted_sessions "
+                               "WHERE deleted_at < now() - make_interval(secs => %s)",
+                               (keep_seconds,))
+        return swept
+
 
 def new_id() -> str:
     return str(uuid.uuid4())

@@ -37,7 +37,7 @@ def channel(keys: KeySpace, session_id: str) -> str:
 
 
 def stream(keys: KeySpace) -> str:
-    """The Redis Stream of domain events."""
+    """The Redis Stream of domain events (review and ai find it by `domain_events_stream`)."""
     return keys.key("domain-events")
 
 

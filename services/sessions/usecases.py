@@ -23,6 +23,7 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.identity import Caller
+from services.common.sessionevents import SESSION_DELETED
 from services.sessions import domain
 from services.sessions.cache import MembershipChecker
 from services.sessions.domain import InvitationState, Role, Status
@@ -186,10 +187,16 @@ class SessionsApp:
         uid = _user(caller)
         sid = domain.parse_uuid(session_id, "session")
         session_id_var.set(sid)
+        done = AfterCommit()
         async with self.repo.transaction() as tx:
             _authorize(await tx.lock_session(sid, uid), Role.OWNER)
             former = await tx.delete_session(sid)
+            # Review and ai hold data of the session too: they purge it when they consume
+            # this event, however long they were down (services/common/sessionevents.py).
+            done.domain.append(await tx.add_outbox(SESSION_DELETED, {
+                "session_id": sid, "deleted_by": uid}))
         await self.checker.invalidate(sid, former, session=True, members=True)
+        await self.publisher.emit(done.domain)
         # The log is gone with the session: tell live clients without a sequence number.
         await self.publisher.publish_ephemeral(sid, "session.deleted", {})
         log.info("session deleted")
