@@ -14,6 +14,7 @@ from services.common.db import load_migrations
 from services.common.grpcserver import Resources, ServiceSpec
 from services.common.identity import service_authenticator
 from services.common.lazyhttp import LazyHttpClient
+from services.common.sessionevents import PurgeSettings
 from services.review.adapters import (
     AuthDirectory,
     RedisContents,
@@ -23,6 +24,7 @@ from services.review.adapters import (
     SessionsMembership,
 )
 from services.review.convert import JsonRenderer
+from services.review.deletions import purge_jobs
 from services.review.domain import Limits, ReviewDomain
 from services.review.github import GitHub
 from services.review.repository import ReviewRepository
@@ -39,6 +41,7 @@ SERVICE_NAME = review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name
 
 def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
     settings = ReviewSettings.from_env(env)
+    purge = PurgeSettings.from_env(env)
 
     async def register(server: grpc.aio.Server, res: Resources) -> Sequence[str]:
         def make_http() -> httpx.AsyncClient:
@@ -79,4 +82,6 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
         grpc_port=env.port("REVIEW_GRPC_PORT", 50053),
         metrics_port=env.port("REVIEW_METRICS_PORT", 9103),
         register=register,
+        # Deleted sessions: their reviews go, also when review was down at the deletion.
+        background=purge_jobs(purge),
     )
