@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -56,6 +57,9 @@ class AiConfig:
     default_provider: str
     max_concurrency: int
     max_jobs_per_user: int
+    max_jobs_per_session: int
+    # Wall-clock budget of one job from its first start, over every attempt.
+    job_deadline: float
     poll_interval: float
     heartbeat_interval: float
     stale_after: float
@@ -78,10 +82,19 @@ class AiConfig:
         if stale <= heartbeat * 2:
             raise ConfigError("AI_STALE_SECONDS", "more than twice AI_HEARTBEAT_SECONDS",
                               str(stale))
+        deadline = env.float("AI_JOB_DEADLINE_SECONDS", 600.0, minimum=0.5)
+        if not math.isfinite(deadline):
+            raise ConfigError("AI_JOB_DEADLINE_SECONDS", "a finite number of seconds",
+                              str(deadline))
         return cls(
             default_provider=provider,
-            max_concurrency=env.int("AI_MAX_CONCURRENCY", 2, minimum=1, maximum=64),
+            # Workers mostly wait on a provider's stream; the built-in analyzer's CPU is
+            # bounded separately by AI_ANALYZER_PROCESSES.
+            max_concurrency=env.int("AI_MAX_CONCURRENCY", 4, minimum=1, maximum=64),
             max_jobs_per_user=env.int("AI_MAX_JOBS_PER_USER", 3, minimum=1, maximum=1_000),
+            max_jobs_per_session=env.int("AI_MAX_JOBS_PER_SESSION", 8, minimum=1,
+                                         maximum=10_000),
+            job_deadline=deadline,
             poll_interval=env.float("AI_POLL_SECONDS", 1.0, minimum=0.01),
             heartbeat_interval=heartbeat,
             stale_after=stale,

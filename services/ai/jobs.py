@@ -2,7 +2,10 @@
 
 Each replica runs AI_MAX_CONCURRENCY workers that take queued jobs with
 `FOR UPDATE SKIP LOCKED`, so replicas share the queue without taking the same
-job twice. A running job's worker beats every AI_HEARTBEAT_SECONDS; a job
+job twice, in a fair order (users and sessions take turns, see the repository's
+claim). Every job has AI_JOB_DEADLINE_SECONDS from its first start, over all
+its attempts: past it the job's task (and its provider call) is cut and the job
+fails, saying so. A running job's worker beats every AI_HEARTBEAT_SECONDS; a job
 whose heartbeat is older than AI_STALE_SECONDS belongs to a replica that
 stopped, and the reaper of any replica queues it again (when it streamed
 nothing yet) or fails it. Cancellation reaches the job's task at once on the
@@ -30,7 +33,7 @@ from services.ai.config import AiConfig
 from services.ai.domain import FileDone, Finding, Job, JobStatus, SourceFile, cache_key, summary
 from services.ai.events import Events
 from services.ai.providers import Provider, ProviderError
-from services.ai.repository import JobRepository
+from services.ai.repository import Claimed, JobRepository
 from services.ai.sources import SourceLoader
 from services.common import metrics
 from services.common.errors import DomainError, NotFound, Unavailable
@@ -107,13 +110,22 @@ class JobExecutor:
         self._config = config
         self.runner_id = runner_id
 
-    async def run(self, job: Job, control: JobControl) -> None:
+    async def run(self, job: Job, control: JobControl, seconds_left: float) -> None:
+        """Run `job` to its end; past `seconds_left` (its deadline) it fails as timed out."""
         stream = _Stream(job, self.runner_id, self._repo, self._events)
         started = time.perf_counter()
         log.info("job started", extra={"job_id": job.id, "provider": job.provider,
-                                       "kind": job.kind.value, "attempt": job.attempts})
+                                       "kind": job.kind.value, "attempt": job.attempts,
+                                       "seconds_left": round(seconds_left, 3)})
+        if seconds_left <= 0:
+            # An earlier attempt used the whole budget (its replica stopped late on).
+            control.finishing = True
+            await self._timed_out(job, stream)
+            return
+        budget = asyncio.timeout(seconds_left)
         try:
-            outcome = await self._review(job, stream)
+            async with budget:
+                outcome = await self._review(job, stream)
             control.finishing = True
         except asyncio.CancelledError:
             control.finishing = True
@@ -133,6 +145,14 @@ class JobExecutor:
         except DomainError as exc:
             control.finishing = True
             await self._end(job, stream, JobStatus.FAILED, error=_peer_failure(exc))
+        except TimeoutError:
+            control.finishing = True
+            if not budget.expired():
+                log.exception("job failed unexpectedly", extra={"job_id": job.id})
+                await self._end(job, stream, JobStatus.FAILED,
+                                error="internal error while reviewing; request the review again")
+            else:
+                await self._timed_out(job, stream)
         except Exception:
             control.finishing = True
             log.exception("job failed unexpectedly", extra={"job_id": job.id})
@@ -142,6 +162,14 @@ class JobExecutor:
             await self._end(job, stream, JobStatus.DONE, outcome=outcome)
         log.info("job ended", extra={"job_id": job.id, "findings": len(stream.findings),
                                      "seconds": round(time.perf_counter() - started, 3)})
+
+    async def _timed_out(self, job: Job, stream: _Stream) -> None:
+        log.warning("job failed: deadline", extra={"job_id": job.id,
+                                                  "deadline_seconds": self._config.job_deadline,
+                                                  "findings": len(stream.findings)})
+        metrics.AI_JOB_DEADLINES.labels(job.provider).inc()
+        await self._end(job, stream, JobStatus.FAILED,
+                        error=deadline_error(self._config.job_deadline))
 
     async def _review(self, job: Job, stream: _Stream) -> _Outcome:
         provider = self._providers.get(job.provider)
@@ -207,6 +235,12 @@ class JobExecutor:
         if released.status.terminal:
             metrics.AI_JOBS.labels(job.provider, released.status.value).inc()
             await self._events.ended(released, findings)
+
+
+def deadline_error(seconds: float) -> str:
+    """What the room is told about a job that ran out of time (findings so far are kept)."""
+    return (f"timed out: the review did not finish within {seconds:g} seconds; "
+            "request it again later")
 
 
 def _peer_failure(exc: DomainError) -> str:
@@ -278,19 +312,21 @@ class JobRunner:
                 continue
             self._wake.clear()
             try:
-                job = await self._repo.claim(self.runner_id)
+                claimed = await self._repo.claim(self.runner_id, self._config.job_deadline)
             except Exception as exc:  # database trouble: the service is not ready; wait it out
                 log.warning("could not take a job: %s", type(exc).__name__)
-                job = None
-            if job is None:
+                claimed = None
+            if claimed is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._config.poll_interval)
                 continue
-            await self._execute(job)
+            await self._execute(claimed)
 
-    async def _execute(self, job: Job) -> None:
+    async def _execute(self, claimed: Claimed) -> None:
+        job = claimed.job
         control = JobControl()
-        task = asyncio.create_task(self._executor.run(job, control), name=f"ai-job-{job.id}")
+        task = asyncio.create_task(self._executor.run(job, control, claimed.seconds_left),
+                                   name=f"ai-job-{job.id}")
         self._active[job.id] = (task, control)
         beat = asyncio.create_task(self._heartbeat(job.id, task, control))
         try:

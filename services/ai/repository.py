@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from services.ai.domain import Finding, Job, JobKind, JobStatus, severity
 from services.common.errors import ResourceExhausted
 from services.common.grpcserver import Pool
 
-# First key of the two-key advisory lock that serializes one user's job creation
-# (the second is a hash of the user id); a class of its own avoids other locks.
+# First key of the two-key advisory locks that serialize one user's (one session's)
+# job creation (the second is a hash of the id); classes of their own avoid other locks.
 _USER_LOCK_CLASS = 0x7A1
+_SESSION_LOCK_CLASS = 0x7A2
 _JOB_COLUMNS = """id::text, session_id::text, review_id::text, kind, paths, requested_by::text,
     provider, model, status, summary, error, files_reviewed, files_reused, attempts,
     created_at, started_at, finished_at"""
@@ -33,6 +35,37 @@ _TARGET = """
            attempts < %(max_attempts)s
            AND NOT EXISTS (SELECT 1 FROM findings f WHERE f.job_id = jobs.id) AS retry
     FROM jobs"""
+
+
+# The next job a free worker takes: fair shares, not first come first served. Users
+# with fewer jobs running go first, then sessions with fewer running, then the user
+# served longest ago (a user never served first), and only then the oldest job. So a
+# user who queued many jobs gets one turn, then everyone else waiting gets theirs.
+_CLAIM = f"""
+    UPDATE jobs SET status = 'running', runner = %(runner)s, attempts = attempts + 1,
+        started_at = coalesce(started_at, now()), heartbeat_at = now()
+    WHERE id = (
+        SELECT q.id FROM jobs q WHERE q.status = 'queued'
+        ORDER BY
+            (SELECT count(*) FROM jobs r
+             WHERE r.requested_by = q.requested_by AND r.status = 'running'),
+            (SELECT count(*) FROM jobs r
+             WHERE r.session_id = q.session_id AND r.status = 'running'),
+            (SELECT max(s.started_at) FROM jobs s WHERE s.requested_by = q.requested_by)
+                NULLS FIRST,
+            q.created_at, q.id
+        LIMIT 1 FOR UPDATE SKIP LOCKED)
+    RETURNING {_JOB_COLUMNS},
+        extract(epoch FROM started_at + make_interval(secs => %(deadline)s) - now())::float8
+            AS seconds_left"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A job a runner took, and how much of its deadline is left (negative: none)."""
+
+    job: Job
+    seconds_left: float
 
 
 def job_from_row(row: dict[str, Any], findings: Sequence[Finding] = ()) -> Job:
@@ -58,21 +91,35 @@ class JobRepository:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
-    async def create(self, job: Job, per_user_limit: int, retry_after: int) -> Job:
-        """Insert a queued job unless the user already has `per_user_limit` unfinished ones."""
+    async def create(self, job: Job, per_user_limit: int, per_session_limit: int,
+                     retry_after: int) -> Job:
+        """Insert a queued job unless the user already has `per_user_limit` unfinished ones,
+        or the session `per_session_limit` (however many people asked for them)."""
         async with self._pool.connection() as conn, conn.transaction():
-            # Two concurrent requests of one user must not both pass the count.
+            # Two concurrent requests of one user (or one session) must not both pass the
+            # count. Always user first, then session: no two creations wait on each other.
             await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
                                (_USER_LOCK_CLASS, job.requested_by))
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                               (_SESSION_LOCK_CLASS, job.session_id))
             cur = await conn.execute(
-                "SELECT count(*) AS n FROM jobs WHERE requested_by = %s"
-                " AND status IN ('queued', 'running')", (job.requested_by,))
+                "SELECT (SELECT count(*) FROM jobs WHERE requested_by = %s"
+                "        AND status IN ('queued', 'running')) AS mine,"
+                "       (SELECT count(*) FROM jobs WHERE session_id = %s"
+                "        AND status IN ('queued', 'running')) AS session",
+                (job.requested_by, job.session_id))
             row = await cur.fetchone()
-            active = int(row["n"]) if row else 0
+            active = int(row["mine"]) if row else 0
+            in_session = int(row["session"]) if row else 0
             if active >= per_user_limit:
                 raise ResourceExhausted(
                     f"you already have {active} AI reviews queued or running (limit "
                     f"{per_user_limit}); try again when one finishes", retry_after=retry_after)
+            if in_session >= per_session_limit:
+                raise ResourceExhausted(
+                    f"this session already has {in_session} AI reviews queued or running "
+                    f"(limit {per_session_limit}); try again when one finishes",
+                    retry_after=retry_after)
             cur = await conn.execute(
                 f"INSERT INTO jobs (id, session_id, review_id, kind, paths, requested_by, provider,"
                 f" model, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'queued')"
@@ -109,17 +156,13 @@ class JobRepository:
                 " FROM findings WHERE job_id = %s AND idx > %s ORDER BY idx", (job_id, after))
             return [(r["idx"], finding_from_row(r)) for r in await cur.fetchall()]
 
-    async def claim(self, runner: str) -> Job | None:
-        """Take the oldest queued job for `runner`; None when the queue is empty."""
+    async def claim(self, runner: str, deadline: float) -> Claimed | None:
+        """Take the next queued job in fair order (see _CLAIM) for `runner`; None when the
+        queue is empty. `deadline` seconds count from the job's first start."""
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE jobs SET status = 'running', runner = %s, attempts = attempts + 1,"
-                " started_at = coalesce(started_at, now()), heartbeat_at = now()"
-                " WHERE id = (SELECT id FROM jobs WHERE status = 'queued'"
-                "             ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {_JOB_COLUMNS}", (runner,))
+            cur = await conn.execute(_CLAIM, {"runner": runner, "deadline": deadline})
             row = await cur.fetchone()
-        return job_from_row(row) if row else None
+        return Claimed(job_from_row(row), float(row["seconds_left"])) if row else None
 
     async def heartbeat(self, job_id: str, runner: str) -> bool | None:
         """Mark the job alive; whether a cancel was asked, or None when it is no longer ours."""

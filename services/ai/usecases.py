@@ -34,7 +34,7 @@ from services.common.redisutil import KeySpace
 
 log = logging.getLogger(__name__)
 
-# What a client is told to wait before asking again beyond the per-user limit.
+# What a client is told to wait before asking again beyond the per-user or per-session limit.
 LIMIT_RETRY_AFTER = 5
 # How long CancelJob waits for a running job to stop before answering.
 CANCEL_WAIT = 3.0
@@ -87,7 +87,8 @@ class AiApp:
             raise FailedPrecondition("the session has ended; it is read-only")
 
     async def _queue(self, job: Job) -> Job:
-        created = await self._repo.create(job, self._config.max_jobs_per_user, LIMIT_RETRY_AFTER)
+        created = await self._repo.create(job, self._config.max_jobs_per_user,
+                                          self._config.max_jobs_per_session, LIMIT_RETRY_AFTER)
         self._runner.wake()
         log.info("job queued", extra={"job_id": created.id, "provider": created.provider,
                                       "kind": created.kind.value})

@@ -79,6 +79,11 @@ AI_JOBS = Counter(
     "tandem_ai_jobs_total", "AI review jobs that ended, by provider and final status.",
     ["provider", "status"],
 )
+AI_JOB_DEADLINES = Counter(
+    "tandem_ai_job_deadlines_total",
+    "AI review jobs failed for running past AI_JOB_DEADLINE_SECONDS, by provider.",
+    ["provider"],
+)
 AI_PROVIDER_SECONDS = Histogram(
     "tandem_ai_provider_request_seconds",
     "Time for one AI provider request (an LLM call to the end of its stream, or one built-in "

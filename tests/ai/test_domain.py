@@ -102,9 +102,18 @@ def test_openai_as_default_provider_needs_a_key() -> None:
     assert info.value.name == "OPENAI_API_KEY"
     config = AiConfig.from_env(Env({"AI_PROVIDER": "openai", "OPENAI_API_KEY": "sk-x"}))
     assert config.default_provider == "openai"
-    assert config.max_concurrency == 2
+    assert config.max_concurrency == 4
     assert config.max_jobs_per_user == 3
+    assert config.max_jobs_per_session == 8
+    assert config.job_deadline == 600.0
     with pytest.raises(ConfigError):
         AiConfig.from_env(Env({"AI_PROVIDER": "magic"}))
     with pytest.raises(ConfigError):
         AiConfig.from_env(Env({"AI_HEARTBEAT_SECONDS": "5", "AI_STALE_SECONDS": "6"}))
+    for bad in ("0", "inf", "nan", "soon"):
+        with pytest.raises(ConfigError) as info:
+            AiConfig.from_env(Env({"AI_JOB_DEADLINE_SECONDS": bad}))
+        assert info.value.name == "AI_JOB_DEADLINE_SECONDS"
+    with pytest.raises(ConfigError) as info:
+        AiConfig.from_env(Env({"AI_MAX_JOBS_PER_SESSION": "0"}))
+    assert info.value.name == "AI_MAX_JOBS_PER_SESSION"
