@@ -20,6 +20,10 @@ class RealtimeConfig:
     presence_heartbeat: float
     presence_ttl: float
     doc_max_frame: int
+    doc_rate_per_second: float
+    doc_rate_burst: int
+    awareness_clients: int
+    awareness_entry_bytes: int
     close_timeout: float
     subscribe_timeout: float
     seq_check: float
@@ -41,6 +45,15 @@ class RealtimeConfig:
             # A y-websocket sync step 2 carries a client's whole document.
             doc_max_frame=env.int("REALTIME_DOC_MAX_FRAME_BYTES", 4 * 1024 * 1024,
                                   minimum=EVENTS_MAX_FRAME, maximum=8 * 1024 * 1024),
+            # Document socket frames per connection (a keystroke is an update and an awareness
+            # frame); a client over it is closed with 4429. 0 disables the limit.
+            doc_rate_per_second=env.float("REALTIME_DOC_RATE_PER_SECOND", 100.0),
+            doc_rate_burst=env.int("REALTIME_DOC_RATE_BURST", 300, minimum=1, maximum=100_000),
+            # Awareness client ids one document connection may own, and bytes of one entry's
+            # state JSON: what a joining client is sent stays small.
+            awareness_clients=env.int("REALTIME_AWARENESS_CLIENTS", 4, minimum=1, maximum=64),
+            awareness_entry_bytes=env.int("REALTIME_AWARENESS_ENTRY_BYTES", 4096, minimum=64,
+                                          maximum=64 * 1024),
             close_timeout=env.float("REALTIME_CLOSE_TIMEOUT_SECONDS", 2.0, minimum=0.1),
             subscribe_timeout=env.float("REALTIME_SUBSCRIBE_TIMEOUT_SECONDS", 3.0, minimum=0.1),
             # How often each session's last_seq is compared with what clients were sent:

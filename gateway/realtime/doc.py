@@ -4,7 +4,15 @@ The gateway keeps no document. Sync step 1 is answered from the sessions
 service's stored state (SyncDocument); client updates are stored there
 (ApplyDocumentUpdate, acknowledged only after the write) and come back to
 every client of the session, on any gateway, through the document channel.
-Awareness (cursors, names) is relayed between clients and never stored.
+Awareness (cursors, names) is relayed between clients and never stored; like the
+reference y-websocket server, a client is sent its own awareness back, which is what
+keeps y-websocket's provider (it reconnects after 30 s without a message) connected
+when it is alone. A connection owns at most `REALTIME_AWARENESS_CLIENTS` awareness
+client ids (claimed in Redis, so no other user can set or clear them on any gateway),
+each entry at most `REALTIME_AWARENESS_ENTRY_BYTES`; frames are rate-limited per
+connection (4429 when exceeded). A refused update is answered on this socket with
+y-protocols' auth `permission-denied` and a reason (and, as before, an `error` on the
+user's events sockets).
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from gateway.realtime.connection import (
     Socket,
 )
 from gateway.realtime.events import upgrade_check
-from gateway.realtime.flow import expiry_step
+from gateway.realtime.flow import TokenBucket, expiry_step
 from gateway.realtime.hub import DocMember, Hub
 from gateway.realtime.protocol import (
     DOC_AWARENESS,
@@ -50,19 +58,38 @@ from gateway.realtime.protocol import (
     QueryAwareness,
     SyncMessage,
     YProtocolError,
+    awareness_message,
+    encode_awareness,
     error_event,
     parse_y_message,
+    permission_denied,
     removal,
     sync_step1,
     sync_step2,
 )
 from gateway.routes.sessions import ROLE_NAMES
+from services.common import metrics
 from services.common.context import session_id_var
 
 log = logging.getLogger(__name__)
 
 # A viewer's editor may emit an update per keystroke: one error event a second is enough.
 REFUSAL_INTERVAL = 1.0
+# A client that sends faster than REALTIME_DOC_RATE_PER_SECOND (docs/api.md).
+CLOSE_RATE_LIMITED = 4429
+# Each query-awareness frame makes every gateway send the asker all its clients' states:
+# one answered per connection in this many seconds is plenty (y-websocket never sends one).
+QUERY_INTERVAL = 1.0
+
+VIEWER_MESSAGE = "viewers cannot edit the document; the update was dropped"
+ENDED_MESSAGE = "the session has ended; its document is read-only"
+TOO_LARGE_MESSAGE = ("the document would exceed its size limit; the update was not stored "
+                     "(what is stored is unchanged)")
+# The refusals on the document socket itself, built once.
+_DENIED = {"permission_denied": permission_denied(VIEWER_MESSAGE),
+           "failed_precondition": permission_denied(ENDED_MESSAGE),
+           "payload_too_large": permission_denied(TOO_LARGE_MESSAGE)}
+_RATE_LIMITED = metrics.WS_RATE_LIMITED.labels("doc")
 
 
 class DocConnection(Connection):
@@ -85,6 +112,11 @@ class DocConnection(Connection):
         self.ended = ended
         self.released = asyncio.Event()
         self._awareness: dict[int, AwarenessEntry] = {}
+        # Awareness client ids this connection owns -> when its claim was last renewed.
+        self._owned: dict[int, float] = {}
+        self._renew_after = config.presence_ttl / 3
+        self.bucket = TokenBucket(config.doc_rate_per_second, config.doc_rate_burst)
+        self._last_query = float("-inf")
         self._last_refusal = float("-inf")
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -129,6 +161,10 @@ class DocConnection(Connection):
             token=self.token)
 
     async def handle(self, data: bytes) -> None:
+        if not self.bucket.allow():
+            _RATE_LIMITED.inc()
+            self.close(CLOSE_RATE_LIMITED, "too many messages; slow down and reconnect")
+            return
         try:
             message = parse_y_message(data)
         except YProtocolError as exc:
@@ -145,26 +181,69 @@ class DocConnection(Connection):
             else:
                 await self._apply(message.payload)
         elif isinstance(message, AwarenessMessage):
-            for entry in message.clients:
-                if entry.state in ("", "null"):
-                    self._awareness.pop(entry.client_id, None)
-                else:
-                    self._awareness[entry.client_id] = entry
+            update = await self._accept_awareness(message)
+            if update is None:
+                return
+            # The reference server's echo: y-websocket counts on hearing its own awareness
+            # renewals (every 15 s) to know the connection is alive.
+            self.send(awareness_message(update))
             await self.hub.publish_doc(self.session_id, DocFrame(
-                DOC_AWARENESS, self.id_bytes, message.update, target=NOBODY))
+                DOC_AWARENESS, self.id_bytes, update, target=NOBODY))
         elif isinstance(message, QueryAwareness):
-            await self.hub.publish_doc(self.session_id, DocFrame(DOC_QUERY, self.id_bytes))
+            now = time.monotonic()
+            if now - self._last_query >= QUERY_INTERVAL:
+                self._last_query = now
+                await self.hub.publish_doc(self.session_id, DocFrame(DOC_QUERY, self.id_bytes))
+
+    async def _accept_awareness(self, message: AwarenessMessage) -> bytes | None:
+        """The part of an awareness update this connection may make (None: nothing)."""
+        limit = self.config.awareness_entry_bytes
+        accepted: list[AwarenessEntry] = []
+        for entry in message.clients:
+            size = len(entry.state)
+            if size > limit or (size * 4 > limit and len(entry.state.encode()) > limit):
+                continue  # an oversized entry is refused, never stored or relayed
+            gone = entry.state in ("", "null")
+            if not await self._owns(entry.client_id, claim=not gone):
+                continue
+            if gone:
+                self._awareness.pop(entry.client_id, None)
+            else:
+                self._awareness[entry.client_id] = entry
+            accepted.append(entry)
+        if not accepted:
+            return None
+        if len(accepted) == len(message.clients):
+            return message.update
+        return encode_awareness(accepted)
+
+    async def _owns(self, client_id: int, *, claim: bool) -> bool:
+        """Whether this connection may speak for `client_id` (claiming or renewing it)."""
+        now = time.monotonic()
+        renewed = self._owned.get(client_id)
+        if renewed is not None and now - renewed < self._renew_after:
+            return True
+        if renewed is None and (not claim or len(self._owned) >= self.config.awareness_clients):
+            return False
+        try:
+            owned = await self.hub.claim_awareness(self.session_id, client_id, self.user_id)
+        except Exception as exc:  # Redis down: relaying needs it too; the local caps still hold
+            log.warning("awareness claim failed: %s", type(exc).__name__)
+            owned = True
+        if owned:
+            self._owned[client_id] = now
+        else:
+            self._owned.pop(client_id, None)
+        return owned
 
     async def _apply(self, update: bytes) -> None:
         if update == EMPTY_UPDATE:
             return
         if self.ended:
-            await self._refuse("failed_precondition",
-                               "the session has ended; its document is read-only")
+            await self._refuse("failed_precondition", ENDED_MESSAGE)
             return
         if self.role == "viewer":
-            await self._refuse("permission_denied",
-                               "viewers cannot edit the document; the update was dropped")
+            await self._refuse("permission_denied", VIEWER_MESSAGE)
             return
         try:
             await self.backends.call(
@@ -174,12 +253,13 @@ class DocConnection(Connection):
         except ApiError as exc:
             if exc.status == 403:
                 self.role = "viewer"
-                await self._refuse("permission_denied",
-                                   "viewers cannot edit the document; the update was dropped")
+                await self._refuse("permission_denied", VIEWER_MESSAGE)
             elif exc.code in ("failed_precondition", "gone"):
                 self.ended = True
-                await self._refuse("failed_precondition",
-                                   "the session has ended; its document is read-only")
+                await self._refuse("failed_precondition", ENDED_MESSAGE)
+            elif exc.status == 413:
+                # document_too_large: nothing was stored; the socket stays usable.
+                await self._refuse("payload_too_large", TOO_LARGE_MESSAGE)
             else:
                 self.failed(exc)
 
@@ -196,6 +276,8 @@ class DocConnection(Connection):
             self.close(CLOSE_TRY_AGAIN, "document store unavailable; reconnect")
 
     async def _refuse(self, code: str, message: str) -> None:
+        # Every refused update is answered on this socket, in y-protocols' own terms.
+        self.send(_DENIED[code])
         now = time.monotonic()
         if now - self._last_refusal < REFUSAL_INTERVAL:
             return

@@ -46,6 +46,17 @@ log = logging.getLogger(__name__)
 
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
+# An awareness client id belongs to the first user who announces it in a session (on any
+# gateway); the claim is renewed by its owner and lapses after its TTL when nobody renews it.
+_CLAIM = """
+local owner = redis.call('GET', KEYS[1])
+if owner == false or owner == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 
 class Member(Protocol):
     """What the hub needs from any connection."""
@@ -116,6 +127,8 @@ class Hub:
         self.channels = KeySpace(prefix, "sessions")
         self.presence = PresenceStore(redis, KeySpace(prefix, "gateway"), config.presence_ttl)
         self._control = KeySpace(prefix, "gateway").key("rt", "hub")
+        self._claims = KeySpace(prefix, "gateway")
+        self._claim: Any = None  # the claim script, registered at first use
         self._resync = resync
         self._probe = probe
         self.rooms: dict[str, Room] = {}
@@ -302,6 +315,17 @@ class Hub:
             for member in list(room.events) if room else []:
                 if member.user_id == user_id:
                     member.on_event(event, dumps(event))
+
+    async def claim_awareness(self, session_id: str, client_id: int, user_id: str) -> bool:
+        """Take or renew `client_id`'s awareness in the session for `user_id`; False when
+        another user holds it. Raises on a Redis failure (the caller decides)."""
+        key = self._claims.key("rt", "awareness", session_id, str(client_id))
+        if self._claim is None:
+            self._claim = self.redis.register_script(_CLAIM)
+        async with asyncio.timeout(1.0):
+            owned = await self._claim(keys=[key],
+                                      args=[user_id, int(self.config.presence_ttl * 1000)])
+        return bool(owned)
 
     async def publish_doc(self, session_id: str, frame: DocFrame) -> bool:
         try:

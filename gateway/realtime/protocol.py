@@ -6,7 +6,8 @@ here into typed values or a `FrameError` that becomes an `error` event.
 
 Document socket: the y-websocket binary protocol (message type 0 = sync with
 step 1 / step 2 / update, 1 = awareness, 3 = query awareness), decoded strictly
-so garbage is refused before anything is forwarded.
+so garbage is refused before anything is forwarded; the server also sends type
+2 = auth (`permission-denied` + reason) when it refuses an update.
 
 Redis channels, all built from `KeySpace(REDIS_PREFIX, "sessions")`:
 
@@ -180,7 +181,9 @@ def dumps(event: dict[str, Any]) -> str:
 # does not load pycrdt (about 2 MB of resident memory); tests check the framing against it.
 MESSAGE_SYNC = 0
 MESSAGE_AWARENESS = 1
+MESSAGE_AUTH = 2
 MESSAGE_QUERY_AWARENESS = 3
+AUTH_PERMISSION_DENIED = 0
 SYNC_STEP1 = 0
 SYNC_STEP2 = 1
 SYNC_UPDATE = 2
@@ -347,6 +350,12 @@ def sync_update(update: bytes) -> bytes:
 
 def awareness_message(update: bytes) -> bytes:
     return _y_bytes([MESSAGE_AWARENESS], update)
+
+
+def permission_denied(reason: str) -> bytes:
+    """y-protocols' auth message `permission-denied` with a human reason (y-websocket's
+    provider hands the reason to its permission-denied handler)."""
+    return _y_bytes([MESSAGE_AUTH, AUTH_PERMISSION_DENIED], reason.encode())
 
 
 # --- document channel frames ---------------------------------------------------------------

@@ -75,6 +75,11 @@ WS_CONNECTIONS = Gauge(
 WS_CLOSED = Counter(
     "tandem_ws_closed_total", "WebSocket connections closed, by close code.", ["socket", "code"],
 )
+WS_RATE_LIMITED = Counter(
+    "tandem_ws_rate_limited_total",
+    "WebSocket frames over a connection's rate limit (the document socket then closes with 4429).",
+    ["socket"],
+)
 AI_JOBS = Counter(
     "tandem_ai_jobs_total", "AI review jobs that ended, by provider and final status.",
     ["provider", "status"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,15 @@ from pycrdt import Awareness
 
 from bench.realtime_scenarios import DocClient, ws_url
 from scripts.platform import LocalPlatform
-from tests.helpers.identity import sign_in_http
+from tests.helpers.identity import SignedIn, sign_in_http
+from tests.helpers.realtime import Crew
 
 pytestmark = pytest.mark.e2e
 
 SCRIPT = Path(__file__).with_name("yjs_client.cjs")
+WATCH = Path(__file__).with_name("yjs_watch.cjs")
+# Longer than y-websocket's messageReconnectTimeout (30 s) plus its 3 s check interval.
+IDLE_SECONDS = 40.0
 
 
 class NodeClient:
@@ -48,6 +53,79 @@ class NodeClient:
                     raise AssertionError(f"node client: {message}")
                 if key in message:
                     return message
+
+    async def listen(self, seconds: float, *, stop_on: str) -> list[dict[str, Any]]:
+        """Every line said within `seconds`; returns early on a line whose value is `stop_on`."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + seconds
+        heard: list[dict[str, Any]] = []
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = await asyncio.wait_for(self.proc.stdout.readline(), left)
+            except TimeoutError:
+                break
+            assert line, f"node exited: {self.said[-3:]}"
+            message: dict[str, Any] = orjson.loads(line)
+            self.said.append(message)
+            heard.append(message)
+            if stop_on in message.values():
+                break
+        return heard
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def _watcher(platform: LocalPlatform, session_id: str, user: SignedIn,
+                   node_modules: Path) -> NodeClient:
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(WATCH), ws_url(platform.url, f"/api/v1/sessions/{session_id}"),
+        user.access_token, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(node_modules)})
+    return NodeClient(proc)
+
+
+async def test_a_lone_y_websocket_provider_stays_connected_while_idle(
+        platform: LocalPlatform, node_modules: Path) -> None:
+    """Issue 14, item 1: alone, y-websocket's provider hears only its own awareness echoed
+    back; without it, it closes the socket after 30 s of silence and reconnects."""
+    owner = sign_in_http(platform.url, f"lone-{secrets.token_hex(3)}")
+    async with httpx.AsyncClient(base_url=platform.url, timeout=10) as api:
+        created = await api.post("/api/v1/sessions", json={"title": "alone"}, headers=owner.headers)
+        assert created.status_code == 201, created.text
+    node = await _watcher(platform, created.json()["id"], owner, node_modules)
+    try:
+        await node.hear("synced")
+        await node.listen(IDLE_SECONDS, stop_on="disconnected")
+        statuses = [m["status"] for m in node.said if "status" in m]
+        assert statuses.count("connected") == 1, statuses
+        assert "disconnected" not in statuses, statuses
+    finally:
+        await node.stop()
+
+
+async def test_a_viewers_provider_is_told_permission_denied_on_the_document_socket(
+        platform: LocalPlatform, node_modules: Path) -> None:
+    """Issue 14, item 4: the refusal reaches y-websocket's permission-denied handler."""
+    crew = Crew.sign_in(platform.url)
+    session_id = crew.session(editor=False)
+    node = await _watcher(platform, session_id, crew.viewer, node_modules)
+    try:
+        await node.hear("synced")
+        await node.tell(insert="# a viewer typing\n")
+        denied = await node.hear("permission_denied")
+        assert "viewers cannot edit" in denied["permission_denied"]
+        assert crew.document(session_id)["text"] == ""
+        # The socket stays open: the provider is still connected, once.
+        await node.tell(done=True)
+        await node.hear("text")
+        statuses = [m["status"] for m in node.said if "status" in m]
+        assert statuses.count("connected") == 1, statuses
+        assert "disconnected" not in statuses, statuses
+    finally:
+        await node.stop()
 
 
 async def test_a_javascript_yjs_client_and_a_pycrdt_client_share_one_document(

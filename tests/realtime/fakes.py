@@ -155,6 +155,8 @@ class FakeDocHub:
         self.frames: list[Any] = []
         self.told: list[tuple[str, dict[str, Any]]] = []
         self.versions: list[int] = []
+        # Awareness client id -> the user holding it (the hub keeps these in Redis).
+        self.claims: dict[int, str] = {}
 
     async def publish_doc(self, session_id: str, frame: Any) -> bool:
         self.frames.append(frame)
@@ -165,6 +167,9 @@ class FakeDocHub:
 
     def note_doc_version(self, session_id: str, version: int) -> None:
         self.versions.append(version)
+
+    async def claim_awareness(self, session_id: str, client_id: int, user_id: str) -> bool:
+        return self.claims.setdefault(client_id, user_id) == user_id
 
 
 class DocBackends:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any, cast
 
+from prometheus_client import REGISTRY
 from pycrdt import Doc, Text
 
 from gateway.auth import Auth
@@ -30,12 +31,14 @@ from tests.realtime.fakes import DocBackends, FakeDocHub, FakeSocket, config
 SESSION = "22222222-2222-2222-2222-222222222222"
 
 
-def _conn(role: str = "editor", ended: bool = False) -> tuple[DocConnection, FakeSocket,
-                                                            FakeDocHub, DocBackends]:
-    ws, hub, backends = FakeSocket(), FakeDocHub(), DocBackends()
-    auth = Auth(Claims("user-1", time.time() + 3600, "j", "octocat"), "token")
-    conn = DocConnection(ws, hub=cast(Hub, hub), backends=cast(Any, backends), config=config(),
-                         session_id=SESSION, auth=auth, role=role, ended=ended)
+def _conn(role: str = "editor", ended: bool = False, hub: FakeDocHub | None = None,
+          user: str = "user-1", **env: str) -> tuple[DocConnection, FakeSocket, FakeDocHub,
+                                                     DocBackends]:
+    ws, hub, backends = FakeSocket(), hub or FakeDocHub(), DocBackends()
+    auth = Auth(Claims(user, time.time() + 3600, "j", "octocat"), "token")
+    conn = DocConnection(ws, hub=cast(Hub, hub), backends=cast(Any, backends),
+                         config=config(**env), session_id=SESSION, auth=auth, role=role,
+                         ended=ended)
     conn.start()
     return conn, ws, hub, backends
 
@@ -146,6 +149,112 @@ async def test_awareness_is_relayed_remembered_and_cleared_on_goodbye() -> None:
     assert isinstance(farewell, DocFrame)
     assert parse_awareness(farewell.payload) == (AwarenessEntry(7, 2, "null"),)
     await _done(conn)
+
+
+def _aware(*entries: tuple[int, int, str]) -> bytes:
+    return awareness_message(encode_awareness([AwarenessEntry(*e) for e in entries]))
+
+
+def _relayed(hub: FakeDocHub) -> list[tuple[AwarenessEntry, ...]]:
+    return [parse_awareness(f.payload) for f in hub.frames if f.kind == DOC_AWARENESS]
+
+
+async def test_a_connection_is_sent_its_own_awareness_back() -> None:
+    conn, ws, hub, _ = _conn()
+    frame = _aware((7, 1, '{"user":{"name":"me"}}'))
+    await conn.handle(frame)
+    await asyncio.wait_for(_until(lambda: ws.frames), 2)
+    assert ws.frames == [frame], "echoed as the reference y-websocket server does"
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"user":{"name":"me"}}'),)]
+    await _done(conn)
+
+
+async def test_another_users_client_id_can_be_neither_set_nor_cleared() -> None:
+    hub = FakeDocHub()
+    victim, _, _, _ = _conn(hub=hub, user="victim")
+    await victim.handle(_aware((7, 1, '{"cursor":1}')))
+    thief, ws, _, _ = _conn(hub=hub, user="thief")
+    await thief.handle(_aware((7, 2, '{"cursor":666}'), (9, 1, '{"cursor":2}')))
+    await thief.handle(_aware((7, 3, "null")))
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"cursor":1}'),),
+                             (AwarenessEntry(9, 1, '{"cursor":2}'),)]
+    assert [e.client_id for e in thief.awareness_entries()] == [9]
+    await thief.goodbye()
+    assert _relayed(hub)[-1] == (AwarenessEntry(9, 2, "null"),), "only its own id is cleared"
+    await asyncio.wait_for(_until(lambda: ws.frames), 2)
+    assert ws.frames == [_aware((9, 1, '{"cursor":2}'))]
+    await _done(thief)
+    await _done(victim)
+
+
+async def test_a_connection_owns_only_its_first_client_ids() -> None:
+    conn, _, hub, _ = _conn(REALTIME_AWARENESS_CLIENTS="2")
+    await conn.handle(_aware(*[(i, 1, "{}") for i in range(1, 6)]))
+    await conn.handle(_aware((1, 2, "null"), (2, 2, '{"a":1}')))
+    await conn.handle(_aware((3, 2, "{}")))  # a freed slot is not a new one
+    assert [[e.client_id for e in r] for r in _relayed(hub)] == [[1, 2], [1, 2]]
+    assert [e.client_id for e in conn.awareness_entries()] == [2]
+    await _done(conn)
+
+
+async def test_an_oversized_awareness_entry_is_refused() -> None:
+    conn, ws, hub, _ = _conn()
+    big = '{"name":"' + "é" * 2100 + '"}'  # 2,112 characters, over 4 KiB encoded
+    await conn.handle(_aware((7, 1, big), (8, 1, '{"ok":true}')))
+    await conn.handle(_aware((9, 1, '{"junk":"' + "x" * 1_000_000 + '"}')))
+    assert _relayed(hub) == [(AwarenessEntry(8, 1, '{"ok":true}'),)]
+    assert [e.client_id for e in conn.awareness_entries()] == [8]
+    await asyncio.wait_for(_until(lambda: ws.frames), 2)
+    assert ws.frames == [_aware((8, 1, '{"ok":true}'))]
+    await _done(conn)
+
+
+async def test_a_flood_closes_the_socket_with_4429_and_is_counted() -> None:
+    before = REGISTRY.get_sample_value("tandem_ws_rate_limited_total", {"socket": "doc"}) or 0.0
+    conn, ws, hub, _ = _conn(REALTIME_DOC_RATE_PER_SECOND="1", REALTIME_DOC_RATE_BURST="5")
+    for i in range(50):
+        await conn.handle(_aware((7, i + 1, "{}")))
+        if conn.closing:
+            break
+    await asyncio.wait_for(conn.finished.wait(), 2)
+    assert ws.closed_with is not None
+    assert ws.closed_with[0] == 4429
+    assert len(_relayed(hub)) == 5
+    after = REGISTRY.get_sample_value("tandem_ws_rate_limited_total", {"socket": "doc"})
+    assert after == before + 1
+    await _done(conn)
+
+
+async def test_query_awareness_is_answered_at_most_once_a_second() -> None:
+    conn, _, hub, _ = _conn()
+    for _ in range(20):
+        await conn.handle(b"\x03")
+    assert [f.kind for f in hub.frames] == [DOC_QUERY]
+    await _done(conn)
+
+
+async def test_a_refused_update_is_answered_with_permission_denied_on_the_socket() -> None:
+    viewer, ws, _, _ = _conn(role="viewer")
+    for _ in range(3):
+        await viewer.handle(sync_update(_update("x")))
+    await asyncio.wait_for(_until(lambda: len(ws.frames) == 3), 2)
+    reason = b"viewers cannot edit the document; the update was dropped"
+    # y-protocols: messageAuth (2), permission denied (0), the reason as a varString.
+    assert ws.frames == [b"\x02\x00" + bytes([len(reason)]) + reason] * 3
+    await _done(viewer)
+    ended, ws, _, _ = _conn(ended=True)
+    await ended.handle(sync_update(_update("x")))
+    await asyncio.wait_for(_until(lambda: ws.frames), 2)
+    assert b"session has ended" in ws.frames[0]
+    await _done(ended)
+    editor, ws, hub, backends = _conn()
+    backends.sessions.fail_with = ApiError(413, "payload_too_large", "document too large")
+    await editor.handle(sync_update(_update("x" * 100)))
+    await asyncio.wait_for(_until(lambda: ws.frames), 2)
+    assert b"size limit" in ws.frames[0]
+    assert not editor.closing, "the socket stays usable"
+    assert hub.told[0][1]["code"] == "payload_too_large"
+    await _done(editor)
 
 
 async def test_removal_closes_the_document_socket_with_4403() -> None:
