@@ -246,6 +246,12 @@ def test_webhook_without_a_valid_signature_is_401(team: Team) -> None:
                                    "X-Hub-Signature-256": good})
     assert duplicate.status_code == 200
     assert duplicate.json() == {"outcome": "duplicate"}
+    # The delivery id is not signed: the same signed body under a new one is a replay.
+    replay = team.call("POST", "/api/v1/webhooks/github", content=orjson.dumps({"zen": "hi"}),
+                       headers={**headers, "X-GitHub-Event": "ping", "X-Hub-Signature-256": good,
+                                "X-GitHub-Delivery": str(uuid.uuid4())})
+    assert replay.status_code == 200
+    assert replay.json() == {"outcome": "duplicate"}
 
 
 @pytest.mark.usefixtures("clean_github")
