@@ -48,7 +48,11 @@ def code_in(reply: httpx.Response) -> str:
 
 
 def sign_in_http(gateway_url: str, login: str) -> SignedIn:
-    """The OAuth flow as a browser does it, through the gateway."""
+    """The OAuth flow as a browser does it, through the gateway.
+
+    One client for the gateway's login and callback: its cookie jar carries the sign-in
+    cookie the login sets (the state is bound to it) back to the callback, as a browser's does.
+    """
     with httpx.Client(base_url=gateway_url, timeout=10) as client:
         start = client.get("/api/v1/auth/github/login", follow_redirects=False)
         if start.status_code != 302:

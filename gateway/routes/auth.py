@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import logging
 import time
 from typing import Any
 
@@ -11,13 +15,26 @@ from tandem.auth.v1 import auth_pb2
 
 from gateway import keys
 from gateway.auth import authenticate
-from gateway.clientaddr import client_address
-from gateway.errors import ApiError
+from gateway.clientaddr import client_address, forwarded_https
+from gateway.errors import ApiError, api_error_response
 from gateway.http import Schema, json_response, no_content, parse_json
 from gateway.openapi import Operation, RouteTable
 from gateway.schemas import UserOut, user_out
 
 RATE = "rate_limiter"
+security = logging.getLogger("tandem.security")
+
+# Login CSRF: the state is bound to the browser that started the flow. The login route
+# sets this cookie to a hash of the state; the callback refuses a state whose cookie is
+# missing or differs, so a code+state obtained by someone else cannot sign this browser
+# in. Scoped to the sign-in routes, gone with the state (the auth service keeps a state
+# for 10 minutes), out of reach of scripts (HttpOnly) and sent on GitHub's top-level
+# redirect back (SameSite=Lax, where Strict would drop it).
+LOGIN_COOKIE = "tandem_login"
+LOGIN_COOKIE_PATH = "/api/v1/auth/github"
+LOGIN_COOKIE_MAX_AGE = 600
+_NOT_THIS_BROWSER = ("this sign-in was not started in this browser, or took more than 10 minutes; "
+                     "start sign-in again")
 
 
 class RefreshIn(Schema):
@@ -44,23 +61,58 @@ async def _limit_ip(request: web.Request) -> None:
                                         exact=True)
 
 
+def _state_binding(state: str) -> str:
+    """What the cookie holds for a state: its SHA-256 (the state itself never sits in a cookie)."""
+    digest = hashlib.sha256(b"tandem-login-state:" + state.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _secure(request: web.Request) -> bool:
+    """Secure behind TLS: PUBLIC_URL is https, or the client spoke HTTPS (to us or a trusted proxy)."""
+    return request.app[keys.CONFIG].public_url.startswith("https://") or forwarded_https(request)
+
+
 async def login(request: web.Request) -> web.Response:
     await _limit_ip(request)
     redirect = request.query.get("redirect_uri", "")
     reply = await request.app[keys.BACKENDS].call(
         "auth", "StartLogin", request.app[keys.BACKENDS].auth.StartLogin,
         auth_pb2.StartLoginRequest(redirect_uri=redirect))
-    raise web.HTTPFound(reply.authorize_url, headers={"Cache-Control": "no-store"})
+    found = web.HTTPFound(reply.authorize_url, headers={"Cache-Control": "no-store"})
+    found.set_cookie(LOGIN_COOKIE, _state_binding(reply.state), max_age=LOGIN_COOKIE_MAX_AGE,
+                     path=LOGIN_COOKIE_PATH, httponly=True, samesite="Lax", secure=_secure(request))
+    raise found
 
 
 async def callback(request: web.Request) -> web.Response:
     await _limit_ip(request)
+    try:
+        response = await _complete_login(request)
+    except ApiError as exc:
+        if exc.status == 429 or exc.status >= 500:
+            # Nothing was decided about the state: keep the cookie so a reload can retry.
+            raise
+        response = api_error_response(exc)
+    # Decided (signed in, or refused): the state is spent or worthless, and so is its cookie.
+    response.del_cookie(LOGIN_COOKIE, path=LOGIN_COOKIE_PATH, httponly=True, samesite="Lax",
+                        secure=_secure(request))
+    return response
+
+
+async def _complete_login(request: web.Request) -> web.Response:
     code, state = request.query.get("code", ""), request.query.get("state", "")
     missing = [{"field": n, "message": "required"} for n, v in (("code", code), ("state", state)) if not v]
     if missing:
         raise ApiError(400, "invalid_argument", "code and state are required", missing)
     if "error" in request.query:
         raise ApiError(400, "invalid_argument", "GitHub sign-in was cancelled or refused")
+    cookie = request.cookies.get(LOGIN_COOKIE)
+    if not cookie or not hmac.compare_digest(cookie.encode(), _state_binding(state).encode()):
+        # Checked before the auth service sees the state: a refused attempt does not spend
+        # it, so the browser that started the sign-in can still finish it.
+        security.warning("oauth callback refused: state not bound to this browser",
+                         extra={"reason": "cookie missing" if not cookie else "cookie mismatch"})
+        raise ApiError(400, "invalid_argument", _NOT_THIS_BROWSER)
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("auth", "CompleteLogin", backends.auth.CompleteLogin,
                                 auth_pb2.CompleteLoginRequest(code=code, state=state))
@@ -119,14 +171,24 @@ def _error_response(description: str) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 
 
+_LOGIN_DOC = (f"Sets the short-lived cookie `{LOGIN_COOKIE}` (HttpOnly, SameSite=Lax, Path="
+              f"{LOGIN_COOKIE_PATH}, Secure behind TLS) that binds the sign-in to this browser.")
+_CALLBACK_DOC = (f"Must come from the browser that started the sign-in, with its `{LOGIN_COOKIE}` "
+                 "cookie (a browser sends it; scripts keep a cookie jar). Without it, or with "
+                 "another sign-in's, the answer is 400 and sign-in must start again. The cookie is "
+                 "cleared by every answer except 429 and 5xx.")
+
+
 def add_routes(table: RouteTable) -> None:
     table.add(Operation("GET", "/api/v1/auth/github/login", login, "Start GitHub sign-in (302 to GitHub)",
                         "auth", status=302, auth=False, errors=(400, 429),
                         query=(("redirect_uri", {"type": "string"},
                                 "Where GitHub sends the browser back; must be allow-listed"),),
-                        extra={"responses": {
+                        extra={"description": _LOGIN_DOC, "responses": {
                             "302": {"description": "Redirect to GitHub's authorize page",
-                                    "headers": {"Location": {"schema": {"type": "string"}}}},
+                                    "headers": {"Location": {"schema": {"type": "string"}},
+                                                "Set-Cookie": {"schema": {"type": "string"},
+                                                               "description": "tandem_login"}}},
                             **{str(code): _error_response(text) for code, text in (
                                 (400, "redirect_uri not allowed"), (429, "Rate limited"),
                                 (503, "Dependency unavailable"))}}}))
@@ -134,7 +196,8 @@ def add_routes(table: RouteTable) -> None:
                         "Finish GitHub sign-in: exchange the code for Tandem tokens", "auth",
                         auth=False, response=TokensOut, errors=(400, 429),
                         query=(("code", {"type": "string"}, "GitHub's authorization code"),
-                               ("state", {"type": "string"}, "The state from the login redirect"))))
+                               ("state", {"type": "string"}, "The state from the login redirect")),
+                        extra={"description": _CALLBACK_DOC}))
     table.add(Operation("POST", "/api/v1/auth/refresh", refresh,
                         "Rotate a refresh token into a new token pair", "auth", auth=False,
                         request=RefreshIn, response=TokensOut, errors=(401, 429)))

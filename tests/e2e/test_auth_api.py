@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterator
 
@@ -73,14 +74,96 @@ def test_callback_with_missing_or_forged_state_is_400(platform: LocalPlatform,
     assert reply.json()["error"]["code"] == "invalid_argument"
 
 
-def test_callback_state_replay_is_400(platform: LocalPlatform) -> None:
-    start = httpx.get(platform.url + "/api/v1/auth/github/login")
-    authorize = httpx.URL(start.headers["location"]).copy_add_param("login", "hubot")
+def _code_and_state(browser: httpx.Client, login: str) -> dict[str, str]:
+    """Start sign-in in `browser` (which keeps the cookies it is given) and let the GitHub
+    stand-in sign `login` in: the code and state GitHub would send the browser back with."""
+    start = browser.get("/api/v1/auth/github/login")
+    assert start.status_code == 302, start.text
+    authorize = httpx.URL(start.headers["location"]).copy_add_param("login", login)
     back = httpx.URL(httpx.get(str(authorize)).headers["location"])
-    params = {"code": back.params["code"], "state": back.params["state"]}
-    assert httpx.get(platform.url + "/api/v1/auth/github/callback", params=params).status_code == 200
-    again = httpx.get(platform.url + "/api/v1/auth/github/callback", params=params)
-    assert again.status_code == 400
+    return {"code": back.params["code"], "state": back.params["state"]}
+
+
+def test_callback_state_replay_is_400(platform: LocalPlatform) -> None:
+    with httpx.Client(base_url=platform.url) as browser:
+        params = _code_and_state(browser, "hubot")
+        cookies = dict(browser.cookies)
+        assert browser.get("/api/v1/auth/github/callback", params=params).status_code == 200
+        # Replayed with the very cookie it was started with: the state is spent.
+        again = httpx.get(platform.url + "/api/v1/auth/github/callback", params=params,
+                          cookies=cookies)
+        assert again.status_code == 400
+        assert again.json()["error"]["code"] == "invalid_argument"
+
+
+def _set_cookie(reply: httpx.Response) -> dict[str, str]:
+    """The sign-in cookie's attributes from Set-Cookie (lower-cased names; flags map to "")."""
+    headers = reply.headers.get_list("set-cookie")
+    assert len(headers) == 1, headers
+    name_value, *attributes = (part.strip() for part in headers[0].split(";"))
+    out = {"": name_value}
+    for attribute in attributes:
+        key, _, value = attribute.partition("=")
+        out[key.lower()] = value
+    return out
+
+
+def test_login_binds_the_state_to_the_browser_with_a_short_lived_cookie(platform: LocalPlatform) -> None:
+    reply = httpx.get(platform.url + "/api/v1/auth/github/login")
+    assert reply.status_code == 302
+    state = httpx.URL(reply.headers["location"]).params["state"]
+    cookie = _set_cookie(reply)
+    name, _, value = cookie[""].partition("=")
+    assert name == "tandem_login"
+    assert len(value) >= 43  # a SHA-256, base64url
+    assert state not in value  # the cookie holds a hash of the state, never the state itself
+    assert "httponly" in cookie
+    assert cookie["samesite"].lower() == "lax"  # sent on GitHub's top-level redirect back
+    assert cookie["path"] == "/api/v1/auth/github"
+    assert 0 < int(cookie["max-age"]) <= 600
+    assert "secure" not in cookie  # plain HTTP here; see the TLS test for Secure
+    # A client's own X-Forwarded-Proto is not believed: this peer is no trusted proxy.
+    spoofed = httpx.get(platform.url + "/api/v1/auth/github/login",
+                        headers={"X-Forwarded-Proto": "https"})
+    assert "secure" not in _set_cookie(spoofed)
+
+
+def test_a_code_and_state_from_one_browser_cannot_be_completed_by_another(
+        platform: LocalPlatform) -> None:
+    """Login CSRF: an attacker's code+state must not sign a victim's browser into the attacker."""
+    with (httpx.Client(base_url=platform.url) as attacker, httpx.Client(base_url=platform.url) as victim,
+          httpx.Client(base_url=platform.url) as busy):
+        params = _code_and_state(attacker, f"attacker-{secrets.token_hex(3)}")
+
+        # The victim's browser never started a sign-in: no cookie at all.
+        refused = victim.get("/api/v1/auth/github/callback", params=params)
+        assert refused.status_code == 400, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_argument"
+        assert "start sign-in again" in error["message"]
+        assert error["request_id"] == refused.headers["X-Request-Id"]
+        assert "access_token" not in refused.text
+
+        # A browser with a sign-in of its own under way: its cookie is for another state.
+        busy.get("/api/v1/auth/github/login")
+        assert busy.cookies
+        mismatched = busy.get("/api/v1/auth/github/callback", params=params)
+        assert mismatched.status_code == 400, mismatched.text
+        assert "start sign-in again" in mismatched.json()["error"]["message"]
+        assert not busy.cookies  # the refusal clears the cookie
+
+        # A cookie made up for the state by hand does not fit either.
+        forged = victim.get("/api/v1/auth/github/callback", params=params,
+                            headers={"Cookie": f"tandem_login={params['state']}"})
+        assert forged.status_code == 400
+
+        # The browser that started it still finishes it, and its cookie is cleared.
+        done = attacker.get("/api/v1/auth/github/callback", params=params)
+        assert done.status_code == 200, done.text
+        assert done.json()["user"]["github_login"].startswith("attacker-")
+        cleared = _set_cookie(done)
+        assert cleared["max-age"] == "0"
+        assert not attacker.cookies
 
 
 def test_refresh_rotation_and_reuse_detection(platform: LocalPlatform) -> None:
