@@ -8,6 +8,7 @@ their own and delete what they hold for the session, whenever they are running.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -164,3 +165,26 @@ async def test_a_service_that_was_down_at_the_deletion_purges_when_it_comes_back
         async with service_runtime("review", **env), service_runtime("ai", **env):
             await eventually(lambda: _gone(url, session_id, reviews, threads, jobs), 15)
 
+
+
+async def test_what_is_written_for_a_session_after_its_purge_is_swept(
+        ai_world: World, database_url: str) -> None:
+    async with ai_world(SESSION_PURGE_SWEEP_SECONDS="0.2") as world:
+        w: AiWorld = world
+        await w.sessions.DeleteSession(spb.DeleteSessionRequest(session_id=w.session_id),
+                                       metadata=w.owner.metadata)
+        await eventually(lambda: _gone(database_url, w.session_id, [w.review_id], [], []), 15)
+        # An import or a job request that passed its membership check just before the
+        # deletion writes afterwards: such rows go with the next sweep.
+        late_review, late_job = str(uuid.uuid4()), str(uuid.uuid4())
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute(
+                "INSERT INTO review.reviews (id, session_id, repo, pull_number, head_sha, base_sha,"
+                " title, created_by) VALUES (%s, %s, %s, 1, 'h', 'b', 'late', %s)",
+                (late_review, w.session_id, REPO, w.owner.user_id))
+            await conn.execute(
+                "INSERT INTO ai.jobs (id, session_id, kind, requested_by, provider, model, status)"
+                " VALUES (%s, %s, 'document', %s, 'builtin', 'builtin', 'queued')",
+                (late_job, w.session_id, w.owner.user_id))
+        await eventually(lambda: _gone(database_url, w.session_id, [late_review], [],
+                                       [late_job]), 15)

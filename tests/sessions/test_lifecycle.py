@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.sessions.v1 import sessions_pb2 as pb
 
+from services.common.sessionevents import SESSION_DELETED, domain_events_stream
+from services.sessions.events import stream
 from tests.sessions.conftest import World, expect_code, reason
 
 
@@ -228,3 +231,21 @@ async def test_delete_removes_everything_of_the_session(world: World) -> None:
         assert rows[0]["n"] == 0, table
     await expect_code(grpc.StatusCode.NOT_FOUND, world.stub.DeleteSession(
         pb.DeleteSessionRequest(session_id=session.id), metadata=world.owner.metadata))
+
+
+async def test_delete_tells_the_services_holding_session_data_through_the_domain_events(
+        world: World) -> None:
+    session = await world.create()
+    await world.stub.DeleteSession(pb.DeleteSessionRequest(session_id=session.id),
+                                   metadata=world.owner.metadata)
+    # Review and ai find the stream under the global prefix; it is the sessions service's.
+    key = domain_events_stream(world.res.config.redis_prefix)
+    assert key == stream(world.res.keys)
+    entries = await world.res.redis.xrange(key, "-", "+")
+    deleted = [orjson.loads(fields[b"data"]) for _, fields in entries
+               if fields[b"type"] == SESSION_DELETED.encode()]
+    assert {"session_id": session.id, "deleted_by": world.owner.user_id} in deleted
+    # Published, so nothing is left for the relay: the outbox row went after the XADD.
+    rows = await world.sql("SELECT count(*) AS n FROM outbox WHERE data->>'session_id' = %s",
+                           session.id)
+    assert rows[0]["n"] == 0
