@@ -16,23 +16,35 @@ from tandem.sessions.v1 import sessions_pb2_grpc
 
 from gateway.errors import from_grpc
 from services.common import metrics
-from services.common.config import CommonConfig
+from services.common.config import (
+    DOCUMENT_MAX_BYTES,
+    CommonConfig,
+    grpc_message_limit,
+    message_options,
+)
 from services.common.context import REQUEST_ID_METADATA, request_id_var
 
 Resp = TypeVar("Resp")
 
 SERVICES = ("auth", "sessions", "review", "ai")
 
-CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.http2.max_pings_without_data", 0),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-    # Reconnect quickly after a service restarts instead of backing off for minutes.
-    ("grpc.initial_reconnect_backoff_ms", 200),
-    ("grpc.max_reconnect_backoff_ms", 2_000),
-    ("grpc.enable_retries", 0),
-]
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """The gateway's channel options; message limits agree with the services' (DOCUMENT_MAX_BYTES)."""
+    return [
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
+        *message_options(max_message_bytes),
+        # Reconnect quickly after a service restarts instead of backing off for minutes.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+        ("grpc.enable_retries", 0),
+    ]
+
+
+# At the default document limit (the benchmark's bare channels use them).
+CHANNEL_OPTIONS = channel_options(grpc_message_limit(DOCUMENT_MAX_BYTES))
 
 
 class Backends:
@@ -42,7 +54,8 @@ class Backends:
         self.deadline = config.grpc_deadline
         addrs = {"auth": config.auth_addr, "sessions": config.sessions_addr,
                  "review": config.review_addr, "ai": config.ai_addr}
-        self.channels = {name: grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+        options = channel_options(config.grpc_max_message_bytes)
+        self.channels = {name: grpc.aio.insecure_channel(addr, options=options)
                          for name, addr in addrs.items()}
         self.addrs = addrs
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channels["auth"])

@@ -157,6 +157,40 @@ class Env:
         return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
+# A session's shared document: bytes of its encoded Yjs state (docs/reliability.md). Source
+# files are rarely over a few hundred KiB; 4 MiB leaves room for generated code and history.
+DOCUMENT_MAX_BYTES = 4 * 1024 * 1024
+# Floor of every gRPC message limit: what the services answered before documents had a limit.
+GRPC_MESSAGE_FLOOR = 16 * 1024 * 1024
+
+
+def document_max_bytes(env: Env) -> int:
+    """DOCUMENT_MAX_BYTES, read the same way by the sessions service and the gateway."""
+    return env.int("DOCUMENT_MAX_BYTES", DOCUMENT_MAX_BYTES, minimum=1024,
+                   maximum=256 * 1024 * 1024)
+
+
+def grpc_message_limit(document_bytes: int) -> int:
+    """The send and receive limit of every gRPC server and channel, given the document limit.
+
+    The largest message is a SyncDocument answer for a fresh client: the whole state as an
+    update plus the state vector, each at most the state's size; the rest is framing. Twice
+    the limit plus 1 MiB also keeps a document stored under a higher limit readable after
+    an operator lowers it.
+    """
+    return max(GRPC_MESSAGE_FLOOR, 2 * document_bytes + 1024 * 1024)
+
+
+def message_options(max_bytes: int) -> list[tuple[str, int]]:
+    """Send and receive limits for a gRPC server or channel (see grpc_message_limit).
+
+    Both directions, on both ends: gRPC's own defaults (4 MiB received, sends unlimited)
+    would otherwise fail a call whose message fits the document limit.
+    """
+    return [("grpc.max_receive_message_length", max_bytes),
+            ("grpc.max_send_message_length", max_bytes)]
+
+
 @dataclass(frozen=True, slots=True)
 class CommonConfig:
     """Settings every process shares."""
@@ -181,6 +215,11 @@ class CommonConfig:
     service_token: str
     # TANDEM_ENV=development: local defaults for secrets, gRPC reflection on.
     development: bool
+    document_max_bytes: int
+
+    @property
+    def grpc_max_message_bytes(self) -> int:
+        return grpc_message_limit(self.document_max_bytes)
 
     @classmethod
     def from_env(cls, env: Env) -> CommonConfig:
@@ -211,6 +250,7 @@ class CommonConfig:
             service_token=env.secret("SERVICE_TOKEN", LOCAL_SERVICE_TOKEN,
                                      RANDOM_VALUE_HINT + ", the same in every process"),
             development=env.development,
+            document_max_bytes=document_max_bytes(env),
         )
 
 

@@ -21,7 +21,12 @@ from grpc_reflection.v1alpha import reflection
 from redis.asyncio import Redis
 
 from services.common import metrics
-from services.common.config import CommonConfig
+from services.common.config import (
+    DOCUMENT_MAX_BYTES,
+    CommonConfig,
+    grpc_message_limit,
+    message_options,
+)
 from services.common.context import REQUEST_ID_METADATA, clean_request_id, request_id_var
 from services.common.db import Migration, create_pool, migrate
 from services.common.errors import (
@@ -172,7 +177,8 @@ class Resources:
         addr = {"auth": self.config.auth_addr, "sessions": self.config.sessions_addr,
                 "review": self.config.review_addr, "ai": self.config.ai_addr}[service]
         channel = grpc.aio.insecure_channel(addr, options=[
-            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2_000)])
+            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2_000),
+            *message_options(self.config.grpc_max_message_bytes)])
         self._channels[service] = channel
 
         async def close() -> None:
@@ -320,12 +326,14 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
-# Every service's gRPC server (bench/grpcfloor.py measures a bare server with the same).
-SERVER_OPTIONS: list[tuple[str, int]] = [
-    ("grpc.so_reuseport", 0),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.max_receive_message_length", 16 * 1024 * 1024),
-]
+def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """Every service's gRPC server options."""
+    return [("grpc.so_reuseport", 0), ("grpc.keepalive_time_ms", 30_000),
+            *message_options(max_message_bytes)]
+
+
+# The options at the default document limit (bench/grpcfloor.py measures a bare server with them).
+SERVER_OPTIONS: list[tuple[str, int]] = server_options(grpc_message_limit(DOCUMENT_MAX_BYTES))
 
 
 class ServiceRuntime:
@@ -357,7 +365,8 @@ class ServiceRuntime:
         res = Resources(spec.name, cfg, pool, create_redis(cfg.redis_url),
                         KeySpace(cfg.redis_prefix, spec.name))
         self._res = res
-        server = grpc.aio.server(interceptors=[ServerInterceptor()], options=SERVER_OPTIONS)
+        server = grpc.aio.server(interceptors=[ServerInterceptor()],
+                                 options=server_options(cfg.grpc_max_message_bytes))
         names = list(await spec.register(server, res))
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -9,6 +9,16 @@ bounded LRU of loaded `pycrdt.Doc`s and reads the tail it has not seen before
 using one. Writers serialize on the document's row lock, so update ids are
 committed in id order within a session and a reader never skips one.
 
+Size (DOCUMENT_MAX_BYTES, docs/reliability.md): a document's size is counted as
+its snapshot's bytes plus the bytes of every update logged since, kept as an
+integer beside the loaded Doc and checked under the row lock: no re-encoding and
+no extra statement per update. That count never undercounts the encoded state
+(merging updates only saves bytes), so an update that would take it past the
+limit is refused unless the log is folded first: then the snapshot's real size
+decides, and space freed by deleted text counts again. The loaded documents of a
+replica are bounded by the same count (SESSIONS_DOCUMENT_CACHE_BYTES), least
+recently used first.
+
 Live delivery: after the commit the update is published on the session's
 binary document channel (`<REDIS_PREFIX>sessions:rt:doc:<session_id>`), framed as
 
@@ -40,7 +50,13 @@ from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2
 
 from services.common.context import session_id_var
-from services.common.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.common.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from services.common.grpcserver import Resources
 from services.common.identity import Caller
 from services.common.timeconv import to_timestamp
@@ -52,7 +68,9 @@ TEXT_NAME = "code"
 # A Yjs v1 update with no structs and an empty delete set: what a client that has
 # nothing new sends as its sync step 2. Storing it would only bump the version.
 EMPTY_UPDATE = b"\x00\x00"
-MAX_UPDATE_BYTES = 8 * 1024 * 1024
+# What a loaded Doc costs beyond its encoded state (about 3.6 KB measured for a small
+# document): a budget counting only state bytes would let thousands of tiny ones in.
+LOADED_OVERHEAD_BYTES = 4096
 
 DOC_FRAME_UPDATE = 0
 NO_ORIGIN = bytes(16)
@@ -87,6 +105,8 @@ class _Loaded:
     tail: int
     version: int
     updated_at: datetime | None
+    # Bytes of the snapshot plus every update applied since: at least the encoded state's.
+    size: int
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
@@ -97,10 +117,28 @@ def _text(doc: Doc[Any]) -> str:
     return str(doc.get(TEXT_NAME, type=Text))
 
 
-def check_update(update: bytes) -> None:
-    """Refuse bytes that are not a Yjs update before anything is stored."""
-    if len(update) > MAX_UPDATE_BYTES:
-        raise InvalidArgument(f"update is larger than {MAX_UPDATE_BYTES} bytes")
+class DocumentTooLarge(ResourceExhausted):
+    """The update would take the stored document past DOCUMENT_MAX_BYTES (HTTP 413)."""
+
+    default_reason = "document_too_large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the document would pass its size limit of {limit} bytes; "
+                         "the update was not stored")
+
+
+class _OverLimit(Exception):
+    """Raised inside the writer's transaction (rolling it back) when an update does not fit."""
+
+    def __init__(self, loaded: _Loaded) -> None:
+        super().__init__("over the document size limit")
+        self.loaded = loaded
+
+
+def check_update(update: bytes, max_bytes: int) -> None:
+    """Refuse bytes that are not a Yjs update, or can never fit, before anything is stored."""
+    if len(update) > max_bytes:
+        raise DocumentTooLarge(max_bytes)
     try:
         # A scratch document: decoding errors surface here, and the cached
         # document never sees an update that has not been stored.
@@ -113,13 +151,17 @@ class DocumentService:
     """GetDocument, SyncDocument and ApplyDocumentUpdate over stored updates and snapshots."""
 
     def __init__(self, res: Resources, members: MembershipLookup, *, compact_after: int = 500,
-                 cache_size: int = 128, publish_timeout: float = 1.0) -> None:
+                 cache_bytes: int = 32 * 1024 * 1024, publish_timeout: float = 1.0) -> None:
         self._res = res
         self._members = members
         self._compact_after = compact_after
-        self._cache_size = cache_size
+        self._max_bytes = res.config.document_max_bytes
+        self._cache_bytes = cache_bytes
         self._publish_timeout = publish_timeout
+        # Least recently used first; each entry weighs its size plus LOADED_OVERHEAD_BYTES.
         self._cache: OrderedDict[str, _Loaded] = OrderedDict()
+        self._weights: dict[str, int] = {}
+        self._cached_weight = 0
         # One lock per session in this process: the cached Doc is shared state,
         # and publishing under it keeps this replica's frames in version order.
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
@@ -162,21 +204,23 @@ class DocumentService:
         """Store one update; answered only after the commit, then published to gateways."""
         session_id = await self._authorize_write(request.session_id, caller)
         update = bytes(request.update)
-        check_update(update)
+        check_update(update, self._max_bytes)
         async with self._lock(session_id):
             if update == EMPTY_UPDATE:
                 return sessions_pb2.ApplyDocumentUpdateResponse(
                     version=(await self._read(session_id)).version)
             try:
-                loaded = await self._store(session_id, update)
+                loaded = await self._store_within_limit(session_id, update)
+            except DocumentTooLarge:
+                raise  # nothing was applied to the cached Doc
             except psycopg.errors.ForeignKeyViolation:
                 # Deleted after the (cached) membership check passed.
-                self._cache.pop(session_id, None)
+                self._forget(session_id)
                 raise NotFound("session not found") from None
             except BaseException:
                 # The cached Doc may hold an update whose transaction did not
                 # commit: forget it, the next reader loads from the database.
-                self._cache.pop(session_id, None)
+                self._forget(session_id)
                 raise
             await self._publish(session_id, update_frame(loaded.version, update))
         return sessions_pb2.ApplyDocumentUpdateResponse(version=loaded.version)
@@ -218,11 +262,24 @@ class DocumentService:
             self._locks[session_id] = lock
         return lock
 
+    def loaded(self) -> dict[str, int]:
+        """The size counted for each loaded document, least recently used first."""
+        return {session_id: loaded.size for session_id, loaded in self._cache.items()}
+
     def _remember(self, session_id: str, loaded: _Loaded) -> None:
+        weight = loaded.size + LOADED_OVERHEAD_BYTES
+        self._cached_weight += weight - self._weights.get(session_id, 0)
+        self._weights[session_id] = weight
         self._cache[session_id] = loaded
         self._cache.move_to_end(session_id)
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        # The document just used stays even when it alone is over the budget.
+        while self._cached_weight > self._cache_bytes and len(self._cache) > 1:
+            oldest, _ = self._cache.popitem(last=False)
+            self._cached_weight -= self._weights.pop(oldest)
+
+    def _forget(self, session_id: str) -> None:
+        if self._cache.pop(session_id, None) is not None:
+            self._cached_weight -= self._weights.pop(session_id)
 
     async def _read(self, session_id: str) -> _Loaded:
         """The committed document, bringing the cached copy up to date with the database."""
@@ -235,7 +292,7 @@ class DocumentService:
                 (session_id,))
             head = await cur.fetchone()
             if head is None:
-                loaded = self._cache.get(session_id) or _Loaded(Doc(), 0, 0, 0, 0, None)
+                loaded = self._cache.get(session_id) or _Loaded(Doc(), 0, 0, 0, 0, None, 0)
                 self._remember(session_id, loaded)
                 return loaded
             loaded = await self._catch_up(conn, session_id, int(head["upto"]))
@@ -261,7 +318,7 @@ class DocumentService:
                 await self._compact(conn, session_id, loaded)
         except psycopg.Error:
             # Only an optimisation: the document stays correct without it.
-            self._cache.pop(session_id, None)
+            self._forget(session_id)
             log.warning("could not compact a document after a read", exc_info=True)
             return
         self._remember(session_id, loaded)
@@ -275,17 +332,38 @@ class DocumentService:
                                      (session_id,))
             row = await cur.fetchone()
             doc: Doc[Any] = Doc()
-            if row is not None:
-                doc.apply_update(bytes(row["state"]))
-            loaded = _Loaded(doc, upto, upto, 0, 0, None)
+            state = b"" if row is None else bytes(row["state"])
+            if state:
+                doc.apply_update(state)
+            loaded = _Loaded(doc, upto, upto, 0, 0, None, len(state))
         cur = await conn.execute(
             "SELECT id, update FROM document_updates WHERE session_id = %s AND id > %s ORDER BY id",
             (session_id, loaded.last_id))
         for row in await cur.fetchall():
-            loaded.doc.apply_update(bytes(row["update"]))
+            update = bytes(row["update"])
+            loaded.doc.apply_update(update)
             loaded.last_id = int(row["id"])
             loaded.tail += 1
+            loaded.size += len(update)
         return loaded
+
+    async def _store_within_limit(self, session_id: str, update: bytes) -> _Loaded:
+        """Store the update if the document stays within DOCUMENT_MAX_BYTES, else refuse it."""
+        try:
+            return await self._store(session_id, update)
+        except _OverLimit as over:
+            self._remember(session_id, over.loaded)
+            if over.loaded.tail == 0:
+                raise DocumentTooLarge(self._max_bytes) from None
+            loaded = over.loaded
+        # The count includes every logged update, also text deleted since: fold the log
+        # to learn the real size (only near the limit), then decide on that.
+        await self._compact_after_read(session_id, loaded)
+        try:
+            return await self._store(session_id, update)
+        except _OverLimit as over:
+            self._remember(session_id, over.loaded)
+            raise DocumentTooLarge(self._max_bytes) from None
 
     async def _store(self, session_id: str, update: bytes) -> _Loaded:
         async with self._res.pool.connection() as conn, conn.transaction():
@@ -300,6 +378,9 @@ class DocumentService:
             head = await cur.fetchone()
             assert head is not None  # noqa: S101 - RETURNING of an upsert always yields the row
             loaded = await self._catch_up(conn, session_id, int(head["upto"]))
+            if loaded.size + len(update) > self._max_bytes:
+                # Rolls back the version bump; the cached Doc holds only committed updates.
+                raise _OverLimit(loaded)
             cur = await conn.execute(
                 "INSERT INTO document_updates (session_id, update) VALUES (%s, %s) RETURNING id",
                 (session_id, update))
@@ -308,6 +389,7 @@ class DocumentService:
             loaded.doc.apply_update(update)
             loaded.last_id = int(new["id"])
             loaded.tail += 1
+            loaded.size += len(update)
             loaded.version = int(head["version"])
             loaded.updated_at = head["updated_at"]
             if loaded.tail >= self._compact_after:
@@ -325,6 +407,7 @@ class DocumentService:
         log.info("document compacted", extra={"updates": loaded.tail, "bytes": len(state)})
         loaded.upto = loaded.last_id
         loaded.tail = 0
+        loaded.size = len(state)
 
     async def _publish(self, session_id: str, frame: bytes) -> None:
         try:

@@ -30,6 +30,8 @@ class SessionsSettings:
 
     cache_ttl: float
     notifications: ConsumerSettings
+    # Loaded documents of this replica, counted as DocumentService counts a document's size.
+    document_cache_bytes: int
 
     @classmethod
     def from_env(cls, env: Env) -> SessionsSettings:
@@ -38,6 +40,8 @@ class SessionsSettings:
             notifications=ConsumerSettings(
                 claim_idle_ms=int(env.float("NOTIFICATIONS_CLAIM_IDLE_SECONDS", 30.0,
                                             minimum=0.01) * 1000)),
+            document_cache_bytes=env.int("SESSIONS_DOCUMENT_CACHE_BYTES", 32 * 1024 * 1024,
+                                         minimum=0),
         )
 
 
@@ -55,8 +59,8 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
 
     async def register(server: grpc.aio.Server, res: Resources) -> Sequence[str]:
         app, checker = build_app(res, settings)
-        servicer = SessionsServiceServicer(app, DocumentService(res, checker),
-                                           service_authenticator(res))
+        documents = DocumentService(res, checker, cache_bytes=settings.document_cache_bytes)
+        servicer = SessionsServiceServicer(app, documents, service_authenticator(res))
         sessions_pb2_grpc.add_SessionsServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 

@@ -1,0 +1,276 @@
+"""Document size limits (issue 14, item 3): the document cap, loaded documents bounded in bytes,
+and gRPC message limits that agree with them, over real gRPC, PostgreSQL and the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from pycrdt import Doc, Text
+from tandem.sessions.v1 import sessions_pb2 as pb
+from tandem.sessions.v1 import sessions_pb2_grpc
+
+from bench.realtime_scenarios import DocClient
+from gateway import keys
+from gateway.app import create_app
+from gateway.config import GatewayConfig
+from services.common.config import Env
+from services.common.identity import Caller, service_metadata
+from services.sessions.documents import LOADED_OVERHEAD_BYTES, DocumentService
+from services.sessions.server import SessionsSettings, build_app
+from tests.helpers.identity import sign_in_grpc
+from tests.sessions.conftest import World, expect_code, reason, unique_login
+
+LIMIT = 32 * 1024
+
+
+def singles(doc: Doc, count: int) -> bytes:
+    """The issue's attack: `count` single-character items that cannot merge (each typed in
+    front of the last), as one update."""
+    before = doc.get_state()
+    text = doc.get("code", type=Text)
+    with doc.transaction():
+        for _ in range(count):
+            text.insert(0, "x")
+    return doc.get_update(before)
+
+
+def edit(doc: Doc, index: int, value: str) -> bytes:
+    before = doc.get_state()
+    doc.get("code", type=Text).insert(index, value)
+    return doc.get_update(before)
+
+
+def delete(doc: Doc, index: int, length: int) -> bytes:
+    before = doc.get_state()
+    del doc.get("code", type=Text)[index:index + length]
+    return doc.get_update(before)
+
+
+async def make_world(stack: Callable[..., Any], **env: str) -> AsyncIterator[World]:
+    async with stack("sessions", **env) as s, \
+            grpc.aio.insecure_channel(s.addr("auth")) as auth_channel, \
+            grpc.aio.insecure_channel(s.addr("sessions")) as channel:
+        users = [await sign_in_grpc(auth_channel, unique_login(role))
+                 for role in ("owner", "editor", "viewer", "stranger")]
+        yield World(sessions_pb2_grpc.SessionsServiceStub(channel), channel, auth_channel,
+                    s.runtimes["sessions"].resources, s.env, *users)
+
+
+@pytest.fixture
+async def small(stack: Callable[..., Any]) -> AsyncIterator[World]:
+    """Auth + sessions with a 32 KiB document limit."""
+    async for world in make_world(stack, DOCUMENT_MAX_BYTES=str(LIMIT)):
+        yield world
+
+
+@asynccontextmanager
+async def running_gateway(env: dict[str, str]) -> AsyncIterator[tuple[str, web.Application]]:
+    """An in-process gateway over `env`; yields its base URL and app."""
+    app = create_app(GatewayConfig.from_env(Env({**env, "GATEWAY_PORT": "0"})))
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("")).rstrip("/"), app
+
+
+@pytest.fixture
+async def gateway(small: World, base_env: dict[str, str]) -> AsyncIterator[str]:
+    """An in-process gateway in front of `small`'s services; yields its base URL."""
+    async with running_gateway({**base_env, **small.env}) as (url, _):
+        yield url
+
+
+async def apply(world: World, session_id: str, update: bytes) -> int:
+    reply = await world.stub.ApplyDocumentUpdate(
+        pb.ApplyDocumentUpdateRequest(session_id=session_id, update=update),
+        metadata=world.editor.metadata)
+    return reply.version
+
+
+async def stored(world: World, session_id: str) -> tuple[int, str]:
+    """The stored document's version and text, as a member reads them."""
+    doc = await world.stub.GetDocument(pb.GetDocumentRequest(session_id=session_id),
+                                       metadata=world.viewer.metadata)
+    return doc.version, doc.text
+
+
+async def test_the_attack_is_refused_with_a_clear_error_and_the_document_stays_readable(
+        small: World, gateway: str) -> None:
+    session = await small.session_with_members()
+    model: Doc = Doc()  # what the service should hold: every accepted update, in order
+    author: Doc = Doc(client_id=11)
+    attacker: Doc = Doc(client_id=99)
+    first = edit(author, 0, "def main():\n    pass\n")
+    assert await apply(small, session.id, first) == 1
+    model.apply_update(first)
+
+    accepted = refused = 0
+    for _ in range(12):
+        update = singles(attacker, 500)  # about 7 KB of single characters each
+        fits = len(model.get_update()) + len(update) <= LIMIT
+        if fits:
+            await apply(small, session.id, update)
+            model.apply_update(update)
+            accepted += 1
+            continue
+        before = await stored(small, session.id)
+        error = await expect_code(grpc.StatusCode.RESOURCE_EXHAUSTED, small.stub.ApplyDocumentUpdate(
+            pb.ApplyDocumentUpdateRequest(session_id=session.id, update=update),
+            metadata=small.editor.metadata))
+        assert reason(error) == "document_too_large"
+        assert str(LIMIT) in (error.details() or "")
+        # Nothing of the refused update is stored, and nothing already stored is lost
+        # (the refusal may have folded the log into the snapshot: same text, same version).
+        assert await stored(small, session.id) == before
+        refused += 1
+    assert accepted >= 3
+    assert refused >= 1
+
+    expected = str(model.get("code", type=Text))
+    # Still readable over REST ...
+    async with httpx.AsyncClient(base_url=gateway, timeout=10) as client:
+        reply = await client.get(f"/api/v1/sessions/{session.id}/document",
+                                 headers=small.viewer.headers)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["text"] == expected
+    # ... and by a fresh client's sync, whose state is within the limit.
+    fresh: Doc = Doc()
+    synced = await small.stub.SyncDocument(
+        pb.SyncDocumentRequest(session_id=session.id, state_vector=fresh.get_state()),
+        metadata=small.viewer.metadata)
+    fresh.apply_update(synced.update)
+    assert str(fresh.get("code", type=Text)) == expected
+    assert len(fresh.get_update()) <= LIMIT
+    # ... and over the document socket, as a browser editor joins.
+    client = await DocClient.connect(gateway, session.id, small.viewer.access_token)
+    try:
+        await asyncio.wait_for(client.synced.wait(), 10)
+        await client.wait_until(lambda c: c.value() == expected)
+    finally:
+        await client.close()
+    # A small real edit still fits where the attack did not.
+    small_edit = edit(author, 0, "# ok\n")
+    assert len(model.get_update()) + len(small_edit) <= LIMIT
+    await apply(small, session.id, small_edit)
+
+
+async def test_one_update_larger_than_the_limit_is_refused_as_too_large(small: World) -> None:
+    session = await small.session_with_members()
+    update = edit(Doc(), 0, "y" * (LIMIT + 1))
+    error = await expect_code(grpc.StatusCode.RESOURCE_EXHAUSTED, small.stub.ApplyDocumentUpdate(
+        pb.ApplyDocumentUpdateRequest(session_id=session.id, update=update),
+        metadata=small.editor.metadata))
+    assert reason(error) == "document_too_large"
+    assert await small.sql("SELECT * FROM document_updates WHERE session_id = %s", session.id) == []
+
+
+async def test_deleted_text_frees_its_room_even_before_the_log_is_compacted(small: World) -> None:
+    """The write path counts a document's size as its snapshot plus the updates logged since
+    (no re-encoding per update); near the limit it compacts to learn the real size."""
+    session = await small.session_with_members()
+    author: Doc = Doc()
+    for round_ in range(4):
+        # Each round stores 20 KB and deletes it: 80 KB logged, never more than 20 KB held.
+        await apply(small, session.id, edit(author, 0, str(round_) * 20_000))
+        await apply(small, session.id, delete(author, 0, 20_000))
+    await apply(small, session.id, edit(author, 0, "kept"))
+    doc = await small.stub.GetDocument(pb.GetDocumentRequest(session_id=session.id),
+                                       metadata=small.viewer.metadata)
+    assert doc.text == "kept"
+    assert doc.version == 9
+
+
+def _service(world: World, **kwargs: Any) -> DocumentService:
+    _, checker = build_app(world.res, SessionsSettings.from_env(Env({})))
+    return DocumentService(world.res, checker, **kwargs)
+
+
+async def test_loaded_documents_are_bounded_by_bytes_least_recently_used_first(
+        small: World) -> None:
+    caller = Caller(small.owner.user_id, internal=False, token=small.owner.access_token)
+    sessions = []
+    for size in (10_000, 10_000, 10_000):
+        session = await small.create()
+        await small.stub.ApplyDocumentUpdate(
+            pb.ApplyDocumentUpdateRequest(session_id=session.id, update=edit(Doc(), 0, "z" * size)),
+            metadata=small.owner.metadata)
+        sessions.append(session.id)
+    # Room for two of these documents (each weighs its size plus the Doc's overhead), not three.
+    service = _service(small, cache_bytes=30_000)
+    for session_id in sessions[:2]:
+        await service.get_document(pb.GetDocumentRequest(session_id=session_id), caller)
+    sizes = service.loaded()
+    assert list(sizes) == sessions[:2]
+    assert all(10_000 <= size < 12_000 for size in sizes.values()), sizes
+    # Touch the first, load the third: the second (least recently used) goes.
+    await service.get_document(pb.GetDocumentRequest(session_id=sessions[0]), caller)
+    await service.get_document(pb.GetDocumentRequest(session_id=sessions[2]), caller)
+    assert list(service.loaded()) == [sessions[0], sessions[2]]
+    assert sum(size + LOADED_OVERHEAD_BYTES for size in service.loaded().values()) <= 30_000
+    # A document larger than the whole budget is still served, alone.
+    big = await small.create()
+    await small.stub.ApplyDocumentUpdate(
+        pb.ApplyDocumentUpdateRequest(session_id=big.id, update=edit(Doc(), 0, "w" * 30_000)),
+        metadata=small.owner.metadata)
+    doc = await service.get_document(pb.GetDocumentRequest(session_id=big.id), caller)
+    assert len(doc.text) == 30_000
+    assert list(service.loaded()) == [big.id]
+    # Writes keep the count current: the stored size grows with each update.
+    before = service.loaded()[big.id]
+    update = edit(Doc(), 0, "v" * 100)
+    await service.apply_update(pb.ApplyDocumentUpdateRequest(session_id=big.id, update=update),
+                               caller)
+    assert service.loaded()[big.id] == before + len(update)
+
+
+async def test_a_document_over_16_mib_is_read_whole_by_rest_sync_and_other_services(
+        stack: Callable[..., Any], base_env: dict[str, str]) -> None:
+    """Under a 24 MiB limit every gRPC server and channel (gateway and service-to-service)
+    carries a near-full document; before, 16 MiB (gateway) and 4 MiB (services) stopped it."""
+    limit = 24 * 1024 * 1024
+    async with stack("sessions", "review", DOCUMENT_MAX_BYTES=str(limit)) as s, \
+            grpc.aio.insecure_channel(s.addr("auth")) as auth_channel, \
+            grpc.aio.insecure_channel(
+                s.addr("sessions"),
+                options=[("grpc.max_send_message_length", 2 * limit),
+                         ("grpc.max_receive_message_length", 2 * limit)]) as channel:
+        owner = await sign_in_grpc(auth_channel, unique_login("owner"))
+        stub = sessions_pb2_grpc.SessionsServiceStub(channel)
+        session = (await stub.CreateSession(pb.CreateSessionRequest(title="Big"),
+                                            metadata=owner.metadata)).session
+        author: Doc = Doc()
+        chunk = 6 * 1024 * 1024
+        for i in range(3):  # 18 MiB in three updates, each over gRPC's 4 MiB default
+            await stub.ApplyDocumentUpdate(pb.ApplyDocumentUpdateRequest(
+                session_id=session.id, update=edit(author, i * chunk, "abcdefgh"[i] * chunk)),
+                metadata=owner.metadata, timeout=60)
+        expected_length = 3 * chunk
+
+        # Another service's channel to sessions (review's, as the AI service reads documents).
+        review = s.runtimes["review"].resources
+        peer = sessions_pb2_grpc.SessionsServiceStub(review.channel("sessions"))
+        internal = service_metadata(review.config.service_token)
+        via_peer = await peer.GetDocument(pb.GetDocumentRequest(session_id=session.id),
+                                          metadata=internal, timeout=60)
+        assert len(via_peer.text) == expected_length
+
+        env = {**base_env, **s.env, "GRPC_DEADLINE_SECONDS": "60"}
+        async with running_gateway(env) as (base, app):
+            async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+                reply = await client.get(f"/api/v1/sessions/{session.id}/document",
+                                         headers=owner.headers)
+            assert reply.status_code == 200, reply.text[:300]
+            assert len(reply.json()["text"]) == expected_length
+            # The gateway's own channel carries a fresh client's whole sync too.
+            synced = await app[keys.BACKENDS].sessions.SyncDocument(
+                pb.SyncDocumentRequest(session_id=session.id, state_vector=b"\x00"),
+                metadata=owner.metadata, timeout=60)
+            fresh: Doc = Doc()
+            fresh.apply_update(synced.update)
+            assert len(str(fresh.get("code", type=Text))) == expected_length
