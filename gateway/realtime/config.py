@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.common.config import Env
+from services.common.config import Env, document_max_bytes
 
 # Fixed by the public contract (docs/api.md): a bigger events frame closes with 1009.
 EVENTS_MAX_FRAME = 64 * 1024
+# A document frame carries at most one update of DOCUMENT_MAX_BYTES (a y-websocket sync
+# step 2 carries a client's whole document) behind two type bytes and a varuint length.
+DOC_FRAME_FRAMING = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +45,8 @@ class RealtimeConfig:
             presence_heartbeat=heartbeat,
             presence_ttl=env.float("REALTIME_PRESENCE_TTL_SECONDS", 3 * heartbeat,
                                    minimum=heartbeat),
-            # A y-websocket sync step 2 carries a client's whole document.
-            doc_max_frame=env.int("REALTIME_DOC_MAX_FRAME_BYTES", 4 * 1024 * 1024,
-                                  minimum=EVENTS_MAX_FRAME, maximum=8 * 1024 * 1024),
+            # Follows the document limit: any update the sessions service could store fits.
+            doc_max_frame=max(EVENTS_MAX_FRAME, document_max_bytes(env) + DOC_FRAME_FRAMING),
             # Document socket frames per connection (a keystroke is an update and an awareness
             # frame); a client over it is closed with 4429. 0 disables the limit.
             doc_rate_per_second=env.float("REALTIME_DOC_RATE_PER_SECOND", 100.0),

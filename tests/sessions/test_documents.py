@@ -21,6 +21,7 @@ from bench.realtime_scenarios import DocClient
 from gateway import keys
 from gateway.app import create_app
 from gateway.config import GatewayConfig
+from gateway.realtime.config import RealtimeConfig
 from services.common.config import Env
 from services.common.identity import Caller, service_metadata
 from services.sessions.documents import LOADED_OVERHEAD_BYTES, DocumentService
@@ -274,3 +275,22 @@ async def test_a_document_over_16_mib_is_read_whole_by_rest_sync_and_other_servi
             fresh: Doc = Doc()
             fresh.apply_update(synced.update)
             assert len(str(fresh.get("code", type=Text))) == expected_length
+
+
+@pytest.mark.parametrize("limit", [64 * 1024, 4 * 1024 * 1024, 24 * 1024 * 1024])
+def test_the_document_socket_takes_an_update_as_large_as_the_document_limit(limit: int) -> None:
+    config = RealtimeConfig.from_env(Env({"DOCUMENT_MAX_BYTES": str(limit)}))
+    # An update message: type (sync), sync type (update), the length as a varuint, the update.
+    framing = 2 + len(_varuint(limit))
+    assert config.doc_max_frame >= limit + framing
+    # ... and not much more: a frame that could never be stored is refused as 1009 on arrival.
+    assert config.doc_max_frame <= limit + 16
+
+
+def _varuint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
