@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -9,6 +10,8 @@ from aiohttp.abc import AbstractAccessLogger
 
 from gateway.app import create_app
 from gateway.config import GatewayConfig
+from gateway.middlewares import SERVER_NAME, security_headers
+from gateway.server import serve
 from services.common.config import ConfigError, Env, fail
 from services.common.eventloop import install_uvloop
 from services.common.logs import setup_logging
@@ -41,16 +44,16 @@ def main() -> None:
         logging.getLogger("gateway.access").setLevel(logging.INFO)
     install_uvloop()
     logging.getLogger(__name__).info("gateway listening", extra={"port": config.port})
-    web.run_app(
+    answer_headers = {**security_headers(config.hsts), "Server": SERVER_NAME}
+    asyncio.run(serve(
         create_app(config),
         host=config.host,
         port=config.port,
+        answer_headers=answer_headers,
         access_log=log if config.access_log else None,
         access_log_class=AccessLogger,
         shutdown_timeout=config.common.shutdown_grace,
-        print=None,
-        handle_signals=True,
-    )
+    ))
 
 
 if __name__ == "__main__":

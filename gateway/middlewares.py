@@ -44,6 +44,14 @@ def cors_headers(origin: str | None, allowed: frozenset[str]) -> dict[str, str]:
             "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS}
 
 
+def security_headers(hsts: bool) -> dict[str, str]:
+    """The headers every answer carries, the ones the parser's refusals get included."""
+    headers = dict(SECURITY_HEADERS)
+    if hsts:
+        headers["Strict-Transport-Security"] = HSTS
+    return headers
+
+
 def make_outer_middleware(hsts: bool, max_body: int,
                           cors_origins: tuple[str, ...] = ()) -> Middleware:
     """One middleware instead of four: each layer costs a coroutine frame on every request.
@@ -52,9 +60,7 @@ def make_outer_middleware(hsts: bool, max_body: int,
     carries it), then run the handler, then turn *any* failure into the
     standard error body, then record metrics on the final status.
     """
-    headers = dict(SECURITY_HEADERS)
-    if hsts:
-        headers["Strict-Transport-Security"] = HSTS
+    headers = security_headers(hsts)
     children: dict[tuple[str, str, int], tuple[object, object]] = {}
     allowed = frozenset(cors_origins)
 
@@ -95,6 +101,11 @@ def make_outer_middleware(hsts: bool, max_body: int,
                 raise
             response = error_response(exc.status, HTTP_CODES.get(exc.status, "error"),
                                       _http_message(exc), headers=_keep_headers(exc))
+        except web.RequestPayloadError:
+            # The body's framing broke mid-way (gateway.server fails the body): the client's
+            # fault, and the connection cannot carry another request.
+            response = error_response(400, "bad_request", "the request body is not valid HTTP/1.1")
+            response.force_close()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -1,8 +1,9 @@
-"""Structured JSON logging with request, user and session ids taken from contextvars."""
+"""Structured JSON logging with request, user and session ids taken from contextvars; no credentials."""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -12,6 +13,43 @@ import orjson
 from services.common.context import request_id_var, session_id_var, user_id_var
 
 _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+# Credentials in the shapes they take in text: an Authorization value, a JWT anywhere, a
+# cookie or token header line, a token in a query string or a JSON field. Code should never
+# log them; this is the net under the code (a library's exception quoting a request, say).
+REDACTED = "[redacted]"
+_CREDENTIAL = re.compile(
+    r"(?P<scheme>\b(?:bearer|(?-i:Basic))\s+)[A-Za-z0-9._~+/=-]{4,}"
+    r"|eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}"
+    r"|(?P<header>\b(?:authorization|proxy-authorization|cookie|set-cookie|x-tandem-service-token)"
+    r"\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\r\n\\\"']{4,}"
+    r"|(?P<param>[?&;](?:access_token|refresh_token|id_token|token|code|state|client_secret|password)=)"
+    r"[^&\s\\\"'#]+"
+    r"|(?P<field>\\?\"(?:access_token|refresh_token|id_token|client_secret|password|service_token|github_token)"
+    r"\\?\"\s*:\s*\\?\")[^\"\\]+",
+    re.IGNORECASE)
+
+
+def _redacted(match: re.Match[str]) -> str:
+    for group in ("scheme", "header", "param", "field"):
+        kept = match.group(group)
+        if kept is not None:
+            return kept + REDACTED
+    return REDACTED
+
+
+# Every match of _CREDENTIAL holds one of these (lower-cased): a line without any skips the
+# regex, which costs ~150 us on a 400-character line against ~1 us for this check.
+_TRIGGERS = ("bearer", "basic", "eyj", "authorization", "cookie", "token", "code=", "state=",
+             "secret", "password")
+
+
+def redact(text: str) -> str:
+    """`text` with every credential-shaped part replaced by [redacted]."""
+    lowered = text.lower()
+    if not any(word in lowered for word in _TRIGGERS):
+        return text
+    return _CREDENTIAL.sub(_redacted, text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,7 +78,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return redact(orjson.dumps(entry, default=str).decode())
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -57,7 +95,7 @@ class ConsoleFormatter(logging.Formatter):
         if extras:
             text = f"{text} {extras}"
         rid = request_id_var.get()
-        return f"{text} [rid={rid}]" if rid else text
+        return redact(f"{text} [rid={rid}]" if rid else text)
 
 
 def setup_logging(process: str, level: str = "info", fmt: str = "json") -> None:

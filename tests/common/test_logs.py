@@ -7,7 +7,7 @@ import json
 import logging
 
 from services.common.context import clean_request_id, request_id_var, session_id_var, user_id_var
-from services.common.logs import JsonFormatter
+from services.common.logs import JsonFormatter, redact
 
 
 def _render(record_msg: str, *args: object, **extra: object) -> dict[str, object]:
@@ -56,3 +56,53 @@ def test_request_id_is_echoed_only_when_safe() -> None:
         cleaned = clean_request_id(bad)
         assert cleaned != bad
         assert len(cleaned) == 32
+
+
+JWT = "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1MSJ9.c2lnbmF0dXJlc2lnbmF0dXJl"
+SECRET = "S3cr3tV4lu3xyz"
+
+
+def _render_exception(message: str) -> dict[str, object]:
+    logger = logging.getLogger("test.logs")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("unit"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            raise ValueError(message)
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    parsed: dict[str, object] = json.loads(stream.getvalue())
+    return parsed
+
+
+def test_credentials_in_messages_extras_and_tracebacks_are_redacted() -> None:
+    cases = {
+        "bearer in a parser's quote": f"Got more than 8190 bytes when reading: b'Bearer {SECRET}bbbb...'",
+        "authorization header": f"headers: Authorization: Basic {SECRET}",
+        "cookie": f"Cookie: session={SECRET}; theme=dark",
+        "service token": f"x-tandem-service-token: {SECRET}",
+        "query token": f"GET /api/v1/sessions/1/doc?access_token={SECRET}&x=1",
+        "oauth code": f"/api/v1/auth/github/callback?code={SECRET}&state={SECRET}",
+        "bare jwt": f"token was {JWT} for you",
+    }
+    for name, text in cases.items():
+        line = json.dumps(_render("%s", text))
+        assert SECRET not in line, (name, line)
+        assert JWT[:20] not in line, (name, line)
+        assert "[redacted]" in line, (name, line)
+    extra = json.dumps(_render("login", body={"refresh_token": SECRET, "access_token": JWT}))
+    assert SECRET not in extra, extra
+    assert JWT[:20] not in extra, extra
+    tb = _render_exception(f"bad header b'Bearer {SECRET}'")
+    assert SECRET not in json.dumps(tb), tb
+
+
+def test_redaction_leaves_ordinary_lines_alone() -> None:
+    for text in ("GET /api/v1/sessions/3f1c/messages 200", "access token expired",
+                 "basic setup done", '{"code": "not_found"}', "refresh token reuse detected"):
+        assert redact(text) == text
