@@ -24,6 +24,7 @@ from tandem.sessions.v1 import sessions_pb2 as spb
 from tandem.sessions.v1 import sessions_pb2_grpc
 
 from services.common.grpcserver import ServiceRuntime
+from services.common.identity import service_metadata
 from standins.openai.app import create_app as create_openai_app
 from standins.openai.config import OpenAIStandinConfig
 from standins.openai.state import STATE, StandinState
@@ -81,6 +82,8 @@ class Relay:
 
     url: str = ""
     review_addr: str | None = None
+    # The credential the gateway presents on its calls to a service.
+    service_token: str = ""
     answers: list[int] = field(default_factory=list)
 
 
@@ -97,7 +100,7 @@ async def webhook_relay() -> AsyncIterator[Relay]:
                     event=request.headers.get("X-GitHub-Event", ""),
                     delivery_id=request.headers.get("X-GitHub-Delivery", ""),
                     signature_256=request.headers.get("X-Hub-Signature-256", ""), body=body),
-                timeout=20)
+                metadata=service_metadata(relay.service_token), timeout=20)
         relay.answers.append(200 if reply.outcome == "processed" else 202)
         return web.json_response({"outcome": reply.outcome})
 
@@ -300,6 +303,7 @@ def ai_world(stack: Callable[..., Any], github_standin: str, webhook_relay: Rela
                     grpc.aio.insecure_channel(s.addr("ai")) as ai_channel,
                     httpx.AsyncClient(base_url=github_standin, timeout=10) as github):
             webhook_relay.review_addr = s.addr("review")
+            webhook_relay.service_token = s.runtimes["review"].config.service_token
             client = redis.asyncio.Redis.from_url(redis_url)
             try:
                 owner, editor, viewer, stranger = [

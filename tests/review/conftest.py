@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
-from tandem.review.v1 import review_pb2_grpc
+from tandem.review.v1 import review_pb2, review_pb2_grpc
 from tandem.sessions.v1 import sessions_pb2 as spb
 from tandem.sessions.v1 import sessions_pb2_grpc
 
@@ -37,6 +37,8 @@ class Relay:
 
     url: str = ""
     review_addr: str | None = None
+    # The credential the gateway presents on its calls to a service.
+    service_token: str = ""
     answers: list[int] = field(default_factory=list)
     # What arrived, as (X-Hub-Signature-256, body): a test can replay a real delivery.
     received: list[tuple[str, bytes]] = field(default_factory=list)
@@ -44,8 +46,6 @@ class Relay:
 
 @pytest.fixture
 async def webhook_relay() -> AsyncIterator[Relay]:
-    from tandem.review.v1 import review_pb2
-
     relay = Relay()
 
     async def receive(request: web.Request) -> web.Response:
@@ -59,7 +59,7 @@ async def webhook_relay() -> AsyncIterator[Relay]:
                     event=request.headers.get("X-GitHub-Event", ""),
                     delivery_id=request.headers.get("X-GitHub-Delivery", ""),
                     signature_256=request.headers.get("X-Hub-Signature-256", ""), body=body),
-                    timeout=20)
+                    metadata=service_metadata(relay.service_token), timeout=20)
                 status = 202 if reply.outcome == "ignored" else 200
             except grpc.aio.AioRpcError as exc:
                 status = _HTTP_FOR_CODE.get(exc.code(), 500)
@@ -118,6 +118,13 @@ class World:
     viewer: SignedIn
     stranger: SignedIn
     session_id: str = ""
+
+    async def webhook(self, request: review_pb2.HandleWebhookRequest,
+                      ) -> review_pb2.HandleWebhookResponse:
+        """HandleWebhook as the gateway calls it (with the service credential, no user)."""
+        reply: review_pb2.HandleWebhookResponse = await self.review.HandleWebhook(
+            request, metadata=service_metadata(self.runtime.config.service_token))
+        return reply
 
     async def faults(self, **faults: Any) -> None:
         reply = await self.standin.post("/_standin/faults", json=faults)
@@ -183,6 +190,7 @@ def world(stack: Callable[..., Any], github_standin: str,
                     grpc.aio.insecure_channel(s.addr("review")) as review_channel,
                     httpx.AsyncClient(base_url=github_standin, timeout=10) as standin):
             webhook_relay.review_addr = s.addr("review")
+            webhook_relay.service_token = s.runtimes["review"].config.service_token
             owner = await sign_in_grpc(auth_channel, "hubot")
             editor = await sign_in_grpc(auth_channel, "monalisa")
             viewer = await sign_in_grpc(auth_channel, "octocat")

@@ -381,18 +381,18 @@ async def test_webhooks_need_a_valid_signature_and_are_deduplicated(world: Calla
 
         for signature in ("", "sha256=" + "0" * 64, signed(body, "another-secret"),
                           signed(body + b" ")):
-            await expect_code(grpc.StatusCode.UNAUTHENTICATED, w.review.HandleWebhook(
+            await expect_code(grpc.StatusCode.UNAUTHENTICATED, w.webhook(
                 delivery(signature)))
         same = str(uuid.uuid4())
-        first = await w.review.HandleWebhook(delivery(signed(body), delivery_id=same))
+        first = await w.webhook(delivery(signed(body), delivery_id=same))
         assert first.outcome == "ignored"
-        again = await w.review.HandleWebhook(delivery(signed(body), delivery_id=same))
+        again = await w.webhook(delivery(signed(body), delivery_id=same))
         assert again.outcome == "duplicate"
-        await expect_code(grpc.StatusCode.INVALID_ARGUMENT, w.review.HandleWebhook(
+        await expect_code(grpc.StatusCode.INVALID_ARGUMENT, w.webhook(
             delivery(signed(body), delivery_id="bad id!")))
         closed = orjson.dumps({"action": "closed", "number": 1,
                                "repository": {"full_name": REPO}})
-        reply = await w.review.HandleWebhook(rpb.HandleWebhookRequest(
+        reply = await w.webhook(rpb.HandleWebhookRequest(
             event="pull_request", delivery_id=str(uuid.uuid4()), signature_256=signed(closed),
             body=closed))
         assert reply.outcome == "ignored"
@@ -411,7 +411,7 @@ async def test_a_signed_body_replayed_under_a_new_delivery_id_is_a_duplicate(
         # Only the body is signed: whoever saw the delivery can send it again under
         # any X-GitHub-Delivery (and any X-GitHub-Event) they like.
         for event in ("pull_request", "push"):
-            replay = await w.review.HandleWebhook(rpb.HandleWebhookRequest(
+            replay = await w.webhook(rpb.HandleWebhookRequest(
                 event=event, delivery_id=str(uuid.uuid4()), signature_256=signature,
                 body=body))
             assert replay.outcome == "duplicate"
@@ -421,7 +421,7 @@ async def test_a_signed_body_replayed_under_a_new_delivery_id_is_a_duplicate(
         # Two copies racing each other: one is processed, the other is the duplicate.
         fresh = orjson.dumps({"zen": "Avoid administrative distraction.",
                               "hook_id": str(uuid.uuid4())})
-        raced = await asyncio.gather(*(w.review.HandleWebhook(rpb.HandleWebhookRequest(
+        raced = await asyncio.gather(*(w.webhook(rpb.HandleWebhookRequest(
             event="ping", delivery_id=str(uuid.uuid4()), signature_256=signed(fresh),
             body=fresh)) for _ in range(2)))
         assert sorted(r.outcome for r in raced) == ["duplicate", "ignored"]
