@@ -8,8 +8,10 @@ Awareness (cursors, names) is relayed between clients and never stored; like the
 reference y-websocket server, a client is sent its own awareness back, which is what
 keeps y-websocket's provider (it reconnects after 30 s without a message) connected
 when it is alone. A connection owns at most `REALTIME_AWARENESS_CLIENTS` awareness
-client ids (claimed in Redis, so no other user can set or clear them on any gateway),
-each entry at most `REALTIME_AWARENESS_ENTRY_BYTES`; frames are rate-limited per
+client ids, the first it announces (claimed in Redis, so no other connection on any
+gateway can set or clear them; y-websocket re-sends every peer's state it hears, and
+those copies are dropped here), each entry at most `REALTIME_AWARENESS_ENTRY_BYTES`;
+frames are rate-limited per
 connection (4429 when exceeded). A refused update is answered on this socket with
 y-protocols' auth `permission-denied` and a reason (and, as before, an `error` on the
 user's events sockets).
@@ -50,6 +52,7 @@ from gateway.realtime.protocol import (
     DOC_AWARENESS,
     DOC_QUERY,
     EMPTY_UPDATE,
+    MESSAGE_AWARENESS,
     NOBODY,
     SYNC_STEP1,
     AwarenessEntry,
@@ -112,9 +115,14 @@ class DocConnection(Connection):
         self.ended = ended
         self.released = asyncio.Event()
         self._awareness: dict[int, AwarenessEntry] = {}
-        # Awareness client ids this connection owns -> when its claim was last renewed.
+        # Awareness client ids this connection owns -> when its claim was last renewed, and
+        # ids it was refused -> when (asked again only after `_renew_after`).
         self._owned: dict[int, float] = {}
+        self._refused: dict[int, float] = {}
         self._renew_after = config.presence_ttl / 3
+        self._owner = self.id.hex
+        # An awareness frame bigger than every entry this connection may own is refused unread.
+        self._awareness_frame_max = config.awareness_clients * (config.awareness_entry_bytes + 32)
         self.bucket = TokenBucket(config.doc_rate_per_second, config.doc_rate_burst)
         self._last_query = float("-inf")
         self._last_refusal = float("-inf")
@@ -164,6 +172,8 @@ class DocConnection(Connection):
         if not self.bucket.allow():
             _RATE_LIMITED.inc()
             self.close(CLOSE_RATE_LIMITED, "too many messages; slow down and reconnect")
+            return
+        if len(data) > self._awareness_frame_max and data[0] == MESSAGE_AWARENESS:
             return
         try:
             message = parse_y_message(data)
@@ -223,17 +233,25 @@ class DocConnection(Connection):
         renewed = self._owned.get(client_id)
         if renewed is not None and now - renewed < self._renew_after:
             return True
-        if renewed is None and (not claim or len(self._owned) >= self.config.awareness_clients):
-            return False
+        if renewed is None:
+            if not claim or len(self._owned) >= self.config.awareness_clients:
+                return False
+            refused = self._refused.get(client_id)
+            if refused is not None and now - refused < self._renew_after:
+                return False
         try:
-            owned = await self.hub.claim_awareness(self.session_id, client_id, self.user_id)
+            owned = await self.hub.claim_awareness(self.session_id, client_id, self._owner)
         except Exception as exc:  # Redis down: relaying needs it too; the local caps still hold
             log.warning("awareness claim failed: %s", type(exc).__name__)
             owned = True
         if owned:
             self._owned[client_id] = now
+            self._refused.pop(client_id, None)
         else:
             self._owned.pop(client_id, None)
+            if len(self._refused) >= 64:
+                self._refused.clear()
+            self._refused[client_id] = now
         return owned
 
     async def _apply(self, update: bytes) -> None:
@@ -301,6 +319,9 @@ class DocConnection(Connection):
         if entries:
             await self.hub.publish_doc(self.session_id, DocFrame(
                 DOC_AWARENESS, self.id_bytes, removal(entries), target=NOBODY))
+        if self._owned:
+            await self.hub.release_awareness(self.session_id, list(self._owned), self._owner)
+            self._owned.clear()
 
     async def finish(self) -> None:
         for task in self._tasks:

@@ -46,13 +46,20 @@ log = logging.getLogger(__name__)
 
 _REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
-# An awareness client id belongs to the first user who announces it in a session (on any
-# gateway); the claim is renewed by its owner and lapses after its TTL when nobody renews it.
+# An awareness client id belongs to the first connection that announces it in a session (on
+# any gateway); its owner renews the claim, releases it when it closes, and a claim nobody
+# renews (a connection lost with its gateway) lapses after the TTL.
 _CLAIM = """
 local owner = redis.call('GET', KEYS[1])
 if owner == false or owner == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
+end
+return 0
+"""
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
 end
 return 0
 """
@@ -128,7 +135,9 @@ class Hub:
         self.presence = PresenceStore(redis, KeySpace(prefix, "gateway"), config.presence_ttl)
         self._control = KeySpace(prefix, "gateway").key("rt", "hub")
         self._claims = KeySpace(prefix, "gateway")
-        self._claim: Any = None  # the claim script, registered at first use
+        # The claim scripts, registered at first use.
+        self._claim: Any = None
+        self._release: Any = None
         self._resync = resync
         self._probe = probe
         self.rooms: dict[str, Room] = {}
@@ -316,16 +325,31 @@ class Hub:
                 if member.user_id == user_id:
                     member.on_event(event, dumps(event))
 
-    async def claim_awareness(self, session_id: str, client_id: int, user_id: str) -> bool:
-        """Take or renew `client_id`'s awareness in the session for `user_id`; False when
-        another user holds it. Raises on a Redis failure (the caller decides)."""
-        key = self._claims.key("rt", "awareness", session_id, str(client_id))
+    def _claim_key(self, session_id: str, client_id: int) -> str:
+        return self._claims.key("rt", "awareness", session_id, str(client_id))
+
+    async def claim_awareness(self, session_id: str, client_id: int, owner: str) -> bool:
+        """Take or renew `client_id`'s awareness in the session for the connection `owner`;
+        False when another connection holds it. Raises on a Redis failure (the caller decides)."""
         if self._claim is None:
             self._claim = self.redis.register_script(_CLAIM)
         async with asyncio.timeout(1.0):
-            owned = await self._claim(keys=[key],
-                                      args=[user_id, int(self.config.presence_ttl * 1000)])
+            owned = await self._claim(keys=[self._claim_key(session_id, client_id)],
+                                      args=[owner, int(self.config.presence_ttl * 1000)])
         return bool(owned)
+
+    async def release_awareness(self, session_id: str, client_ids: list[int], owner: str) -> None:
+        """Give up the claims `owner` holds (a reconnecting client may take its id at once)."""
+        if not client_ids:
+            return
+        if self._release is None:
+            self._release = self.redis.register_script(_RELEASE)
+        try:
+            async with asyncio.timeout(1.0):
+                await self._release(keys=[self._claim_key(session_id, c) for c in client_ids],
+                                    args=[owner])
+        except (TimeoutError, *_REDIS_ERRORS) as exc:  # the claims lapse with their TTL
+            log.warning("awareness release failed: %s", type(exc).__name__)
 
     async def publish_doc(self, session_id: str, frame: DocFrame) -> bool:
         try:

@@ -1,16 +1,38 @@
-"""The shared document over y-websocket end to end: convergence across gateways, roles, sync."""
+"""The shared document over y-websocket end to end: convergence across gateways, roles, sync,
+awareness bounds, the rate limit and refusals told on the socket."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
 import orjson
 import pytest
-from pycrdt import Awareness, Doc, create_awareness_message
+from prometheus_client.parser import text_string_to_metric_families
+from pycrdt import Awareness, Doc, Text, create_awareness_message, create_update_message
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
-from bench.realtime_scenarios import DocClient, EventsClient, seed_document_url, typing_updates
-from scripts.platform import LocalPlatform
+from bench.realtime_scenarios import (
+    DocClient,
+    EventsClient,
+    seed_document_url,
+    typing_updates,
+    ws_url,
+)
+from gateway.realtime.protocol import (
+    AwarenessEntry,
+    AwarenessMessage,
+    awareness_message,
+    encode_awareness,
+    parse_y_message,
+)
+from scripts.platform import LocalPlatform, ProcSpec, free_ports, wait_ready
 from tests.helpers.realtime import Crew, gateway2
 
 pytestmark = pytest.mark.e2e
@@ -213,3 +235,265 @@ def _varint_len(data: bytes) -> int:
         if byte < 0x80:
             return i + 1
     raise AssertionError(orjson.dumps(list(data[:8])))
+
+
+# --- awareness bounds, the rate limit, refusals on the socket (issue 14, items 2 and 4) ------
+
+
+class YSocket:
+    """A bare document-socket client that keeps every binary frame it is sent."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[bytes] = []
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, base_url: str, session_id: str, token: str) -> YSocket:
+        ws = await connect(ws_url(base_url, f"/api/v1/sessions/{session_id}/doc", token),
+                           proxy=None, compression=None, max_size=None, ping_interval=None,
+                           open_timeout=10, close_timeout=2)
+        client = cls(ws)
+        client._reader = asyncio.create_task(client._read())
+        await ws.send(b"\x00\x00\x01\x00")  # sync step 1 of an empty document
+        await client.wait_for(lambda c: any(f[:2] == b"\x00\x01" for f in c.frames))
+        return client
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self.ws:
+                if isinstance(raw, bytes):
+                    self.frames.append(raw)
+                    self._changed.set()
+        self._changed.set()
+
+    async def wait_for(self, check: Callable[[YSocket], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check(self):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"condition not met within {timeout}s"
+            assert self._reader is not None
+            assert not self._reader.done(), f"socket closed ({self.ws.close_code})"
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_closed(self, timeout: float = 10.0) -> int | None:
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.ws.close_code
+
+    def awareness(self) -> Iterator[AwarenessEntry]:
+        for frame in self.frames:
+            if frame[0] == 1:
+                message = parse_y_message(frame)
+                assert isinstance(message, AwarenessMessage)
+                yield from message.clients
+
+    def awareness_bytes(self) -> int:
+        return sum(len(f) for f in self.frames if f[0] == 1)
+
+    def denials(self) -> list[str]:
+        """Reasons of y-protocols' auth permission-denied messages received."""
+        reasons = []
+        for frame in self.frames:
+            if frame[:2] == b"\x02\x00":
+                length, pos, shift = 0, 2, 0
+                while True:
+                    byte = frame[pos]
+                    pos += 1
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if byte < 0x80:
+                        break
+                reasons.append(frame[pos:pos + length].decode())
+        return reasons
+
+    async def tell(self, *entries: tuple[int, int, str]) -> None:
+        await self.ws.send(awareness_message(encode_awareness(
+            [AwarenessEntry(*e) for e in entries])))
+
+    async def insert(self, text: str) -> None:
+        doc: Doc[Any] = Doc()
+        doc.get("code", type=Text).insert(0, text)
+        await self.ws.send(create_update_message(doc.get_update()))
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+
+
+def _state(client: YSocket, client_id: int) -> str | None:
+    """The latest state `client` was sent for `client_id` (highest clock wins, as in Yjs)."""
+    best: AwarenessEntry | None = None
+    for entry in client.awareness():
+        if entry.client_id == client_id and (best is None or entry.clock >= best.clock):
+            best = entry
+    return None if best is None else best.state
+
+
+async def test_a_stolen_awareness_client_id_is_ignored_on_every_gateway(
+        platform: LocalPlatform, gateway2: str, crew: Crew) -> None:
+    session_id = crew.session()
+    alice = await YSocket.connect(platform.url, session_id, crew.owner.access_token)
+    bob = mallory = None
+    try:
+        await alice.tell((1001, 1, '{"user":"alice","cursor":1}'))
+        bob = await YSocket.connect(gateway2, session_id, crew.editor.access_token)
+        await bob.wait_for(lambda c: _state(c, 1001) == '{"user":"alice","cursor":1}')
+        # The viewer reuses alice's client id, on either gateway, to set it and to clear it.
+        mallory = await YSocket.connect(gateway2, session_id, crew.viewer.access_token)
+        await mallory.tell((1001, 5, '{"user":"mallory"}'), (2002, 1, '{"user":"mallory"}'))
+        await mallory.tell((1001, 6, "null"))
+        await alice.tell((1001, 2, '{"user":"alice","cursor":2}'))
+        await bob.wait_for(lambda c: _state(c, 2002) is not None
+                           and _state(c, 1001) == '{"user":"alice","cursor":2}')
+        assert [e for e in bob.awareness() if e.client_id == 1001] == [
+            AwarenessEntry(1001, 1, '{"user":"alice","cursor":1}'),
+            AwarenessEntry(1001, 2, '{"user":"alice","cursor":2}')]
+        assert all(e.client_id != 1001 for e in mallory.awareness()
+                   if "mallory" in e.state or e.state == "null")
+    finally:
+        for client in (alice, bob, mallory):
+            if client is not None:
+                await client.close()
+
+
+async def test_oversized_awareness_is_refused_and_a_joiner_is_sent_little(
+        platform: LocalPlatform, crew: Crew) -> None:
+    session_id = crew.session()
+    attacker = await YSocket.connect(platform.url, session_id, crew.viewer.access_token)
+    joiner = None
+    try:
+        megabyte = '{"junk":"' + "x" * 1_000_000 + '"}'
+        for i in range(5):
+            await attacker.tell((3000 + i, 1, megabyte))
+        await attacker.tell(*[(4000 + i, 1, '{"n":"' + "y" * 300 + f'","i":{i}}}')
+                              for i in range(40)])
+        await attacker.tell((5000, 1, '{"big":"' + "z" * 5000 + '"}'), (4000, 2, '{"n":0}'))
+        joiner = await YSocket.connect(platform.url, session_id, crew.editor.access_token)
+        await joiner.wait_for(lambda c: _state(c, 4000) == '{"n":0}')
+        for _ in range(3):
+            await joiner.ws.send(b"\x03")
+        # A marker after the queries: once it is here, their answers have been sent too.
+        await attacker.tell((4000, 3, '{"n":"marker"}'))
+        await joiner.wait_for(lambda c: _state(c, 4000) == '{"n":"marker"}')
+        # Four ids (the first announced, none oversized) were accepted; nothing else.
+        assert {e.client_id for e in joiner.awareness()} == {4000, 4001, 4002, 4003}
+        assert joiner.awareness_bytes() < 4 * 4096 * 2 + 1024, joiner.awareness_bytes()
+    finally:
+        for client in (attacker, joiner):
+            if client is not None:
+                await client.close()
+
+
+def _rate_limited(base_url: str) -> float:
+    text = httpx.get(base_url + "/metrics", timeout=10).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if (sample.name == "tandem_ws_rate_limited_total"
+                    and sample.labels.get("socket") == "doc"):
+                return float(sample.value)
+    return 0.0
+
+
+async def test_a_flood_on_the_document_socket_closes_it_with_4429_and_is_counted(
+        platform: LocalPlatform, crew: Crew) -> None:
+    session_id = crew.session()
+    bystander = await YSocket.connect(platform.url, session_id, crew.owner.access_token)
+    flooder = await YSocket.connect(platform.url, session_id, crew.editor.access_token)
+    try:
+        before = _rate_limited(platform.url)
+        with contextlib.suppress(ConnectionClosed):
+            for i in range(1000):
+                await flooder.tell((6000, i + 1, f'{{"i":{i}}}'))
+        assert await flooder.wait_closed() == 4429
+        assert _rate_limited(platform.url) == before + 1
+        relayed = [e for e in bystander.awareness() if e.client_id == 6000]
+        assert len(relayed) <= 400, "the rest of the flood was never relayed"
+        await bystander.insert("still served")
+        await asyncio.wait_for(_stored(crew, session_id, "still served"), 10)
+    finally:
+        await bystander.close()
+        await flooder.close()
+
+
+async def test_refused_updates_are_answered_with_permission_denied_on_the_document_socket(
+        platform: LocalPlatform, crew: Crew) -> None:
+    session_id = crew.session()
+    viewer = await YSocket.connect(platform.url, session_id, crew.viewer.access_token)
+    editor = await YSocket.connect(platform.url, session_id, crew.editor.access_token)
+    try:
+        await viewer.insert("# vandalism")
+        await viewer.wait_for(lambda c: bool(c.denials()))
+        assert "viewers cannot edit" in viewer.denials()[0]
+        assert crew.call("POST", f"/api/v1/sessions/{session_id}/end").status_code == 200
+        # The ended session reaches the open socket through the events channel.
+        deadline = time.monotonic() + 10
+        while not editor.denials():
+            assert time.monotonic() < deadline, "no permission-denied after the end"
+            await editor.insert("too late")
+            with contextlib.suppress(AssertionError):
+                await editor.wait_for(lambda c: bool(c.denials()), timeout=0.5)
+        assert "session has ended" in editor.denials()[0]
+        assert crew.document(session_id)["text"] == ""
+        # Both sockets stay open and keep answering the protocol.
+        for client in (viewer, editor):
+            await _answers_step1(client)
+    finally:
+        await viewer.close()
+        await editor.close()
+
+
+async def _answers_step1(client: YSocket) -> None:
+    count = len(client.frames)
+    await client.ws.send(b"\x00\x00\x01\x00")
+    await client.wait_for(lambda c: any(f[:2] == b"\x00\x01" for f in c.frames[count:]))
+
+
+SMALL_DOCS = 4096
+
+
+@pytest.fixture(scope="module")
+def small_docs(platform: LocalPlatform) -> Iterator[str]:
+    """A sessions replica and a gateway in front of it with DOCUMENT_MAX_BYTES=4096."""
+    grpc_port, metrics_port, gateway_port = free_ports(3)
+    sessions = platform.specs["sessions"]
+    gateway = platform.specs["gateway"]
+    names = ("sessions-small-docs", "gateway-small-docs")
+    platform.specs[names[0]] = ProcSpec(names[0], sessions.argv, dict(
+        sessions.env, SESSIONS_GRPC_PORT=str(grpc_port), SESSIONS_METRICS_PORT=str(metrics_port),
+        DOCUMENT_MAX_BYTES=str(SMALL_DOCS)))
+    platform.specs[names[1]] = ProcSpec(names[1], gateway.argv, dict(
+        gateway.env, GATEWAY_PORT=str(gateway_port), SESSIONS_ADDR=f"127.0.0.1:{grpc_port}",
+        DOCUMENT_MAX_BYTES=str(SMALL_DOCS)))
+    platform.start(list(names))
+    url = f"http://127.0.0.1:{gateway_port}"
+    try:
+        wait_ready(url + "/ready", 60, what=names[1])
+        yield url
+    finally:
+        for name in reversed(names):
+            platform.stop(name)
+            platform.specs.pop(name, None)
+
+
+async def test_an_update_past_the_document_size_limit_is_answered_with_permission_denied(
+        small_docs: str, crew: Crew) -> None:
+    session_id = crew.session()
+    editor = await YSocket.connect(small_docs, session_id, crew.editor.access_token)
+    try:
+        await editor.insert("print('kept')\n")
+        await asyncio.wait_for(_stored(crew, session_id, "print('kept')\n"), 10)
+        await editor.insert("x" * (SMALL_DOCS + 100))
+        await editor.wait_for(lambda c: bool(c.denials()))
+        assert "size limit" in editor.denials()[0]
+        assert crew.document(session_id)["text"] == "print('kept')\n", "nothing stored is lost"
+        # The socket stays open and answers the protocol.
+        await _answers_step1(editor)
+        assert editor.ws.close_code is None
+    finally:
+        await editor.close()

@@ -155,7 +155,7 @@ class FakeDocHub:
         self.frames: list[Any] = []
         self.told: list[tuple[str, dict[str, Any]]] = []
         self.versions: list[int] = []
-        # Awareness client id -> the user holding it (the hub keeps these in Redis).
+        # Awareness client id -> the connection holding it (the hub keeps these in Redis).
         self.claims: dict[int, str] = {}
 
     async def publish_doc(self, session_id: str, frame: Any) -> bool:
@@ -168,8 +168,13 @@ class FakeDocHub:
     def note_doc_version(self, session_id: str, version: int) -> None:
         self.versions.append(version)
 
-    async def claim_awareness(self, session_id: str, client_id: int, user_id: str) -> bool:
-        return self.claims.setdefault(client_id, user_id) == user_id
+    async def claim_awareness(self, session_id: str, client_id: int, owner: str) -> bool:
+        return self.claims.setdefault(client_id, owner) == owner
+
+    async def release_awareness(self, session_id: str, client_ids: list[int], owner: str) -> None:
+        for client_id in client_ids:
+            if self.claims.get(client_id) == owner:
+                del self.claims[client_id]
 
 
 class DocBackends:

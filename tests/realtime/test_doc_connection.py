@@ -187,6 +187,24 @@ async def test_another_users_client_id_can_be_neither_set_nor_cleared() -> None:
     await _done(victim)
 
 
+async def test_a_peers_state_sent_back_by_another_tab_of_the_same_user_is_not_taken_over() -> None:
+    """y-websocket re-sends every awareness change it hears, its peers' included."""
+    hub = FakeDocHub()
+    first, _, _, _ = _conn(hub=hub)
+    await first.handle(_aware((7, 1, '{"cursor":1}')))
+    second, _, _, _ = _conn(hub=hub)  # the same user in another tab
+    for _ in range(3):
+        await second.handle(_aware((7, 1, '{"cursor":1}')))
+    assert len(_relayed(hub)) == 1
+    await second.goodbye()
+    assert len(_relayed(hub)) == 1, "its goodbye does not clear the other tab's cursor"
+    await first.goodbye()
+    assert _relayed(hub)[-1] == (AwarenessEntry(7, 2, "null"),)
+    assert hub.claims == {}, "claims are released on goodbye"
+    await _done(second)
+    await _done(first)
+
+
 async def test_a_connection_owns_only_its_first_client_ids() -> None:
     conn, _, hub, _ = _conn(REALTIME_AWARENESS_CLIENTS="2")
     await conn.handle(_aware(*[(i, 1, "{}") for i in range(1, 6)]))

@@ -287,3 +287,25 @@ async def _until(check: Any, timeout: float = 3.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met before the deadline"
         await asyncio.sleep(0.005)
+
+
+async def test_an_awareness_client_id_belongs_to_its_first_connection_until_released(
+        redis: Redis, redis_prefix: str) -> None:
+    hub, _ = _hub(redis, REALTIME_PRESENCE_HEARTBEAT_SECONDS="0.1",
+                  REALTIME_PRESENCE_TTL_SECONDS="0.3")
+    hub.channels = KeySpace(redis_prefix + "claims:", "sessions")
+    hub._claims = KeySpace(redis_prefix + "claims:", "gateway")
+    assert await hub.claim_awareness(SESSION, 7, "alice")
+    assert not await hub.claim_awareness(SESSION, 7, "mallory")
+    assert await hub.claim_awareness(SESSION, 7, "alice"), "its owner renews it"
+    assert await hub.claim_awareness("44444444-4444-4444-4444-444444444444", 7, "mallory"), \
+        "ids are per session"
+    deadline = time.monotonic() + 5
+    while not await hub.claim_awareness(SESSION, 7, "mallory"):
+        assert time.monotonic() < deadline, "an unrenewed claim lapses after the TTL"
+        await asyncio.sleep(0.05)
+    assert not await hub.claim_awareness(SESSION, 7, "alice")
+    await hub.release_awareness(SESSION, [7], "alice")
+    assert not await hub.claim_awareness(SESSION, 7, "bob"), "only its owner releases a claim"
+    await hub.release_awareness(SESSION, [7], "mallory")
+    assert await hub.claim_awareness(SESSION, 7, "bob"), "released: free at once"
