@@ -417,7 +417,9 @@ def add_routes(table: RouteTable) -> None:
                         "document becomes read-only and live clients are told", "sessions",
                         response=SessionOut, errors=(403, 404, 429)))
     table.add(Operation("DELETE", one, delete_session, "Delete the session and everything in it "
-                        "(owner)", "sessions", status=204, errors=(403, 404, 429)))
+                        "(owner): its reviews, threads, verdicts, AI jobs and findings follow "
+                        "within seconds, running AI jobs are cut", "sessions", status=204,
+                        errors=(403, 404, 429)))
     table.add(Operation("POST", one + "/transfer", transfer, "Make another member the owner "
                         "(owner); you become an editor", "sessions", request=TransferIn,
                         response=SessionOut, errors=(403, 404, 409, 429)))
