@@ -23,6 +23,7 @@ from services.common.config import (
     message_options,
 )
 from services.common.context import REQUEST_ID_METADATA, request_id_var
+from services.common.identity import SERVICE_TOKEN_METADATA
 
 Resp = TypeVar("Resp")
 
@@ -52,6 +53,8 @@ class Backends:
 
     def __init__(self, config: CommonConfig) -> None:
         self.deadline = config.grpc_deadline
+        # Sent with every call: services refuse any RPC without it (a user's token alone too).
+        self.credential = (SERVICE_TOKEN_METADATA, config.service_token)
         addrs = {"auth": config.auth_addr, "sessions": config.sessions_addr,
                  "review": config.review_addr, "ai": config.ai_addr}
         options = channel_options(config.grpc_max_message_bytes)
@@ -72,8 +75,10 @@ class Backends:
     async def call(self, service: str, method: str,
                    fn: Callable[..., Awaitable[Resp]], request: Any, *,
                    token: str | None = None, timeout: float | None = None) -> Resp:
-        """Call `fn(request)` with a deadline, request id and caller token; map failures to HTTP."""
-        metadata: list[tuple[str, str]] = [(REQUEST_ID_METADATA, request_id_var.get() or "")]
+        """Call `fn(request)` with a deadline, the service credential, request id and caller
+        token; map failures to HTTP."""
+        metadata: list[tuple[str, str]] = [self.credential,
+                                           (REQUEST_ID_METADATA, request_id_var.get() or "")]
         if token is not None:
             metadata.append(("authorization", "Bearer " + token))
         start = time.perf_counter()

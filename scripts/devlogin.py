@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 
@@ -29,7 +30,12 @@ class SignedIn:
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("authorization", f"Bearer {self.access_token}"),)
+        """For calling a service's gRPC port directly: the access token and, as every RPC to a
+        service needs it, the service credential from SERVICE_TOKEN in this process's
+        environment (the test fixtures set it; locally, `.data/secrets.env` holds it)."""
+        bearer = ("authorization", f"Bearer {self.access_token}")
+        credential = os.environ.get("SERVICE_TOKEN")
+        return (("x-tandem-service-token", credential), bearer) if credential else (bearer,)
 
 
 def with_login(authorize_url: str, login: str) -> str:

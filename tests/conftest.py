@@ -107,6 +107,9 @@ def base_env(database_url: str, redis_url: str, redis_prefix: str) -> dict[str, 
         "RATE_LIMIT_AUTH_PER_MINUTE": "100000",
         "RATE_LIMIT_USER_PER_MINUTE": "100000",
     })
+    # Tests calling services directly present this run's credential as the gateway does:
+    # SignedIn.metadata and tests.helpers.identity.gateway_metadata read it from here.
+    os.environ["SERVICE_TOKEN"] = env["SERVICE_TOKEN"]
     return env
 
 

@@ -35,6 +35,7 @@ from services.common.errors import (
     RETRY_AFTER_KEY,
     DomainError,
 )
+from services.common.identity import SERVICE_TOKEN_METADATA, credential_refusal
 from services.common.redisutil import KeySpace, create_redis
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,21 @@ async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseExcep
     await context.abort(code, message)
 
 
+HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Binds the request id, records RED metrics and maps domain errors, for every RPC."""
+    """Binds the request id, records RED metrics and maps domain errors, for every RPC.
+
+    With a `service_token`, it also refuses (UNAUTHENTICATED) every RPC that does not carry
+    that credential in `x-tandem-service-token`, except those of `open_services` (the
+    standard health service, which probes call, and reflection where it is served).
+    """
+
+    def __init__(self, service_token: str | None = None,
+                 open_services: frozenset[str] = frozenset({HEALTH_SERVICE})) -> None:
+        self._token = service_token.encode() if service_token is not None else None
+        self._open = open_services
 
     async def intercept_service(
         self,
@@ -94,9 +108,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         service, method = _split_method(handler_call_details.method)
         request_id = None
+        presented: str | bytes | None = None
         for key, value in handler_call_details.invocation_metadata or ():
             if key == REQUEST_ID_METADATA:
                 request_id = value if isinstance(value, str) else value.decode()
+            elif key == SERVICE_TOKEN_METADATA:
+                presented = value
+        refusal = (credential_refusal(presented, self._token)
+                   if self._token is not None and service not in self._open else None)
         if handler.unary_unary is not None:
             inner = handler.unary_unary
 
@@ -105,6 +124,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 start = time.perf_counter()
                 code = grpc.StatusCode.OK
                 try:
+                    if refusal is not None:
+                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
                     return await inner(request, context)
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN
@@ -127,6 +148,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 start = time.perf_counter()
                 code = grpc.StatusCode.OK
                 try:
+                    if refusal is not None:
+                        await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
                     async for item in inner_stream(request, context):
                         yield item
                 except grpc.aio.AbortError:
@@ -145,6 +168,15 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
+        if refusal is not None:
+            # No client-streaming RPC of ours exists; one added later is refused all the same.
+            async def refuse(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, refusal)
+
+            make = (grpc.stream_unary_rpc_method_handler if handler.stream_unary is not None
+                    else grpc.stream_stream_rpc_method_handler)
+            return make(refuse, request_deserializer=handler.request_deserializer,
+                        response_serializer=handler.response_serializer)
         return handler
 
 
@@ -336,6 +368,11 @@ def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
 SERVER_OPTIONS: list[tuple[str, int]] = server_options(grpc_message_limit(DOCUMENT_MAX_BYTES))
 
 
+def _open_services(config: CommonConfig) -> frozenset[str]:
+    """What answers without the service credential: health always, reflection in development."""
+    return frozenset({HEALTH_SERVICE, *((reflection.SERVICE_NAME,) if config.development else ())})
+
+
 class ServiceRuntime:
     """A running service: start on a port (0 picks one), stop gracefully."""
 
@@ -365,7 +402,8 @@ class ServiceRuntime:
         res = Resources(spec.name, cfg, pool, create_redis(cfg.redis_url),
                         KeySpace(cfg.redis_prefix, spec.name))
         self._res = res
-        server = grpc.aio.server(interceptors=[ServerInterceptor()],
+        server = grpc.aio.server(interceptors=[ServerInterceptor(cfg.service_token,
+                                                                 _open_services(cfg))],
                                  options=server_options(cfg.grpc_max_message_bytes))
         names = list(await spec.register(server, res))
         health_servicer = health.aio.HealthServicer()
@@ -375,11 +413,11 @@ class ServiceRuntime:
         # "liveness" answers SERVING while the process runs (Kubernetes liveness probes ask
         # for it), so an outage of PostgreSQL makes pods unready but never restarts them.
         await health_servicer.set("liveness", health_pb2.HealthCheckResponse.SERVING)
-        reflection.enable_server_reflection(
-            (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME),
-            server,
-        )
+        if cfg.development:
+            # Reflection lists every RPC and message: a map for whoever reaches the port,
+            # so only in development mode (grpcurl against `make run`).
+            reflection.enable_server_reflection((*names, HEALTH_SERVICE, reflection.SERVICE_NAME),
+                                                server)
         self.grpc_port = server.add_insecure_port(f"{cfg.bind_host}:{spec.grpc_port}")
         await server.start()
         self._server, self._health_servicer = server, health_servicer

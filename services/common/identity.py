@@ -244,8 +244,26 @@ def _metadata(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str]:
     return out
 
 
+def credential_refusal(presented: str | bytes | None, service_token: bytes) -> str | None:
+    """Why an RPC's service credential is refused, or None when it is the right one."""
+    if presented is None:
+        return "missing service credential"
+    value = presented.encode() if isinstance(presented, str) else presented
+    # Constant-time: the comparison must not leak how much of the credential matched.
+    if not hmac.compare_digest(value, service_token):
+        return "invalid service credential"
+    return None
+
+
 class Authenticator:
-    """Turns an RPC's metadata into a Caller: a verified user or a service holding the credential."""
+    """Turns an RPC's metadata into a Caller.
+
+    Every call must carry the calling service's credential (`x-tandem-service-token`); a
+    user's access token alone is refused, so nothing but the gateway and the services can
+    reach an RPC. With the credential, the caller is the user of the bearer token (what
+    the gateway sends: a user caller, never internal), else the service itself, acting for
+    `x-tandem-on-behalf-of` when given (internal).
+    """
 
     def __init__(self, verifier: TokenVerifier, service_token: str) -> None:
         self.verifier = verifier
@@ -253,21 +271,18 @@ class Authenticator:
 
     async def caller(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
         meta = _metadata(context)
-        presented = meta.get(SERVICE_TOKEN_METADATA)
-        if presented is not None:
-            # Constant-time: the comparison must not leak how much of the credential matched.
-            if not hmac.compare_digest(presented.encode(), self._service_token):
-                raise Unauthenticated("invalid service credential")
-            on_behalf = meta.get(ON_BEHALF_OF_METADATA) or None
-            if on_behalf:
-                user_id_var.set(on_behalf)
-            return Caller(user_id=on_behalf, internal=True)
+        refusal = credential_refusal(meta.get(SERVICE_TOKEN_METADATA), self._service_token)
+        if refusal is not None:
+            raise Unauthenticated(refusal)
         token = bearer_token(meta.get("authorization"))
-        if token is None:
-            raise Unauthenticated("missing access token")
-        claims = await self.verifier.verify(token)
-        user_id_var.set(claims.user_id)
-        return Caller(user_id=claims.user_id, internal=False, token=token, login=claims.login)
+        if token is not None:
+            claims = await self.verifier.verify(token)
+            user_id_var.set(claims.user_id)
+            return Caller(user_id=claims.user_id, internal=False, token=token, login=claims.login)
+        on_behalf = meta.get(ON_BEHALF_OF_METADATA) or None
+        if on_behalf:
+            user_id_var.set(on_behalf)
+        return Caller(user_id=on_behalf, internal=True)
 
     async def user(self, context: grpc.aio.ServicerContext[Any, Any]) -> Caller:
         caller = await self.caller(context)
@@ -282,14 +297,16 @@ class Authenticator:
         return caller
 
 
-def auth_jwks_fetcher(channel: grpc.aio.Channel, timeout: float = 2.0) -> JwksFetcher:
+def auth_jwks_fetcher(channel: grpc.aio.Channel, service_token: str,
+                      timeout: float = 2.0) -> JwksFetcher:
     """Fetch the JWKS from the auth service over gRPC."""
     from tandem.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: PLC0415 - keep the kit light for auth itself
 
     stub = auth_pb2_grpc.AuthServiceStub(channel)
+    metadata = service_metadata(service_token)
 
     async def fetch() -> str:
-        reply = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=timeout)
+        reply = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=timeout, metadata=metadata)
         return reply.jwks_json
 
     return fetch
@@ -297,7 +314,7 @@ def auth_jwks_fetcher(channel: grpc.aio.Channel, timeout: float = 2.0) -> JwksFe
 
 def service_metadata(service_token: str, on_behalf_of: str | None = None,
                      request_id: str | None = None) -> list[tuple[str, str]]:
-    """Metadata for a service-to-service call."""
+    """Metadata for a service-to-service call (acting for `on_behalf_of` when given)."""
     meta = [(SERVICE_TOKEN_METADATA, service_token)]
     if on_behalf_of:
         meta.append((ON_BEHALF_OF_METADATA, on_behalf_of))
@@ -312,6 +329,6 @@ def service_authenticator(res: Any) -> Authenticator:
     `res` is the kit's Resources; the verifier loads keys on first use and
     whenever it meets an unknown `kid`.
     """
-    verifier = TokenVerifier(auth_jwks_fetcher(res.channel("auth")), res.config.jwt_issuer,
-                             res.config.jwt_audience)
+    verifier = TokenVerifier(auth_jwks_fetcher(res.channel("auth"), res.config.service_token),
+                             res.config.jwt_issuer, res.config.jwt_audience)
     return Authenticator(verifier, res.config.service_token)

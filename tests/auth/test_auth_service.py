@@ -12,7 +12,7 @@ import pytest
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from services.common.identity import service_metadata
-from tests.helpers.identity import SignedIn, code_from_async, sign_in_grpc
+from tests.helpers.identity import SignedIn, code_from_async, gateway_metadata, sign_in_grpc
 
 
 async def _rpc_error(coro: Any) -> grpc.aio.AioRpcError:
@@ -25,13 +25,16 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(stack: Callable[...,
     async with stack() as s, grpc.aio.insecure_channel(s.addr("auth")) as ch:
         stub = auth_pb2_grpc.AuthServiceStub(ch)
         me = await sign_in_grpc(ch, "octocat")
-        first = await stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token))
+        first = await stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token),
+                                  metadata=gateway_metadata())
         second_token = first.tokens.refresh_token
         assert second_token != me.refresh_token
         # Presenting the spent token again is reuse: 401 and the whole family dies.
-        err = await _rpc_error(stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token)))
+        err = await _rpc_error(stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token),
+                                  metadata=gateway_metadata()))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
-        err = await _rpc_error(stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=second_token)))
+        err = await _rpc_error(stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=second_token),
+                                                 metadata=gateway_metadata()))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -39,33 +42,39 @@ async def test_logout_revokes_the_family(stack: Callable[..., Any]) -> None:
     async with stack() as s, grpc.aio.insecure_channel(s.addr("auth")) as ch:
         stub = auth_pb2_grpc.AuthServiceStub(ch)
         me = await sign_in_grpc(ch, "hubot")
-        await stub.Logout(auth_pb2.LogoutRequest(refresh_token=me.refresh_token))
-        err = await _rpc_error(stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token)))
+        await stub.Logout(auth_pb2.LogoutRequest(refresh_token=me.refresh_token), metadata=gateway_metadata())
+        err = await _rpc_error(stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token),
+                                  metadata=gateway_metadata()))
         assert err.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 async def test_state_is_single_use_and_forged_state_is_refused(stack: Callable[..., Any]) -> None:
     async with stack() as s, grpc.aio.insecure_channel(s.addr("auth")) as ch:
         stub = auth_pb2_grpc.AuthServiceStub(ch)
-        start = await stub.StartLogin(auth_pb2.StartLoginRequest())
+        start = await stub.StartLogin(auth_pb2.StartLoginRequest(), metadata=gateway_metadata())
         code = await code_from_async(start.authorize_url, "monalisa")
-        await stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code=code, state=start.state))
-        replay = await _rpc_error(stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code=code, state=start.state)))
+        await stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code=code, state=start.state),
+                                 metadata=gateway_metadata())
+        replay = await _rpc_error(stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code=code, state=start.state),
+                                 metadata=gateway_metadata()))
         assert replay.code() == grpc.StatusCode.INVALID_ARGUMENT
-        forged = await _rpc_error(stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code="x", state="forged")))
+        forged = await _rpc_error(stub.CompleteLogin(auth_pb2.CompleteLoginRequest(code="x", state="forged"),
+                                                 metadata=gateway_metadata()))
         assert forged.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_redirect_uri_outside_allow_list_is_refused(stack: Callable[..., Any]) -> None:
     async with stack() as s, grpc.aio.insecure_channel(s.addr("auth")) as ch:
         err = await _rpc_error(auth_pb2_grpc.AuthServiceStub(ch).StartLogin(
-            auth_pb2.StartLoginRequest(redirect_uri="https://evil.example/cb")))
+            auth_pb2.StartLoginRequest(redirect_uri="https://evil.example/cb"),
+            metadata=gateway_metadata()))
         assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 async def test_authorize_url_carries_pkce_and_state(stack: Callable[..., Any]) -> None:
     async with stack() as s, grpc.aio.insecure_channel(s.addr("auth")) as ch:
-        start = await auth_pb2_grpc.AuthServiceStub(ch).StartLogin(auth_pb2.StartLoginRequest())
+        start = await auth_pb2_grpc.AuthServiceStub(ch).StartLogin(auth_pb2.StartLoginRequest(),
+                                                                     metadata=gateway_metadata())
         params = httpx.URL(start.authorize_url).params
         assert params["client_id"] == "tandem-local"
         assert params["code_challenge_method"] == "S256"
@@ -111,14 +120,15 @@ async def test_rotated_key_keeps_old_tokens_valid_and_signs_new_ones(
         rotated = await stub.RotateSigningKey(auth_pb2.RotateSigningKeyRequest(),
                                               metadata=service_metadata(base_env["SERVICE_TOKEN"]))
         kids = [k["kid"] for k in __import__("json").loads(
-            (await stub.GetJwks(auth_pb2.GetJwksRequest())).jwks_json)["keys"]]
+            (await stub.GetJwks(auth_pb2.GetJwksRequest(), metadata=gateway_metadata())).jwks_json)["keys"]]
         assert rotated.kid in kids
         assert len(kids) >= 2
         # The token signed before the rotation still works...
         still = await stub.GetUser(auth_pb2.GetUserRequest(user_id=me.user_id), metadata=me.metadata)
         assert still.user.github_login == "octocat"
         # ...and new tokens carry the new kid.
-        fresh = await stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token))
+        fresh = await stub.RefreshToken(auth_pb2.RefreshTokenRequest(refresh_token=me.refresh_token),
+                                  metadata=gateway_metadata())
         import jwt
 
         assert jwt.get_unverified_header(fresh.tokens.access_token)["kid"] == rotated.kid
@@ -168,7 +178,8 @@ async def test_a_changed_encryption_key_retires_unreadable_signing_keys_instead_
             health = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest())
             assert health.status == health_pb2.HealthCheckResponse.SERVING
             jwks = __import__("json").loads(
-                (await auth_pb2_grpc.AuthServiceStub(ch).GetJwks(auth_pb2.GetJwksRequest())).jwks_json)
+                (await auth_pb2_grpc.AuthServiceStub(ch).GetJwks(auth_pb2.GetJwksRequest(),
+                                                           metadata=gateway_metadata())).jwks_json)
             # The old key still verifies the tokens it signed; a new one signs.
             assert len(jwks["keys"]) == 2
         with psycopg.connect(url) as conn:
