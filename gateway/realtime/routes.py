@@ -36,10 +36,15 @@ the session, 4410 session ended."""
 
 DOC_DESCRIPTION = """WebSocket (binary): the y-websocket protocol (sync step 1/2, update,
 awareness) over the session's shared document, a `Y.Text` named `code`. Updates are stored
-before they reach other clients; a viewer's updates are dropped and answered with an `error`
-on the events socket; an ended session's document is read-only. Close codes: 1003 text
-frame, 1007 not a y-websocket message, 1012 gateway restarting, 1013 document store
-unavailable (reconnect to resync), 4401 token expired, 4403 removed from the session."""
+before they reach other clients; a refused update (a viewer's, any after the session ended,
+or one that would take the document past its size limit) is dropped and answered on this
+socket with y-protocols' auth message `permission-denied` and a reason (and with an `error`
+on the events socket). A connection's own awareness is sent back to it; it owns the
+awareness client ids it announces first (4 by default), each entry at most 4 KiB by default.
+Close codes: 1003 text frame, 1007 not a y-websocket message, 1012 gateway restarting, 1013
+document store unavailable (reconnect to resync), 4401 token expired, 4403 removed from the
+session, 4410 session deleted, 4429 too many frames (by default over 100 a second, bursts of
+300)."""
 
 
 def add_routes(table: RouteTable) -> None:
