@@ -40,7 +40,7 @@ run: $(GEN) ## start the whole platform on this machine (Ctrl-C stops it)
 deps: $(GEN) ## make sure PostgreSQL and Redis answer (starting private ones) and write .data/local.env
 	@$(PY) -m scripts.run --deps-only
 
-tools: ## best-effort system tools: promtool for the deploy checks (tests skip without it)
+tools: ## best-effort system tools: promtool for the deploy checks, Chromium for tests/browser (tests skip without them)
 	@command -v promtool >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "==> installing promtool (Debian package prometheus)"; \
@@ -48,6 +48,14 @@ tools: ## best-effort system tools: promtool for the deploy checks (tests skip w
 			{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } || \
 			echo "    promtool could not be installed: the Prometheus rule tests will be skipped"; \
 		else echo "==> promtool not found: the Prometheus rule tests will be skipped"; fi; }
+	@# Playwright drives the system's Chromium (its own browser download is not used).
+	@test -n "$$TANDEM_CHROMIUM" || command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "==> installing Chromium for the browser tests (Debian package chromium)"; \
+			apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+			{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
+			echo "    Chromium could not be installed: the browser tests (tests/browser) will be skipped"; \
+		else echo "==> chromium not found: the browser tests (tests/browser) will be skipped (or set TANDEM_CHROMIUM)"; fi; }
 
 test: $(GEN) tools ## run the whole test suite against real PostgreSQL/Redis (private ones if none answer)
 	@echo "==> making sure PostgreSQL and Redis answer"

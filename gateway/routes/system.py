@@ -37,7 +37,8 @@ OPENAPI_KEY = web.AppKey("openapi", OpenApiDocument)
 
 _DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tandem API</title>
-<link rel="stylesheet" href="/docs/static/swagger-ui.css"></head>
+<link rel="stylesheet" href="/docs/static/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/static/favicon-32x32.png" sizes="32x32"></head>
 <body><div id="swagger-ui"></div>
 <script src="/docs/static/swagger-ui-bundle.js"></script>
 <script src="/docs/static/swagger-ui-standalone-preset.js"></script>
@@ -188,19 +189,19 @@ def add_routes(table: RouteTable) -> None:
                         "system", auth=False, response=text, content_type="application/javascript"))
 
 
-def _docs_asset_path(name: str) -> Path | None:
-    """The Swagger UI file `name` (percent-decoded, so it may hold "/"): directly in the folder
-    the package ships, or None."""
-    # Imported with the first asset asked for: the package loads importlib.resources just to
-    # name its folder, memory an idle gateway need not carry.
-    import swagger_ui_bundle  # noqa: PLC0415
+# Swagger UI 5 (it reads OpenAPI 3.1), vendored from npm's swagger-ui-dist: see its README.md.
+SWAGGER_UI_DIR = Path(__file__).resolve().parent.parent / "static" / "swagger-ui"
+_DOCS_ASSETS = frozenset({"swagger-ui.css", "swagger-ui-bundle.js", "swagger-ui-standalone-preset.js",
+                          "favicon-32x32.png", "favicon-16x16.png"})
 
-    try:
-        root = Path(swagger_ui_bundle.swagger_ui_path).resolve()
-        path = (root / name).resolve()
-        return path if path.parent == root and path.is_file() else None
-    except (OSError, ValueError):  # e.g. a NUL byte decoded from %00
+
+def _docs_asset_path(name: str) -> Path | None:
+    """The Swagger UI file `name` (percent-decoded, so it may hold "/"), or None: only the
+    assets the page loads, never the folder's other files."""
+    if name not in _DOCS_ASSETS:
         return None
+    path = SWAGGER_UI_DIR / name
+    return path if path.is_file() else None
 
 
 async def docs_asset(request: web.Request) -> web.StreamResponse:
@@ -212,5 +213,5 @@ async def docs_asset(request: web.Request) -> web.StreamResponse:
 
 
 def add_static(app: web.Application) -> None:
-    """Swagger UI assets ship inside a Python package: /docs works with no internet."""
+    """Swagger UI assets ship in the repository: /docs works with no internet."""
     app.router.add_get("/docs/static/{name}", docs_asset, name="docs-static")

@@ -6,6 +6,7 @@ These routes need no service: the backends point at a closed port.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import orjson
@@ -29,14 +30,19 @@ async def client(base_env: dict[str, str]) -> AsyncIterator[TestClient[TestServe
         yield test_client
 
 
-async def test_swagger_ui_assets_come_from_the_package(client: TestClient[TestServer]) -> None:
+async def test_swagger_ui_assets_are_the_vendored_swagger_ui_5(client: TestClient[TestServer]) -> None:
     css = await client.get("/docs/static/swagger-ui.css")
     assert css.status == 200
     assert css.headers["Content-Type"].startswith("text/css")
     assert b"swagger-ui" in await css.read()
-    head = await client.head("/docs/static/swagger-ui-bundle.js")
-    assert head.status == 200
-    assert int(head.headers["Content-Length"]) > 100_000
+    bundle = await client.get("/docs/static/swagger-ui-bundle.js")
+    assert bundle.status == 200
+    # Swagger UI reads OpenAPI 3.1 (what /openapi.json is) only from major version 5 on.
+    version = re.search(rb'PACKAGE_VERSION:"(\d+)\.', await bundle.read())
+    assert version is not None
+    assert int(version.group(1)) >= 5
+    preset = await client.head("/docs/static/swagger-ui-standalone-preset.js")
+    assert preset.status == 200
     # The start-up script is the gateway's own route, not a file of the package.
     init = await client.get("/docs/static/init.js")
     assert 'url: "/openapi.json"' in await init.text()
@@ -44,7 +50,7 @@ async def test_swagger_ui_assets_come_from_the_package(client: TestClient[TestSe
 
 @pytest.mark.parametrize("name", [
     "nope.js", "..", "%2e%2e", "%00", "..%2f__init__.py", "..%2F..%2F__init__.py",
-    "..%2f..%2fswagger_ui_bundle%2f__init__.py",
+    "..%2f..%2fswagger_ui_bundle%2f__init__.py", "README.md", "LICENSE", "..%2f..%2fserver.py",
 ])
 async def test_nothing_outside_the_assets_folder_is_served(client: TestClient[TestServer],
                                                            name: str) -> None:
