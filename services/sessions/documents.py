@@ -151,7 +151,7 @@ class DocumentService:
     """GetDocument, SyncDocument and ApplyDocumentUpdate over stored updates and snapshots."""
 
     def __init__(self, res: Resources, members: MembershipLookup, *, compact_after: int = 500,
-                 cache_bytes: int = 32 * 1024 * 1024, publish_timeout: float = 1.0) -> None:
+                 cache_bytes: int = 16 * 1024 * 1024, publish_timeout: float = 1.0) -> None:
         self._res = res
         self._members = members
         self._compact_after = compact_after

@@ -40,7 +40,7 @@ class SessionsSettings:
             notifications=ConsumerSettings(
                 claim_idle_ms=int(env.float("NOTIFICATIONS_CLAIM_IDLE_SECONDS", 30.0,
                                             minimum=0.01) * 1000)),
-            document_cache_bytes=env.int("SESSIONS_DOCUMENT_CACHE_BYTES", 32 * 1024 * 1024,
+            document_cache_bytes=env.int("SESSIONS_DOCUMENT_CACHE_BYTES", 16 * 1024 * 1024,
                                          minimum=0),
         )
 
