@@ -871,3 +871,121 @@ def test_healthcheck_cli_unreachable() -> None:
     proc = _healthcheck(f"127.0.0.1:{port}", "--timeout", "1")
     assert proc.returncode == 1
     assert f"127.0.0.1:{port}" in proc.stderr
+
+
+# --------------------------------------------------------------------------- NetworkPolicies
+
+# Where the Prometheus that scrapes the pods' metrics ports runs (docs/operations.md): the
+# namespace `monitoring`, pods labelled app.kubernetes.io/name=prometheus, as the common
+# Prometheus charts and operator label them. An overlay patches both if yours differs.
+PROMETHEUS_NAMESPACE = {"kubernetes.io/metadata.name": "monitoring"}
+PROMETHEUS_POD = {"app.kubernetes.io/name": "prometheus"}
+
+
+def _selects(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """Whether a LabelSelector selects an object with `labels` (an empty selector selects all)."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {"In": key in labels and labels[key] in values,
+              "NotIn": key not in labels or labels[key] not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+def _pod_templates(objs: tuple[dict[str, Any], ...]) -> dict[str, dict[str, str]]:
+    """Every pod the manifests run: `Kind/name` -> its pod labels."""
+    pods = {}
+    for obj in objs:
+        if obj["kind"] in ("Deployment", "StatefulSet", "Job"):
+            pods[f"{obj['kind']}/{obj['metadata']['name']}"] = obj["spec"]["template"]["metadata"]["labels"]
+    return pods
+
+
+def _port_number(port: Any, container: dict[str, Any]) -> int:
+    return _container_port(container, port) if isinstance(port, str) else int(port)
+
+
+def _ingress_sources(objs: tuple[dict[str, Any], ...], deployment: dict[str, Any],
+                     ) -> dict[int | None, list[dict[str, Any]]]:
+    """For one Deployment's pods: port (None: every port) -> the peers allowed to reach it
+    ({} stands for "from anywhere"). No entry for a port: nothing may reach it."""
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    allowed: dict[int | None, list[dict[str, Any]]] = {}
+    for policy in _of_kind(objs, "NetworkPolicy"):
+        spec = policy["spec"]
+        if not _selects(spec["podSelector"], labels):
+            continue
+        assert "Ingress" in spec.get("policyTypes", ["Ingress"]), policy["metadata"]["name"]
+        for rule in spec.get("ingress", []):
+            peers = rule.get("from") or [{}]
+            ports: list[int | None] = [_port_number(p["port"], container)
+                                       for p in rule.get("ports", [])] or [None]
+            for port in ports:
+                allowed.setdefault(port, []).extend(peers)
+    return allowed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_and_the_services_reach_service_ports(overlay: str) -> None:
+    """Each service's gRPC port: only the gateway's and the services' pods (this namespace);
+    its metrics port: only Prometheus; nothing else, from anywhere."""
+    objs = _objects(f"overlays/{overlay}")
+    pods = _pod_templates(objs)
+    deployments = {d["metadata"]["name"]: d for d in _tandem_deployments(objs)}
+    callers = {f"Deployment/{name}" for name in PROCESSES}
+    assert callers <= set(pods)
+    for name, (grpc_port, metrics_port) in SERVICES.items():
+        allowed = _ingress_sources(objs, deployments[name])
+        assert allowed, f"{name}: no NetworkPolicy selects its pods"
+        assert set(allowed) == {grpc_port, metrics_port}, f"{name}: ports open: {set(allowed)}"
+        grpc_peers = allowed[grpc_port]
+        for peer in grpc_peers:
+            assert set(peer) == {"podSelector"}, f"{name}: gRPC peer {peer} reaches beyond the namespace"
+        reach = {pod for pod, labels in pods.items()
+                 if any(_selects(p["podSelector"], labels) for p in grpc_peers)}
+        assert reach == callers, f"{name}: gRPC port reachable from {sorted(reach)}"
+        for peer in allowed[metrics_port]:
+            assert set(peer) == {"namespaceSelector", "podSelector"}, f"{name}: metrics peer {peer}"
+            assert peer["namespaceSelector"] == {"matchLabels": PROMETHEUS_NAMESPACE}
+            assert peer["podSelector"] == {"matchLabels": PROMETHEUS_POD}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_has_its_own_network_policy(overlay: str) -> None:
+    """One NetworkPolicy per service, named and labelled after it, Ingress only."""
+    objs = _objects(f"overlays/{overlay}")
+    policies = {p["metadata"]["name"]: p for p in _of_kind(objs, "NetworkPolicy")}
+    assert set(policies) == set(SERVICES)
+    for name, policy in policies.items():
+        assert policy["spec"]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": name}}
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        assert policy["metadata"]["labels"]["app.kubernetes.io/name"] == name
+
+
+def test_prod_says_how_to_create_every_secret_it_reads() -> None:
+    """The prod overlay's `kubectl create secret` lists exactly the keys the pods read, and
+    marks optional exactly those the pods may run without; TANDEM_ENV is production."""
+    objs = _objects("overlays/prod")
+    refs: dict[str, bool] = {}
+    for _, spec in _pod_specs(objs):
+        for c in _containers(spec):
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    refs[ref["key"]] = refs.get(ref["key"], True) and bool(ref.get("optional"))
+    text = (K8S / "overlays/prod/kustomization.yaml").read_text()
+    listed = dict(re.findall(r"--from-literal=([A-Z_]+)=.*?\\?\s*(#\s*optional\b.*)?$", text, re.M))
+    assert set(listed) == set(refs), f"documented {sorted(listed)}, read {sorted(refs)}"
+    assert {k for k, note in listed.items() if note} == {k for k, opt in refs.items() if opt}
+    (config,) = [c for c in _of_kind(objs, "ConfigMap")
+                 if c["metadata"]["name"].startswith("tandem-config")]
+    assert config["data"]["TANDEM_ENV"] == "production"
+    (dev_config,) = [c for c in _of_kind(_objects("overlays/dev"), "ConfigMap")
+                     if c["metadata"]["name"].startswith("tandem-config")]
+    assert dev_config["data"]["TANDEM_ENV"] == "development"
