@@ -46,8 +46,11 @@ _DOCS_HTML = """<!doctype html>
 </body></html>
 """
 # Inline scripts would need a looser Content-Security-Policy; a static file keeps it strict.
+# validatorUrl null: by default Swagger UI sends the document's URL to validator.swagger.io
+# for a badge, a call to the internet that /docs must not need (nor leak the URL to).
 _DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui",
-  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout",
+  validatorUrl: null});
 """
 
 READY_SCHEMA: dict[str, Any] = {
