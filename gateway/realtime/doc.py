@@ -11,10 +11,9 @@ when it is alone. A connection owns at most `REALTIME_AWARENESS_CLIENTS` awarene
 client ids, the first it announces (claimed in Redis, so no other connection on any
 gateway can set or clear them; y-websocket re-sends every peer's state it hears, and
 those copies are dropped here), each entry at most `REALTIME_AWARENESS_ENTRY_BYTES`;
-frames are rate-limited per
-connection (4429 when exceeded). A refused update is answered on this socket with
-y-protocols' auth `permission-denied` and a reason (and, as before, an `error` on the
-user's events sockets).
+frames are rate-limited per connection (4429 when exceeded). A refused update is
+answered on this socket with y-protocols' auth `permission-denied` and a reason (and,
+as before, an `error` on the user's events sockets).
 """
 
 from __future__ import annotations
@@ -196,7 +195,7 @@ class DocConnection(Connection):
                 return
             # The reference server's echo: y-websocket counts on hearing its own awareness
             # renewals (every 15 s) to know the connection is alive.
-            self.send(awareness_message(update))
+            self.send(data if update is message.update else awareness_message(update))
             await self.hub.publish_doc(self.session_id, DocFrame(
                 DOC_AWARENESS, self.id_bytes, update, target=NOBODY))
         elif isinstance(message, QueryAwareness):
@@ -214,7 +213,10 @@ class DocConnection(Connection):
             if size > limit or (size * 4 > limit and len(entry.state.encode()) > limit):
                 continue  # an oversized entry is refused, never stored or relayed
             gone = entry.state in ("", "null")
-            if not await self._owns(entry.client_id, claim=not gone):
+            renewed = self._owned.get(entry.client_id)
+            # The steady state (an id it owns, renewed lately) needs no Redis round trip.
+            if ((renewed is None or time.monotonic() - renewed >= self._renew_after)
+                    and not await self._owns(entry.client_id, claim=not gone)):
                 continue
             if gone:
                 self._awareness.pop(entry.client_id, None)
