@@ -34,9 +34,14 @@ def chromium_path() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """One headless Chromium for the run (a context per test keeps tests apart)."""
+    """One headless Chromium for the tests of this package (a context per test keeps them apart).
+
+    Package scope, not session: Playwright's sync API keeps an asyncio loop running in this
+    thread for as long as it is open, and pytest-asyncio cannot run any async test meanwhile.
+    So the tests here are sync, and Playwright is closed before the suite moves on.
+    """
     executable = chromium_path()
     if executable is None:
         pytest.skip("no Chromium: install Debian's `chromium` (make test does, as root with apt) "
