@@ -39,7 +39,8 @@ def _redacted(match: re.Match[str]) -> str:
 
 
 # Every match of _CREDENTIAL holds one of these (lower-cased): a line without any skips the
-# regex, which costs ~150 us on a 400-character line against ~1 us for this check.
+# regex (~100 us on a 400-character line, IGNORECASE defeats its literal search; the check
+# costs a few us, well under formatting the line itself).
 _TRIGGERS = ("bearer", "basic", "eyj", "authorization", "cookie", "token", "code=", "state=",
              "secret", "password")
 
@@ -47,9 +48,10 @@ _TRIGGERS = ("bearer", "basic", "eyj", "authorization", "cookie", "token", "code
 def redact(text: str) -> str:
     """`text` with every credential-shaped part replaced by [redacted]."""
     lowered = text.lower()
-    if not any(word in lowered for word in _TRIGGERS):
-        return text
-    return _CREDENTIAL.sub(_redacted, text)
+    for word in _TRIGGERS:
+        if word in lowered:
+            return _CREDENTIAL.sub(_redacted, text)
+    return text
 
 
 class JsonFormatter(logging.Formatter):
