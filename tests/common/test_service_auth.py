@@ -148,3 +148,35 @@ async def test_reflection_is_off_outside_development(
         names = await _reflected(runtime.grpc_port)
         assert isinstance(names, set)
         assert "tandem.review.v1.ReviewService" in names
+
+
+async def test_the_interceptor_refuses_streaming_calls_without_the_credential_too() -> None:
+    """Client-streaming RPCs go through the same gate (reflection stands in for one here:
+    the kit never serves it without the credential outside the open services)."""
+    from grpc_reflection.v1alpha import reflection
+
+    from services.common.grpcserver import ServerInterceptor
+
+    token = "interceptor-" + uuid.uuid4().hex
+    server = grpc.aio.server(interceptors=[ServerInterceptor(token)])
+    reflection.enable_server_reflection((reflection.SERVICE_NAME,), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+            async def one() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+                yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                async for _ in stub.ServerReflectionInfo(one(), timeout=5):
+                    pass
+            assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert info.value.details() == "missing service credential"
+            names = [s.name async for reply in stub.ServerReflectionInfo(
+                one(), timeout=5, metadata=((SERVICE_TOKEN_METADATA, token),))
+                for s in reply.list_services_response.service]
+            assert names == [reflection.SERVICE_NAME]
+    finally:
+        await server.stop(None)
