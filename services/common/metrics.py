@@ -80,6 +80,15 @@ WS_RATE_LIMITED = Counter(
     "WebSocket frames over a connection's rate limit (the document socket then closes with 4429).",
     ["socket"],
 )
+DOCUMENTS_LOADED_BYTES = Gauge(
+    "tandem_documents_loaded_bytes",
+    "Loaded documents of this sessions replica: encoded bytes plus 4 KiB each "
+    "(SESSIONS_DOCUMENT_CACHE_BYTES bounds it).",
+)
+DOCUMENT_UPDATES_TOO_LARGE = Counter(
+    "tandem_document_updates_too_large_total",
+    "Document updates refused because the document would pass DOCUMENT_MAX_BYTES.",
+)
 AI_JOBS = Counter(
     "tandem_ai_jobs_total", "AI review jobs that ended, by provider and final status.",
     ["provider", "status"],

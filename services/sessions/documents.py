@@ -49,6 +49,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2
 
+from services.common import metrics
 from services.common.context import session_id_var
 from services.common.errors import (
     FailedPrecondition,
@@ -125,6 +126,7 @@ class DocumentTooLarge(ResourceExhausted):
     def __init__(self, limit: int) -> None:
         super().__init__(f"the document would pass its size limit of {limit} bytes; "
                          "the update was not stored")
+        metrics.DOCUMENT_UPDATES_TOO_LARGE.inc()
 
 
 class _OverLimit(Exception):
@@ -276,10 +278,12 @@ class DocumentService:
         while self._cached_weight > self._cache_bytes and len(self._cache) > 1:
             oldest, _ = self._cache.popitem(last=False)
             self._cached_weight -= self._weights.pop(oldest)
+        metrics.DOCUMENTS_LOADED_BYTES.set(self._cached_weight)
 
     def _forget(self, session_id: str) -> None:
         if self._cache.pop(session_id, None) is not None:
             self._cached_weight -= self._weights.pop(session_id)
+            metrics.DOCUMENTS_LOADED_BYTES.set(self._cached_weight)
 
     async def _read(self, session_id: str) -> _Loaded:
         """The committed document, bringing the cached copy up to date with the database."""

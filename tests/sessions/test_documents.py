@@ -13,6 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
 from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2 as pb
 from tandem.sessions.v1 import sessions_pb2_grpc
@@ -112,6 +113,7 @@ async def test_the_attack_is_refused_with_a_clear_error_and_the_document_stays_r
     model.apply_update(first)
 
     accepted = refused = 0
+    refusals_before = _sample("tandem_document_updates_too_large_total")
     for _ in range(12):
         update = singles(attacker, 500)  # about 7 KB of single characters each
         fits = len(model.get_update()) + len(update) <= LIMIT
@@ -132,6 +134,7 @@ async def test_the_attack_is_refused_with_a_clear_error_and_the_document_stays_r
         refused += 1
     assert accepted >= 3
     assert refused >= 1
+    assert _sample("tandem_document_updates_too_large_total") == refusals_before + refused
 
     expected = str(model.get("code", type=Text))
     # Still readable over REST ...
@@ -187,6 +190,11 @@ async def test_deleted_text_frees_its_room_even_before_the_log_is_compacted(smal
     assert doc.version == 9
 
 
+def _sample(name: str) -> float:
+    value = REGISTRY.get_sample_value(name)
+    return 0.0 if value is None else value
+
+
 def _service(world: World, **kwargs: Any) -> DocumentService:
     _, checker = build_app(world.res, SessionsSettings.from_env(Env({})))
     return DocumentService(world.res, checker, **kwargs)
@@ -213,7 +221,9 @@ async def test_loaded_documents_are_bounded_by_bytes_least_recently_used_first(
     await service.get_document(pb.GetDocumentRequest(session_id=sessions[0]), caller)
     await service.get_document(pb.GetDocumentRequest(session_id=sessions[2]), caller)
     assert list(service.loaded()) == [sessions[0], sessions[2]]
-    assert sum(size + LOADED_OVERHEAD_BYTES for size in service.loaded().values()) <= 30_000
+    weight = sum(size + LOADED_OVERHEAD_BYTES for size in service.loaded().values())
+    assert weight <= 30_000
+    assert _sample("tandem_documents_loaded_bytes") == weight
     # A document larger than the whole budget is still served, alone.
     big = await small.create()
     await small.stub.ApplyDocumentUpdate(
