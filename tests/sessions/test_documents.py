@@ -23,7 +23,8 @@ from gateway import keys
 from gateway.app import create_app
 from gateway.config import GatewayConfig
 from gateway.realtime.config import RealtimeConfig
-from services.common.config import Env
+from services.common.config import CommonConfig, ConfigError, Env, grpc_message_limit
+from services.common.grpcserver import server_options
 from services.common.identity import Caller, service_metadata
 from services.sessions.documents import LOADED_OVERHEAD_BYTES, DocumentService
 from services.sessions.server import SessionsSettings, build_app
@@ -304,3 +305,20 @@ def _varuint(value: int) -> bytes:
         out.append(byte | (0x80 if value else 0))
         if not value:
             return bytes(out)
+
+
+@pytest.mark.parametrize("value", ["0", "1023", "4MiB", str(256 * 1024 * 1024 + 1)])
+def test_a_bad_document_limit_stops_every_process_naming_the_variable(value: str) -> None:
+    with pytest.raises(ConfigError, match="DOCUMENT_MAX_BYTES"):
+        CommonConfig.from_env(Env({"TANDEM_ENV": "development", "DOCUMENT_MAX_BYTES": value}))
+
+
+def test_grpc_message_limits_follow_the_document_limit() -> None:
+    # A fresh client's sync answer carries the state twice at most (update and state vector).
+    assert grpc_message_limit(4 * 1024 * 1024) == 16 * 1024 * 1024
+    assert grpc_message_limit(24 * 1024 * 1024) == 49 * 1024 * 1024
+    config = CommonConfig.from_env(Env({"TANDEM_ENV": "development",
+                                        "DOCUMENT_MAX_BYTES": str(24 * 1024 * 1024)}))
+    options = dict(server_options(config.grpc_max_message_bytes))
+    assert options["grpc.max_receive_message_length"] == 49 * 1024 * 1024
+    assert options["grpc.max_send_message_length"] == 49 * 1024 * 1024
