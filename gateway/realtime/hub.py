@@ -57,6 +57,12 @@ if owner == false or owner == ARGV[1] then
 end
 return 0
 """
+# An awareness update with no entries, sent to every document socket every
+# DOC_KEEPALIVE_SECONDS: y-websocket's provider reconnects after 30 s without any message,
+# and a client whose own awareness state is null hears no echo of it.
+DOC_KEEPALIVE = awareness_message(b"\x00")
+DOC_KEEPALIVE_SECONDS = 10.0
+
 _RELEASE = """
 for _, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -160,7 +166,8 @@ class Hub:
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._listen_forever(), name="hub-listen"),
                        asyncio.create_task(self._heartbeat_forever(), name="hub-heartbeat"),
-                       asyncio.create_task(self._check_seqs_forever(), name="hub-seq-check")]
+                       asyncio.create_task(self._check_seqs_forever(), name="hub-seq-check"),
+                       asyncio.create_task(self._keep_docs_alive_forever(), name="hub-doc-alive")]
 
     async def stop(self) -> None:
         for task in [*self._tasks, *self._background]:
@@ -553,6 +560,17 @@ class Hub:
         self._advance(room)
 
     # --- presence ---------------------------------------------------------------------------
+
+    async def _keep_docs_alive_forever(self) -> None:
+        while True:
+            await asyncio.sleep(DOC_KEEPALIVE_SECONDS)
+            self.keep_docs_alive()
+
+    def keep_docs_alive(self) -> None:
+        """One tiny frame to each document socket (the same bytes for all of them)."""
+        for room in list(self.rooms.values()):
+            for member in list(room.docs):
+                member.send(DOC_KEEPALIVE)
 
     async def _heartbeat_forever(self) -> None:
         while True:

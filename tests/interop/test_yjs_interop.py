@@ -79,31 +79,39 @@ class NodeClient:
 
 
 async def _watcher(platform: LocalPlatform, session_id: str, user: SignedIn,
-                   node_modules: Path) -> NodeClient:
+                   node_modules: Path, *mode: str) -> NodeClient:
     proc = await asyncio.create_subprocess_exec(
         "node", str(WATCH), ws_url(platform.url, f"/api/v1/sessions/{session_id}"),
-        user.access_token, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        user.access_token, *mode, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "NODE_PATH": str(node_modules)})
     return NodeClient(proc)
 
 
 async def test_a_lone_y_websocket_provider_stays_connected_while_idle(
         platform: LocalPlatform, node_modules: Path) -> None:
-    """Issue 14, item 1: alone, y-websocket's provider hears only its own awareness echoed
-    back; without it, it closes the socket after 30 s of silence and reconnects."""
+    """Issue 14, item 1: y-websocket's provider closes a socket that heard nothing for 30 s.
+    Alone, one hears its own awareness renewals echoed back; one whose awareness is null
+    sends none, and hears the gateway's keepalive. Each is alone in its own session."""
     owner = sign_in_http(platform.url, f"lone-{secrets.token_hex(3)}")
-    async with httpx.AsyncClient(base_url=platform.url, timeout=10) as api:
-        created = await api.post("/api/v1/sessions", json={"title": "alone"}, headers=owner.headers)
-        assert created.status_code == 201, created.text
-    node = await _watcher(platform, created.json()["id"], owner, node_modules)
+    nodes = []
     try:
-        await node.hear("synced")
-        await node.listen(IDLE_SECONDS, stop_on="disconnected")
-        statuses = [m["status"] for m in node.said if "status" in m]
-        assert statuses.count("connected") == 1, statuses
-        assert "disconnected" not in statuses, statuses
+        async with httpx.AsyncClient(base_url=platform.url, timeout=10) as api:
+            for mode in ((), ("silent",)):
+                created = await api.post("/api/v1/sessions", json={"title": "alone"},
+                                         headers=owner.headers)
+                assert created.status_code == 201, created.text
+                nodes.append(await _watcher(platform, created.json()["id"], owner,
+                                            node_modules, *mode))
+        await asyncio.gather(*(node.hear("synced") for node in nodes))
+        await asyncio.gather(*(node.listen(IDLE_SECONDS, stop_on="disconnected")
+                               for node in nodes))
+        for node in nodes:
+            statuses = [m["status"] for m in node.said if "status" in m]
+            assert statuses.count("connected") == 1, statuses
+            assert "disconnected" not in statuses, statuses
     finally:
-        await node.stop()
+        for node in nodes:
+            await node.stop()
 
 
 async def test_a_viewers_provider_is_told_permission_denied_on_the_document_socket(

@@ -1,5 +1,6 @@
 // A y-websocket WebsocketProvider with its default options (messageReconnectTimeout 30 s),
-// reporting what it lives through: node yjs_watch.cjs <serverUrl> <token>
+// reporting what it lives through: node yjs_watch.cjs <serverUrl> <token> [silent]
+// ("silent": its awareness state is null, so it sends no awareness renewals to be echoed)
 // JSON lines on stdout:
 //   {"status": "connected" | "disconnected" | "connecting"}   the provider's status events
 //   {"synced": true}                                           the first sync
@@ -12,7 +13,7 @@ const { WebsocketProvider } = require('y-websocket')
 const WebSocket = require('ws')
 const readline = require('readline')
 
-const [serverUrl, token] = process.argv.slice(2)
+const [serverUrl, token, mode] = process.argv.slice(2)
 const say = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
 
 // y-websocket's permission-denied handler warns on the console with the server's reason.
@@ -31,7 +32,8 @@ const provider = new WebsocketProvider(serverUrl, 'doc', doc, {
   params: { access_token: token },
   disableBc: true
 })
-provider.awareness.setLocalStateField('user', { name: 'watcher' })
+if (mode === 'silent') provider.awareness.setLocalState(null)
+else provider.awareness.setLocalStateField('user', { name: 'watcher' })
 provider.on('status', (event) => say({ status: event.status }))
 provider.on('sync', (synced) => { if (synced) say({ synced: true }) })
 

@@ -309,3 +309,15 @@ async def test_an_awareness_client_id_belongs_to_its_first_connection_until_rele
     assert not await hub.claim_awareness(SESSION, 7, "bob"), "only its owner releases a claim"
     await hub.release_awareness(SESSION, [7], "mallory")
     assert await hub.claim_awareness(SESSION, 7, "bob"), "released: free at once"
+
+
+async def test_every_document_socket_gets_the_same_tiny_keepalive() -> None:
+    hub, _ = _hub()
+    members = [Member("u", n) for n in (1, 2)]
+    for member in members:
+        hub.room(SESSION).docs.add(cast(DocMember, member))
+    hub.room(SESSION).events.add(cast(EventsMember, Member("u", 3)))
+    hub.keep_docs_alive()
+    assert [m.frames for m in members] == [[b"\x01\x01\x00"]] * 2
+    assert members[0].frames[0] is members[1].frames[0], "one bytes object for every socket"
+    assert parse_awareness(members[0].frames[0][2:]) == ()
