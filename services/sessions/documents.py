@@ -137,10 +137,12 @@ class _OverLimit(Exception):
         self.loaded = loaded
 
 
-def check_update(update: bytes, max_bytes: int) -> None:
-    """Refuse bytes that are not a Yjs update, or can never fit, before anything is stored."""
-    if len(update) > max_bytes:
-        raise DocumentTooLarge(max_bytes)
+def check_decodes(update: bytes) -> None:
+    """Refuse bytes that are not a Yjs update before they are stored.
+
+    Called once the update is known to fit: an update refused for its size is never
+    decoded, so at the limit a refusal costs a row lock, not a scratch document.
+    """
     try:
         # A scratch document: decoding errors surface here, and the cached
         # document never sees an update that has not been stored.
@@ -206,15 +208,16 @@ class DocumentService:
         """Store one update; answered only after the commit, then published to gateways."""
         session_id = await self._authorize_write(request.session_id, caller)
         update = bytes(request.update)
-        check_update(update, self._max_bytes)
+        if len(update) > self._max_bytes:
+            raise DocumentTooLarge(self._max_bytes)  # can never fit
         async with self._lock(session_id):
             if update == EMPTY_UPDATE:
                 return sessions_pb2.ApplyDocumentUpdateResponse(
                     version=(await self._read(session_id)).version)
             try:
                 loaded = await self._store_within_limit(session_id, update)
-            except DocumentTooLarge:
-                raise  # nothing was applied to the cached Doc
+            except (DocumentTooLarge, InvalidArgument):
+                raise  # refused before anything was applied to the cached Doc
             except psycopg.errors.ForeignKeyViolation:
                 # Deleted after the (cached) membership check passed.
                 self._forget(session_id)
@@ -385,6 +388,7 @@ class DocumentService:
             if loaded.size + len(update) > self._max_bytes:
                 # Rolls back the version bump; the cached Doc holds only committed updates.
                 raise _OverLimit(loaded)
+            check_decodes(update)
             cur = await conn.execute(
                 "INSERT INTO document_updates (session_id, update) VALUES (%s, %s) RETURNING id",
                 (session_id, update))

@@ -322,3 +322,20 @@ def test_grpc_message_limits_follow_the_document_limit() -> None:
     options = dict(server_options(config.grpc_max_message_bytes))
     assert options["grpc.max_receive_message_length"] == 49 * 1024 * 1024
     assert options["grpc.max_send_message_length"] == 49 * 1024 * 1024
+
+
+async def test_an_update_that_cannot_fit_is_refused_before_it_is_decoded(small: World) -> None:
+    """At the limit a refusal costs a row lock, not a decode of the update (the issue's
+    repeated 4 MB updates each cost the service a scratch document of ~70 MB)."""
+    session = await small.session_with_members()
+    await apply(small, session.id, edit(Doc(), 0, "f" * (LIMIT - 100)))
+    garbage = b"\xff" * 1000  # not a Yjs update, and too big for what room is left
+    error = await expect_code(grpc.StatusCode.RESOURCE_EXHAUSTED, small.stub.ApplyDocumentUpdate(
+        pb.ApplyDocumentUpdateRequest(session_id=session.id, update=garbage),
+        metadata=small.editor.metadata))
+    assert reason(error) == "document_too_large"
+    # Where it would fit, garbage is still refused as such, and nothing is stored.
+    await expect_code(grpc.StatusCode.INVALID_ARGUMENT, small.stub.ApplyDocumentUpdate(
+        pb.ApplyDocumentUpdateRequest(session_id=session.id, update=b"\xff" * 10),
+        metadata=small.editor.metadata))
+    assert await stored(small, session.id) == (1, "f" * (LIMIT - 100))
