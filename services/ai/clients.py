@@ -14,6 +14,8 @@ from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
 from services.common.context import request_id_var
 from services.common.errors import (
+    REASON_KEY,
+    RETRY_AFTER_KEY,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
@@ -74,9 +76,18 @@ def _error(exc: grpc.aio.AioRpcError, service: str) -> DomainError:
         grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
         grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     }
+    trailers = dict(exc.trailing_metadata() or ())
+    reason = trailers.get(REASON_KEY)
+    raw_retry = trailers.get(RETRY_AFTER_KEY)
+    retry_after = int(raw_retry) if isinstance(raw_retry, str) and raw_retry.isdigit() else None
     kind = mapping.get(code)
+    if code is grpc.StatusCode.RESOURCE_EXHAUSTED and reason is None and retry_after is None:
+        # gRPC's own (a message over a size limit): not the client's doing, and its text is
+        # the library's, which must not reach a client.
+        kind = None
     if kind is not None:
-        return kind(details or code.name.lower())
+        return kind(details or code.name.lower(), reason=reason if isinstance(reason, str) else None,
+                    retry_after=retry_after)
     log.warning("call to %s failed: %s", service, code.name)
     return Unavailable(f"the {service} service is unavailable, try again shortly", retry_after=1)
 

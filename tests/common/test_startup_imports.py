@@ -21,7 +21,7 @@ NOT_AT_START = {
     "services.review.server": {"aiohttp", "httpx", "jwt", "pycrdt", "pydantic"},
     "services.ai.server": {"aiohttp", "httpx", "jwt", "pycrdt", "pydantic", "lizard",
                            "detect_secrets"},
-    "gateway.__main__ gateway.app": {"psycopg", "httpx", "jwt", "pycrdt", "swagger_ui_bundle"},
+    "gateway.__main__ gateway.app": {"psycopg", "httpx", "jwt", "pycrdt"},
 }
 
 _PROBE = """

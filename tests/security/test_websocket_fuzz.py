@@ -22,7 +22,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.realtime_scenarios import DocClient, EventsClient, ws_url
+from gateway.realtime.config import DOC_FRAME_FRAMING
 from gateway.realtime.protocol import AwarenessEntry, awareness_message, encode_awareness
+from services.common.config import DOCUMENT_MAX_BYTES
 from tests.helpers.realtime import Crew
 from tests.reliability.support import FaultyWorld, aget
 
@@ -31,7 +33,8 @@ pytestmark = pytest.mark.e2e
 SEED = int(os.environ.get("TANDEM_FUZZ_SEED", "20261122"))
 FRAMES = 150
 EVENTS_MAX = 64 * 1024
-DOC_MAX = 4 * 1024 * 1024  # REALTIME_DOC_MAX_FRAME_BYTES default
+# The document socket's largest frame: DOCUMENT_MAX_BYTES (the platform's default) plus framing.
+DOC_MAX = DOCUMENT_MAX_BYTES + DOC_FRAME_FRAMING
 # docs/api.md: 1003 text on the doc socket, 1007 not a y-websocket message (or bytes that are
 # not UTF-8 in a text frame), 1009 too big, 1002 a broken WebSocket frame, 4429 a document
 # socket over its rate limit.
