@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from services.ai.repository import JobRepository
 from services.common.grpcserver import Resources
 from services.common.sessionevents import (
+    DomainEvent,
     PurgeSettings,
     consume,
     deleted_session,
@@ -40,8 +40,8 @@ class SessionPurge:
         self._cancel = cancel
         self._keep = keep_seconds
 
-    async def handle(self, event_type: str, data: dict[str, Any]) -> None:
-        session_id = deleted_session(event_type, data)
+    async def handle(self, event: DomainEvent) -> None:
+        session_id = deleted_session(event)
         if session_id is None:
             return
         running = await self._repo.purge_session(session_id)

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import redis.exceptions
 from redis.asyncio import Redis
+
+# What a loop that must ride out a Redis outage catches.
+REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
+
+
+def stop_if_cancelled() -> None:
+    """Raise CancelledError if this task was asked to stop.
+
+    redis-py can turn a cancellation that lands during a blocking read into its
+    own TimeoutError; a loop that retries on Redis errors would then run on after
+    shutdown asked it to stop. Loops call this wherever they swallow errors.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def create_redis(url: str) -> Redis:

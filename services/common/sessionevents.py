@@ -31,17 +31,27 @@ from redis.asyncio import Redis
 
 from services.common.config import Env
 from services.common.grpcserver import Resources
-from services.common.redisutil import KeySpace
+from services.common.redisutil import REDIS_ERRORS, KeySpace, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
 SESSION_DELETED = "session.deleted"
 
-# (event type, event data); raising leaves the entry pending for another attempt.
-Handler = Callable[[str, dict[str, Any]], Awaitable[None]]
 Entry = tuple[bytes, dict[bytes, bytes]]
 
-_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """One entry of the stream: the outbox's event id (the entry's id when it has none)."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+# Raising leaves the entry pending for another attempt: a handler that can never succeed
+# on an event (it is malformed for it) logs that and returns instead.
+Handler = Callable[[DomainEvent], Awaitable[None]]
 
 
 def domain_events_stream(redis_prefix: str) -> str:
@@ -74,12 +84,12 @@ class PurgeSettings:
         return cls(sweep_seconds=env.float("SESSION_PURGE_SWEEP_SECONDS", 60.0, minimum=0.1))
 
 
-def deleted_session(event_type: str, data: dict[str, Any]) -> str | None:
+def deleted_session(event: DomainEvent) -> str | None:
     """The id of the session a `session.deleted` event names; None for any other event."""
-    if event_type != SESSION_DELETED:
+    if event.type != SESSION_DELETED:
         return None
     try:
-        return str(uuid.UUID(str(data["session_id"])))
+        return str(uuid.UUID(str(event.data["session_id"])))
     except (KeyError, ValueError):
         # Handing it over again would not make it valid: say so and let it go.
         log.error("dropping a session.deleted event without a session id")
@@ -136,9 +146,10 @@ class DomainEventConsumer:
         """Run the handler on each entry in order, acknowledging each once it is done."""
         for entry_id, fields in entries:
             try:
-                event_type = fields[b"type"].decode()
-                data = orjson.loads(fields[b"data"])
-                if not isinstance(data, dict):
+                raw_id = fields.get(b"event_id")
+                event = DomainEvent(id=(raw_id or entry_id).decode(), type=fields[b"type"].decode(),
+                                    data=orjson.loads(fields[b"data"]))
+                if not isinstance(event.data, dict):
                     raise TypeError("data is not an object")
             except (KeyError, ValueError, TypeError, UnicodeDecodeError):
                 # A malformed entry would be handed over forever: log it and move on.
@@ -146,7 +157,7 @@ class DomainEventConsumer:
                           extra={"entry_id": entry_id.decode(), "group": self._group})
                 await self._redis.xack(self._stream, self._group, entry_id)
                 continue
-            await self._handler(event_type, data)
+            await self._handler(event)
             await self._redis.xack(self._stream, self._group, entry_id)
 
     async def run(self) -> None:
@@ -157,7 +168,7 @@ class DomainEventConsumer:
         loop = asyncio.get_running_loop()
         next_claim = 0.0
         while True:
-            _stop_if_cancelled()
+            stop_if_cancelled()
             if loop.time() >= next_claim:
                 await self.handle(await self.claim_stale())
                 next_claim = loop.time() + self._settings.claim_every_seconds
@@ -185,11 +196,11 @@ async def consume(redis_url: str, stream: str, group: str, handler: Handler,
             started = loop.time()
             try:
                 await consumer.run()
-            except _REDIS_ERRORS as exc:
-                _stop_if_cancelled()
+            except REDIS_ERRORS as exc:
+                stop_if_cancelled()
                 log.warning("%s consumer waits for redis: %s", group, type(exc).__name__)
             except Exception as exc:  # database trouble: the entry stays pending
-                _stop_if_cancelled()
+                stop_if_cancelled()
                 log.warning("%s consumer failed: %s", group, type(exc).__name__)
             # Back off while failures repeat; a loop that ran fine for a while starts over.
             delay = 0.5 if loop.time() - started > 30 else min(delay * 2, 10.0)
@@ -208,13 +219,5 @@ async def every(interval: float, job: Callable[[], Awaitable[object]], what: str
         try:
             await job()
         except Exception as exc:
-            _stop_if_cancelled()
+            stop_if_cancelled()
             log.warning("%s failed: %s", what, type(exc).__name__)
-
-
-def _stop_if_cancelled() -> None:
-    """redis-py can turn a cancellation into its own error mid-read; a loop that retries on
-    errors would then never stop. Honour the pending cancellation instead."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -9,10 +9,10 @@ what an import still under way at that moment wrote afterwards.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from services.common.grpcserver import Background, Resources
 from services.common.sessionevents import (
+    DomainEvent,
     PurgeSettings,
     consume,
     deleted_session,
@@ -34,8 +34,8 @@ class SessionPurge:
         self._repo = repo
         self._keep = keep_seconds
 
-    async def handle(self, event_type: str, data: dict[str, Any]) -> None:
-        session_id = deleted_session(event_type, data)
+    async def handle(self, event: DomainEvent) -> None:
+        session_id = deleted_session(event)
         if session_id is None:
             return
         reviews = await self._repo.purge_session(session_id)

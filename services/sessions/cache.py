@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -10,30 +9,16 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import redis.exceptions
 from redis.asyncio import Redis
 
 from services.common import metrics
 from services.common.errors import NotFound, PermissionDenied
-from services.common.redisutil import KeySpace
+from services.common.redisutil import REDIS_ERRORS, KeySpace
 from services.sessions.domain import Membership, Role, Status
 from services.sessions.repository import Repository
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
-
-
-def stop_if_cancelled() -> None:
-    """Raise CancelledError if this task was asked to stop.
-
-    redis-py can turn a cancellation that lands during a blocking read into its
-    own TimeoutError; a loop that retries on Redis errors would then run on after
-    shutdown asked it to stop. Loops call this wherever they swallow errors.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 _NOT_MEMBER = b"-"
 # Invalidation writes a short-lived tombstone instead of deleting, and fills use SET NX:
 # a reader that loaded the old row just before a write commits cannot put it back.

@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from services.common.redisutil import KeySpace
-from services.sessions.cache import REDIS_ERRORS, RedisGuard, stop_if_cancelled
+from services.common.redisutil import REDIS_ERRORS, KeySpace, stop_if_cancelled
+from services.sessions.cache import RedisGuard
 from services.sessions.domain import rfc3339
 from services.sessions.repository import DomainEvent, Event, Repository
 

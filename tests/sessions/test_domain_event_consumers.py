@@ -22,6 +22,7 @@ from redis.asyncio import Redis
 from services.common.sessionevents import (
     SESSION_DELETED,
     ConsumerSettings,
+    DomainEvent,
     DomainEventConsumer,
     consume,
     deleted_session,
@@ -71,10 +72,10 @@ async def test_an_entry_whose_handler_failed_is_handled_again_and_bad_ones_do_no
     handled: list[str] = []
     failures = ["database unavailable"]
 
-    async def handler(event_type: str, data: dict[str, Any]) -> None:
+    async def handler(event: DomainEvent) -> None:
         if failures:
             raise RuntimeError(failures.pop())
-        session_id = deleted_session(event_type, data)
+        session_id = deleted_session(event)
         if session_id is not None:
             handled.append(session_id)
 
@@ -106,8 +107,8 @@ async def test_entries_a_stopped_consumer_was_handed_are_claimed_by_a_live_one(
         client: Redis, stream: str) -> None:
     handled: list[str] = []
 
-    async def handler(event_type: str, data: dict[str, Any]) -> None:
-        session_id = deleted_session(event_type, data)
+    async def handler(event: DomainEvent) -> None:
+        session_id = deleted_session(event)
         if session_id is not None:
             handled.append(session_id)
 
@@ -130,8 +131,8 @@ async def test_a_group_created_after_the_deletion_still_sees_it(client: Redis,
     session_id = await _deleted(client, stream)
     handled: list[str] = []
 
-    async def handler(event_type: str, data: dict[str, Any]) -> None:
-        found = deleted_session(event_type, data)
+    async def handler(event: DomainEvent) -> None:
+        found = deleted_session(event)
         if found is not None:
             handled.append(found)
 
@@ -146,7 +147,7 @@ async def test_the_consumer_loop_stops_even_if_redis_swallows_the_cancel(
     swallower = Swallower()
     monkeypatch.setattr(DomainEventConsumer, "read", swallower)
 
-    async def handler(event_type: str, data: dict[str, Any]) -> None:
+    async def handler(event: DomainEvent) -> None:
         raise AssertionError("nothing is read")
 
     await _stops_when_cancelled(consume(redis_url, stream, "purge", handler, FAST, lambda: True),

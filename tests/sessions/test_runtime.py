@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import redis.exceptions
 
+from services.common.sessionevents import DomainEventConsumer
 from services.sessions.cache import RedisGuard
 from services.sessions.events import Publisher, run_outbox_relay
-from services.sessions.notifications import ConsumerSettings, NotificationConsumer, run_notifications
+from services.sessions.notifications import ConsumerSettings, run_notifications
 from services.sessions.repository import Repository
 from tests.sessions.conftest import World
 
@@ -51,7 +52,7 @@ async def _stops_when_cancelled(loop_coro: Awaitable[None], swallower: Swallower
 async def test_the_notifications_loop_stops_even_if_redis_swallows_the_cancel(
         world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     swallower = Swallower()
-    monkeypatch.setattr(NotificationConsumer, "read", swallower)
+    monkeypatch.setattr(DomainEventConsumer, "read", swallower)
     await _stops_when_cancelled(run_notifications(world.res, ConsumerSettings(block_ms=100)),
                                 swallower)
 
