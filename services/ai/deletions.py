@@ -8,21 +8,11 @@ deletes again, for a while, a job that was being created at that moment.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
 from services.ai.repository import JobRepository
-from services.common.grpcserver import Resources
-from services.common.sessionevents import (
-    DomainEvent,
-    PurgeSettings,
-    consume,
-    deleted_session,
-    domain_events_stream,
-    every,
-    migrated,
-)
+from services.common.sessionevents import DomainEvent, deleted_session
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +47,3 @@ class SessionPurge:
         # heartbeat (its job is no longer there) and stops without writing.
         for job_id in running:
             await self._cancel(job_id)
-
-
-async def run_purge(res: Resources, purge: SessionPurge, settings: PurgeSettings) -> None:
-    """The consumer and the sweep, for as long as the service runs."""
-    await asyncio.gather(
-        consume(res.config.redis_url, domain_events_stream(res.config.redis_prefix), GROUP,
-                purge.handle, settings.consumer, lambda: migrated(res)),
-        every(settings.sweep_seconds, purge.sweep, "deleted-session sweep",
-              lambda: migrated(res)))

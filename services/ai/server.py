@@ -13,7 +13,8 @@ from tandem.ai.v1 import ai_pb2, ai_pb2_grpc
 from services.ai.cache import ResultCache
 from services.ai.clients import Peers
 from services.ai.config import AiConfig
-from services.ai.deletions import SessionPurge, run_purge
+from services.ai.deletions import GROUP as PURGE_GROUP
+from services.ai.deletions import SessionPurge
 from services.ai.events import Events
 from services.ai.jobs import JobExecutor, JobRunner, runner_identity
 from services.ai.providers import Provider
@@ -27,7 +28,7 @@ from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Register, Resources, ServiceSpec
 from services.common.identity import service_authenticator
-from services.common.sessionevents import PurgeSettings
+from services.common.sessionevents import PurgeSettings, run_purge
 
 SERVICE_NAME = ai_pb2.DESCRIPTOR.services_by_name["AiService"].full_name
 
@@ -63,7 +64,7 @@ def _registrar(config: AiConfig, purge_settings: PurgeSettings) -> Register:
                              purge_settings.keep_seconds)
         tasks = [asyncio.create_task(runner.run(), name="ai-runner"),
                  asyncio.create_task(builtin.warm_up(), name="ai-warm-up"),
-                 asyncio.create_task(run_purge(res, purge, purge_settings), name="ai-purge")]
+                 asyncio.create_task(run_purge(res, PURGE_GROUP, purge, purge_settings), name="ai-purge")]
 
         async def close() -> None:
             # Running jobs are released (queued again or failed) before the pool closes.

@@ -23,7 +23,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import redis.exceptions
@@ -221,3 +221,21 @@ async def every(interval: float, job: Callable[[], Awaitable[object]], what: str
         except Exception as exc:
             stop_if_cancelled()
             log.warning("%s failed: %s", what, type(exc).__name__)
+
+
+class SessionPurge(Protocol):
+    """What review and ai do with deleted sessions: purge on the event, and sweep again."""
+
+    async def handle(self, event: DomainEvent) -> None: ...
+
+    async def sweep(self) -> None: ...
+
+
+async def run_purge(res: Resources, group: str, purge: SessionPurge,
+                    settings: PurgeSettings) -> None:
+    """Background job: the `group` consumer and the sweep, for as long as the service runs."""
+    await asyncio.gather(
+        consume(res.config.redis_url, domain_events_stream(res.config.redis_prefix), group,
+                purge.handle, settings.consumer, lambda: migrated(res)),
+        every(settings.sweep_seconds, purge.sweep, "deleted-session sweep",
+              lambda: migrated(res)))

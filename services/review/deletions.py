@@ -11,15 +11,7 @@ from __future__ import annotations
 import logging
 
 from services.common.grpcserver import Background, Resources
-from services.common.sessionevents import (
-    DomainEvent,
-    PurgeSettings,
-    consume,
-    deleted_session,
-    domain_events_stream,
-    every,
-    migrated,
-)
+from services.common.sessionevents import DomainEvent, PurgeSettings, deleted_session, run_purge
 from services.review.repository import ReviewRepository
 
 log = logging.getLogger(__name__)
@@ -48,16 +40,10 @@ class SessionPurge:
 
 
 def purge_jobs(settings: PurgeSettings) -> tuple[Background, ...]:
-    """The consumer and the sweep, as background jobs of the review service."""
+    """The consumer and the sweep, as one supervised background job of the review service."""
 
-    async def consumer(res: Resources) -> None:
-        purge = SessionPurge(ReviewRepository(res.pool), settings.keep_seconds)
-        await consume(res.config.redis_url, domain_events_stream(res.config.redis_prefix), GROUP,
-                      purge.handle, settings.consumer, lambda: migrated(res))
+    async def purge(res: Resources) -> None:
+        await run_purge(res, GROUP, SessionPurge(ReviewRepository(res.pool), settings.keep_seconds),
+                        settings)
 
-    async def sweeper(res: Resources) -> None:
-        purge = SessionPurge(ReviewRepository(res.pool), settings.keep_seconds)
-        await every(settings.sweep_seconds, purge.sweep, "deleted-session sweep",
-                    lambda: migrated(res))
-
-    return consumer, sweeper
+    return (purge,)
