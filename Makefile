@@ -40,22 +40,22 @@ run: $(GEN) ## start the whole platform on this machine (Ctrl-C stops it)
 deps: $(GEN) ## make sure PostgreSQL and Redis answer (starting private ones) and write .data/local.env
 	@$(PY) -m scripts.run --deps-only
 
+# $(call apt_tool,COMMAND,DEBIAN PACKAGE,WHAT IT IS FOR,WHAT IS SKIPPED WITHOUT IT):
+# install a system tool best-effort with apt when root, else say what will be skipped.
+define apt_tool
+command -v $(1) >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "==> installing $(1) for $(3) (Debian package $(2))"; \
+		apt-get install -y -qq --no-install-recommends $(2) >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends $(2) >/dev/null 2>&1; } || \
+		echo "    $(1) could not be installed: $(4) will be skipped"; \
+	else echo "==> $(1) not found: $(4) will be skipped"; fi; }
+endef
+
 tools: ## best-effort system tools: promtool for the deploy checks, Chromium for tests/browser (tests skip without them)
-	@command -v promtool >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "==> installing promtool (Debian package prometheus)"; \
-			apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 || \
-			{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } || \
-			echo "    promtool could not be installed: the Prometheus rule tests will be skipped"; \
-		else echo "==> promtool not found: the Prometheus rule tests will be skipped"; fi; }
+	@$(call apt_tool,promtool,prometheus,the deploy checks,the Prometheus rule tests)
 	@# Playwright drives the system's Chromium (its own browser download is not used).
-	@test -n "$$TANDEM_CHROMIUM" || command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "==> installing Chromium for the browser tests (Debian package chromium)"; \
-			apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
-			{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
-			echo "    Chromium could not be installed: the browser tests (tests/browser) will be skipped"; \
-		else echo "==> chromium not found: the browser tests (tests/browser) will be skipped (or set TANDEM_CHROMIUM)"; fi; }
+	@test -n "$$TANDEM_CHROMIUM" || $(call apt_tool,chromium,chromium,the browser tests,the browser tests (tests/browser; or set TANDEM_CHROMIUM))
 
 test: $(GEN) tools ## run the whole test suite against real PostgreSQL/Redis (private ones if none answer)
 	@echo "==> making sure PostgreSQL and Redis answer"

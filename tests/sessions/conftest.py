@@ -108,14 +108,20 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def world(stack: Callable[..., Any]) -> AsyncIterator[World]:
-    async with stack("sessions", NOTIFICATIONS_CLAIM_IDLE_SECONDS="0.2") as s, \
+async def make_world(stack: Callable[..., Any], **env: str) -> AsyncIterator[World]:
+    """Auth + sessions on `env` overrides, with an owner, editor, viewer and stranger signed in."""
+    async with stack("sessions", **env) as s, \
             grpc.aio.insecure_channel(s.addr("auth")) as auth_channel, \
             grpc.aio.insecure_channel(s.addr("sessions")) as channel:
         users = [await sign_in_grpc(auth_channel, unique_login(role))
                  for role in ("owner", "editor", "viewer", "stranger")]
         yield World(sessions_pb2_grpc.SessionsServiceStub(channel), channel, auth_channel,
                     s.runtimes["sessions"].resources, s.env, *users)
+
+
+@pytest.fixture
+async def world(stack: Callable[..., Any]) -> AsyncIterator[World]:
+    async for w in make_world(stack, NOTIFICATIONS_CLAIM_IDLE_SECONDS="0.2"):
+        yield w
 
 

@@ -29,7 +29,7 @@ from services.common.identity import Caller, service_metadata
 from services.sessions.documents import LOADED_OVERHEAD_BYTES, DocumentService
 from services.sessions.server import SessionsSettings, build_app
 from tests.helpers.identity import sign_in_grpc
-from tests.sessions.conftest import World, expect_code, reason, unique_login
+from tests.sessions.conftest import World, expect_code, make_world, reason, unique_login
 
 LIMIT = 32 * 1024
 
@@ -55,16 +55,6 @@ def delete(doc: Doc, index: int, length: int) -> bytes:
     before = doc.get_state()
     del doc.get("code", type=Text)[index:index + length]
     return doc.get_update(before)
-
-
-async def make_world(stack: Callable[..., Any], **env: str) -> AsyncIterator[World]:
-    async with stack("sessions", **env) as s, \
-            grpc.aio.insecure_channel(s.addr("auth")) as auth_channel, \
-            grpc.aio.insecure_channel(s.addr("sessions")) as channel:
-        users = [await sign_in_grpc(auth_channel, unique_login(role))
-                 for role in ("owner", "editor", "viewer", "stranger")]
-        yield World(sessions_pb2_grpc.SessionsServiceStub(channel), channel, auth_channel,
-                    s.runtimes["sessions"].resources, s.env, *users)
 
 
 @pytest.fixture
