@@ -14,6 +14,9 @@ from services.common.grpcserver import Pool
 # job creation (the second is a hash of the id); classes of their own avoid other locks.
 _USER_LOCK_CLASS = 0x7A1
 _SESSION_LOCK_CLASS = 0x7A2
+# Claims take turns (every replica's workers): the fair order counts running jobs, and two
+# claims reading one snapshot would both see a user at 0 and both take that user's jobs.
+_CLAIM_LOCK_CLASS = 0x7A3
 _JOB_COLUMNS = """id::text, session_id::text, review_id::text, kind, paths, requested_by::text,
     provider, model, status, summary, error, files_reviewed, files_reused, attempts,
     created_at, started_at, finished_at"""
@@ -159,7 +162,9 @@ class JobRepository:
     async def claim(self, runner: str, deadline: float) -> Claimed | None:
         """Take the next queued job in fair order (see _CLAIM) for `runner`; None when the
         queue is empty. `deadline` seconds count from the job's first start."""
-        async with self._pool.connection() as conn:
+        async with self._pool.connection() as conn, conn.transaction():
+            # Held to the commit: the next claim's statement starts after it and sees this one.
+            await conn.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_CLAIM_LOCK_CLASS,))
             cur = await conn.execute(_CLAIM, {"runner": runner, "deadline": deadline})
             row = await cur.fetchone()
         return Claimed(job_from_row(row), float(row["seconds_left"])) if row else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -9,6 +11,8 @@ from typing import Any
 import grpc
 from tandem.ai.v1 import ai_pb2
 
+from services.ai.repository import JobRepository
+from services.common.db import create_pool
 from standins.openai.faults import Fault
 from tests.ai.conftest import AiWorld, eventually, expect_code, trailer
 
@@ -61,6 +65,33 @@ async def test_users_take_turns_while_both_have_jobs_queued(ai_world: World) -> 
                                [j.id for j in (*editor, *owner)])
         e, o = world.editor.user_id, world.owner.user_id
         assert [row["who"] for row in rows] == [o, e, o, e, e]
+
+
+async def test_workers_claiming_at_the_same_moment_still_take_turns(ai_world: World) -> None:
+    """Claims that overlap (idle workers woken together, replicas polling at once) must not
+    all read one snapshot in which the flooding user has nothing running."""
+    async with ai_world(AI_MAX_CONCURRENCY="1", AI_MAX_JOBS_PER_USER="5",
+                        OPENAI_TIMEOUT_SECONDS="30") as world:
+        held = await _hold_the_only_worker(world)
+        # The held job is the editor's: the owner, at 0 running, floods; the editor waits.
+        for _ in range(3):
+            await world.review_job(world.owner)
+        await world.review_job(world.editor)
+        # A connection per claim, as three workers (or replicas) have.
+        pool = create_pool(world.runtime.config.database_url, "ai", 3, 3, "fairness-test")
+        await pool.open(wait=True)
+        try:
+            repo = JobRepository(pool)
+            claimed = await asyncio.gather(*(repo.claim(f"test-runner-{n}", 600.0)
+                                             for n in range(3)))
+        finally:
+            await pool.close()
+        who = Counter(c.job.requested_by for c in claimed if c is not None)
+        # Serially: the owner (0 running), then both at 1 and the editor served longest ago,
+        # then the owner. Three claims reading one snapshot would all take the owner's jobs.
+        assert who == {world.owner.user_id: 2, world.editor.user_id: 1}
+        await world.ai.CancelJob(ai_pb2.CancelJobRequest(job_id=held.id),
+                                 metadata=world.editor.metadata)
 
 
 async def test_a_session_has_a_cap_on_unfinished_jobs_besides_the_per_user_one(
