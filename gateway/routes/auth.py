@@ -88,6 +88,10 @@ async def callback(request: web.Request) -> web.Response:
     await _limit_ip(request)
     try:
         response = await _complete_login(request)
+    except _StateUntouched as exc:
+        # Refused before auth saw the state (a forged or cross-site callback among them):
+        # the real sign-in of this browser is still under way, so its cookie stays.
+        return api_error_response(exc)
     except ApiError as exc:
         if exc.status == 429 or exc.status >= 500:
             # Nothing was decided about the state: keep the cookie so a reload can retry.
@@ -99,20 +103,24 @@ async def callback(request: web.Request) -> web.Response:
     return response
 
 
+class _StateUntouched(ApiError):
+    """A callback refused in the gateway, before the auth service saw (and spent) its state."""
+
+
 async def _complete_login(request: web.Request) -> web.Response:
     code, state = request.query.get("code", ""), request.query.get("state", "")
     missing = [{"field": n, "message": "required"} for n, v in (("code", code), ("state", state)) if not v]
     if missing:
-        raise ApiError(400, "invalid_argument", "code and state are required", missing)
+        raise _StateUntouched(400, "invalid_argument", "code and state are required", missing)
     if "error" in request.query:
-        raise ApiError(400, "invalid_argument", "GitHub sign-in was cancelled or refused")
+        raise _StateUntouched(400, "invalid_argument", "GitHub sign-in was cancelled or refused")
     cookie = request.cookies.get(LOGIN_COOKIE)
     if not cookie or not hmac.compare_digest(cookie.encode(), _state_binding(state).encode()):
         # Checked before the auth service sees the state: a refused attempt does not spend
         # it, so the browser that started the sign-in can still finish it.
         security.warning("oauth callback refused: state not bound to this browser",
                          extra={"reason": "cookie missing" if not cookie else "cookie mismatch"})
-        raise ApiError(400, "invalid_argument", _NOT_THIS_BROWSER)
+        raise _StateUntouched(400, "invalid_argument", _NOT_THIS_BROWSER)
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("auth", "CompleteLogin", backends.auth.CompleteLogin,
                                 auth_pb2.CompleteLoginRequest(code=code, state=state))

@@ -6,7 +6,11 @@ import base64
 import binascii
 from dataclasses import dataclass
 
-from services.common.config import ConfigError, Env
+from services.common.config import ConfigError, Env, MissingSecret
+
+# The key deploy/compose.dev.env and the Kubernetes dev overlay publish (base64 of these
+# bytes): fine on a laptop, refused outside development mode like every published secret.
+PUBLISHED_DEV_KEY = b"local-dev-only-not-a-real-key!!!"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,8 @@ class AuthSettings:
             raise ConfigError("TOKEN_ENCRYPTION_KEY", "base64 of 32 random bytes", raw_key) from None
         if len(key) != 32:
             raise ConfigError("TOKEN_ENCRYPTION_KEY", "base64 of exactly 32 bytes", raw_key)
+        if key == PUBLISHED_DEV_KEY and not env.development:
+            raise MissingSecret("TOKEN_ENCRYPTION_KEY", "base64 of 32 random bytes", published=True)
         return cls(
             # The stand-in's local pair only in development mode; elsewhere both are required.
             github_client_id=env.str("GITHUB_CLIENT_ID",

@@ -22,16 +22,18 @@ _CREDENTIAL = re.compile(
     r"(?P<scheme>\b(?:bearer|(?-i:Basic))\s+)[A-Za-z0-9._~+/=-]{4,}"
     r"|eyJ[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*){0,2}"
     r"|(?P<header>\b(?:authorization|proxy-authorization|cookie|set-cookie|x-tandem-service-token)"
-    r"\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\r\n\\\"']{4,}"
+    r"\\?[\"']?(?:\s*[:=]\s*|(?<=[\"']),\s*)\\?[\"']?)[^\r\n\\\"']{4,}"
     r"|(?P<param>[?&;](?:access_token|refresh_token|id_token|token|code|state|client_secret|password)=)"
     r"[^&\s\\\"'#]+"
-    r"|(?P<field>\\?\"(?:access_token|refresh_token|id_token|client_secret|password|service_token|github_token)"
-    r"\\?\"\s*:\s*\\?\")[^\"\\]+",
+    r"|(?P<assign>\b(?:access_token|refresh_token|id_token|client_secret|service_token|github_token)"
+    r"\s*=\s*[\"']?)[^&\s\\\"',)#]+"
+    r"|(?P<field>\\?[\"'](?:access_token|refresh_token|id_token|client_secret|password|service_token|github_token)"
+    r"\\?[\"']\s*:\s*\\?[\"'])[^\"'\\]+",
     re.IGNORECASE)
 
 
 def _redacted(match: re.Match[str]) -> str:
-    for group in ("scheme", "header", "param", "field"):
+    for group in ("scheme", "header", "param", "assign", "field"):
         kept = match.group(group)
         if kept is not None:
             return kept + REDACTED

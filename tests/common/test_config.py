@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import selectors
 import subprocess
@@ -12,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from scripts.platform import ROOT, python_env
-from services.auth.settings import AuthSettings
+from services.auth.settings import PUBLISHED_DEV_KEY, AuthSettings
 from services.common.config import CommonConfig, ConfigError, Env
 from services.review.settings import ReviewSettings
 
@@ -210,3 +211,16 @@ def test_production_mode_starts_with_its_secrets(base_env: dict[str, str]) -> No
     env["SERVICE_TOKEN"] = "p" * 43
     log = _serves(env, "services.sessions")
     assert "p" * 43 not in log
+
+
+def test_the_published_dev_encryption_key_is_refused_outside_development() -> None:
+    """deploy/compose.dev.env's key, copied into a production environment, must not start."""
+    published = base64.b64encode(PUBLISHED_DEV_KEY).decode()
+    assert f"TOKEN_ENCRYPTION_KEY={published}" in (ROOT / "deploy" / "compose.dev.env").read_text()
+    with pytest.raises(ConfigError) as info:
+        AuthSettings.from_env(Env({**_ALL_SET, "TOKEN_ENCRYPTION_KEY": published}))
+    assert str(info.value).startswith("TOKEN_ENCRYPTION_KEY is the published local default")
+    assert published not in str(info.value)
+    dev = AuthSettings.from_env(Env({**_ALL_SET, "TOKEN_ENCRYPTION_KEY": published,
+                                     "TANDEM_ENV": "development"}))
+    assert dev.encryption_key == PUBLISHED_DEV_KEY

@@ -89,6 +89,9 @@ def test_credentials_in_messages_extras_and_tracebacks_are_redacted() -> None:
         "query token": f"GET /api/v1/sessions/1/doc?access_token={SECRET}&x=1",
         "oauth code": f"/api/v1/auth/github/callback?code={SECRET}&state={SECRET}",
         "bare jwt": f"token was {JWT} for you",
+        "metadata as a tuple": f"metadata=[('x-tandem-service-token', '{SECRET}')]",
+        "a python dict": f"body {{'refresh_token': '{SECRET}'}}",
+        "a bare assignment": f"client_secret='{SECRET}' refresh_token={SECRET}",
     }
     for name, text in cases.items():
         line = json.dumps(_render("%s", text))
@@ -104,5 +107,6 @@ def test_credentials_in_messages_extras_and_tracebacks_are_redacted() -> None:
 
 def test_redaction_leaves_ordinary_lines_alone() -> None:
     for text in ("GET /api/v1/sessions/3f1c/messages 200", "access token expired",
-                 "basic setup done", '{"code": "not_found"}', "refresh token reuse detected"):
+                 "basic setup done", '{"code": "not_found"}', "refresh token reuse detected",
+                 "exit code=2", "the sign-in cookie, then the callback"):
         assert redact(text) == text

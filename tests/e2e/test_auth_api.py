@@ -150,7 +150,10 @@ def test_a_code_and_state_from_one_browser_cannot_be_completed_by_another(
         mismatched = busy.get("/api/v1/auth/github/callback", params=params)
         assert mismatched.status_code == 400, mismatched.text
         assert "start sign-in again" in mismatched.json()["error"]["message"]
-        assert not busy.cookies  # the refusal clears the cookie
+        # A forged (e.g. cross-site) callback must not end this browser's own sign-in:
+        # its cookie stays, and that sign-in still finishes.
+        assert "set-cookie" not in mismatched.headers
+        assert busy.cookies
 
         # A cookie made up for the state by hand does not fit either.
         forged = victim.get("/api/v1/auth/github/callback", params=params,
