@@ -126,8 +126,16 @@ class DomainEventConsumer:
         reply: Any = await self._redis.xreadgroup(
             self._group, self.name, {self._stream: start}, count=self._settings.batch,
             block=self._settings.block_ms if start == ">" else None)
-        # Entries deleted from the stream while pending come back without fields.
-        return [entry for _, entries in reply or () for entry in entries if entry and entry[1]]
+        entries = [entry for _, batch in reply or () for entry in batch]
+        return await self._without_trimmed(entries)
+
+    async def _without_trimmed(self, entries: Sequence[Any]) -> list[Entry]:
+        """Entries trimmed from the stream while pending come back without fields: nothing
+        can handle them, so acknowledge them instead of leaving them pending for ever."""
+        gone = [entry[0] for entry in entries if entry and not entry[1]]
+        if gone:
+            await self._redis.xack(self._stream, self._group, *gone)
+        return [entry for entry in entries if entry and entry[1]]
 
     async def claim_stale(self) -> list[Entry]:
         """Entries idle past claim_idle_ms in other consumers' pending lists, now ours."""
@@ -138,7 +146,7 @@ class DomainEventConsumer:
                                                       min_idle_time=self._settings.claim_idle_ms,
                                                       start_id=start, count=self._settings.batch)
             start, entries = reply[0], reply[1]
-            claimed.extend(e for e in entries if e and e[1])
+            claimed.extend(await self._without_trimmed(entries))
             if start in (b"0-0", "0-0") or not entries:
                 return claimed
 

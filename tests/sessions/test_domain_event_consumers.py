@@ -152,3 +152,17 @@ async def test_the_consumer_loop_stops_even_if_redis_swallows_the_cancel(
 
     await _stops_when_cancelled(consume(redis_url, stream, "purge", handler, FAST, lambda: True),
                                 swallower)
+
+
+async def test_an_entry_trimmed_while_pending_is_acknowledged_not_left_pending(
+        client: Redis, stream: str) -> None:
+    async def handler(event: DomainEvent) -> None:
+        raise AssertionError("a trimmed entry has nothing to handle")
+
+    consumer = DomainEventConsumer(client, stream, "purge", handler, FAST, name="one")
+    await consumer.ensure_group()
+    await _deleted(client, stream)
+    (entry_id, _), = await consumer.read()
+    await client.xdel(stream, entry_id)  # what MAXLEN trimming does to an old entry
+    assert await consumer.read("0") == []
+    assert await _pending(client, stream, "purge") == 0
