@@ -9,15 +9,22 @@ bounded LRU of loaded `pycrdt.Doc`s and reads the tail it has not seen before
 using one. Writers serialize on the document's row lock, so update ids are
 committed in id order within a session and a reader never skips one.
 
-Size (DOCUMENT_MAX_BYTES, docs/reliability.md): a document's size is counted as
-its snapshot's bytes plus the bytes of every update logged since, kept as an
-integer beside the loaded Doc and checked under the row lock: no re-encoding and
-no extra statement per update. That count never undercounts the encoded state
-(merging updates only saves bytes), so an update that would take it past the
-limit is refused unless the log is folded first: then the snapshot's real size
-decides, and space freed by deleted text counts again. The loaded documents of a
-replica are bounded by the same count (SESSIONS_DOCUMENT_CACHE_BYTES), least
-recently used first.
+Size (DOCUMENT_MAX_BYTES, docs/reliability.md): beside each loaded Doc two integers,
+checked under the row lock with no re-encoding and no extra statement per update:
+
+- `size`, the snapshot's bytes plus the bytes of every update logged since. An update
+  with new content that would take it past the limit is refused without being decoded,
+  unless folding the log (deleted text) shows there is room after all.
+- `bound`, an upper bound of the encoded state: its size when last measured plus
+  GROWTH_BOUND times the bytes of each update since. Deleting splits items, so a state
+  can grow by several times the bytes of the delete that caused it (measured: up to
+  ~10x); `size` alone would undercount. Only when `bound` would pass the limit is the
+  state measured exactly, with the update applied: a rare O(document) encode for a
+  document near its limit, none for the others. That measurement, not `size`, decides
+  for updates that only delete, so a full document can always be cut down.
+
+The loaded documents of a replica are bounded by `size` (SESSIONS_DOCUMENT_CACHE_BYTES),
+least recently used first.
 
 Live delivery: after the commit the update is published on the session's
 binary document channel (`<REDIS_PREFIX>sessions:rt:doc:<session_id>`), framed as
@@ -72,6 +79,10 @@ EMPTY_UPDATE = b"\x00\x00"
 # What a loaded Doc costs beyond its encoded state (about 3.6 KB measured for a small
 # document): a budget counting only state bytes would let thousands of tiny ones in.
 LOADED_OVERHEAD_BYTES = 4096
+# How many bytes of encoded state one byte of update can add at most: deletes that split
+# items grew states by up to ~10.5x their bytes in tests/sessions/test_documents.py's
+# measurements (single characters, every other one deleted); the margin covers the rest.
+GROWTH_BOUND = 16
 
 DOC_FRAME_UPDATE = 0
 NO_ORIGIN = bytes(16)
@@ -106,8 +117,10 @@ class _Loaded:
     tail: int
     version: int
     updated_at: datetime | None
-    # Bytes of the snapshot plus every update applied since: at least the encoded state's.
+    # Bytes of the snapshot plus every update applied since (see the module's "Size").
     size: int
+    # At least the encoded state's bytes, whatever the updates since did.
+    bound: int
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
@@ -127,6 +140,10 @@ class DocumentTooLarge(ResourceExhausted):
         super().__init__(f"the document would pass its size limit of {limit} bytes; "
                          "the update was not stored")
         metrics.DOCUMENT_UPDATES_TOO_LARGE.inc()
+
+
+class _GrewPastLimit(Exception):
+    """The update, applied, made the state too large (the cached Doc now holds it)."""
 
 
 class _OverLimit(Exception):
@@ -299,7 +316,7 @@ class DocumentService:
                 (session_id,))
             head = await cur.fetchone()
             if head is None:
-                loaded = self._cache.get(session_id) or _Loaded(Doc(), 0, 0, 0, 0, None, 0)
+                loaded = self._cache.get(session_id) or _Loaded(Doc(), 0, 0, 0, 0, None, 0, 0)
                 self._remember(session_id, loaded)
                 return loaded
             loaded = await self._catch_up(conn, session_id, int(head["upto"]))
@@ -342,7 +359,7 @@ class DocumentService:
             state = b"" if row is None else bytes(row["state"])
             if state:
                 doc.apply_update(state)
-            loaded = _Loaded(doc, upto, upto, 0, 0, None, len(state))
+            loaded = _Loaded(doc, upto, upto, 0, 0, None, len(state), len(state))
         cur = await conn.execute(
             "SELECT id, update FROM document_updates WHERE session_id = %s AND id > %s ORDER BY id",
             (session_id, loaded.last_id))
@@ -352,12 +369,17 @@ class DocumentService:
             loaded.last_id = int(row["id"])
             loaded.tail += 1
             loaded.size += len(update)
+            loaded.bound += GROWTH_BOUND * len(update)
         return loaded
 
     async def _store_within_limit(self, session_id: str, update: bytes) -> _Loaded:
         """Store the update if the document stays within DOCUMENT_MAX_BYTES, else refuse it."""
         try:
             return await self._store(session_id, update)
+        except _GrewPastLimit:
+            # Rolled back; the cached Doc holds the refused update: the next reader reloads.
+            self._forget(session_id)
+            raise DocumentTooLarge(self._max_bytes) from None
         except _OverLimit as over:
             self._remember(session_id, over.loaded)
             if over.loaded.tail == 0:
@@ -368,6 +390,9 @@ class DocumentService:
         await self._compact_after_read(session_id, loaded)
         try:
             return await self._store(session_id, update)
+        except _GrewPastLimit:
+            self._forget(session_id)
+            raise DocumentTooLarge(self._max_bytes) from None
         except _OverLimit as over:
             self._remember(session_id, over.loaded)
             raise DocumentTooLarge(self._max_bytes) from None
@@ -385,7 +410,8 @@ class DocumentService:
             head = await cur.fetchone()
             assert head is not None  # noqa: S101 - RETURNING of an upsert always yields the row
             loaded = await self._catch_up(conn, session_id, int(head["upto"]))
-            if loaded.size + len(update) > self._max_bytes:
+            deletes_only = update[:1] == b"\x00"  # no structs: a delete set alone
+            if not deletes_only and loaded.size + len(update) > self._max_bytes:
                 # Rolls back the version bump; the cached Doc holds only committed updates.
                 raise _OverLimit(loaded)
             check_decodes(update)
@@ -395,9 +421,18 @@ class DocumentService:
             new = await cur.fetchone()
             assert new is not None  # noqa: S101 - INSERT ... RETURNING yields the row
             loaded.doc.apply_update(update)
+            bound = loaded.bound + GROWTH_BOUND * len(update)
+            if bound > self._max_bytes:
+                # Near the limit: what the state really is now, with this update.
+                bound = len(loaded.doc.get_update())
+                if bound > self._max_bytes:
+                    raise _GrewPastLimit  # rolls the insert back
+                loaded.size = min(loaded.size + len(update), bound)
+            else:
+                loaded.size += len(update)
+            loaded.bound = bound
             loaded.last_id = int(new["id"])
             loaded.tail += 1
-            loaded.size += len(update)
             loaded.version = int(head["version"])
             loaded.updated_at = head["updated_at"]
             if loaded.tail >= self._compact_after:
@@ -415,7 +450,7 @@ class DocumentService:
         log.info("document compacted", extra={"updates": loaded.tail, "bytes": len(state)})
         loaded.upto = loaded.last_id
         loaded.tail = 0
-        loaded.size = len(state)
+        loaded.size = loaded.bound = len(state)
 
     async def _publish(self, session_id: str, frame: bytes) -> None:
         try:

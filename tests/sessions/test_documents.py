@@ -107,7 +107,10 @@ async def test_the_attack_is_refused_with_a_clear_error_and_the_document_stays_r
     refusals_before = _sample("tandem_document_updates_too_large_total")
     for _ in range(12):
         update = singles(attacker, 500)  # about 7 KB of single characters each
-        fits = len(model.get_update()) + len(update) <= LIMIT
+        # New content is counted (state + update, refused unread when over); what is
+        # stored must be within the limit too.
+        fits = (len(model.get_update()) + len(update) <= LIMIT
+                and len(_merged(model, update)) <= LIMIT)
         if fits:
             await apply(small, session.id, update)
             model.apply_update(update)
@@ -153,6 +156,55 @@ async def test_the_attack_is_refused_with_a_clear_error_and_the_document_stays_r
     small_edit = edit(author, 0, "# ok\n")
     assert len(model.get_update()) + len(small_edit) <= LIMIT
     await apply(small, session.id, small_edit)
+
+
+def _merged(model: Doc, update: bytes) -> bytes:
+    """The encoded state `model` would have with `update` applied (model is left alone)."""
+    trial: Doc = Doc()
+    trial.apply_update(model.get_update())
+    trial.apply_update(update)
+    return trial.get_update()
+
+
+async def test_deletes_that_multiply_the_state_cannot_take_it_past_the_limit(small: World) -> None:
+    """Deleting every other character splits one item into thousands: a delete set of ~15 KB
+    makes a state of ~140 KB. Counting update bytes alone would let it through."""
+    session = await small.session_with_members()
+    author: Doc = Doc()
+    await apply(small, session.id, edit(author, 0, "q" * 10_000))
+    before = author.get_state()
+    text = author.get("code", type=Text)
+    with author.transaction():
+        for index in range(1, 5_001):
+            del text[index:index + 1]
+    amplifying = author.get_update(before)
+    assert len(amplifying) + 10_100 < LIMIT < len(author.get_update())
+    error = await expect_code(grpc.StatusCode.RESOURCE_EXHAUSTED, small.stub.ApplyDocumentUpdate(
+        pb.ApplyDocumentUpdateRequest(session_id=session.id, update=amplifying),
+        metadata=small.editor.metadata))
+    assert reason(error) == "document_too_large"
+    assert await stored(small, session.id) == (1, "q" * 10_000)
+    # What a fresh client syncs is the stored state, within the limit.
+    synced = await small.stub.SyncDocument(
+        pb.SyncDocumentRequest(session_id=session.id, state_vector=Doc().get_state()),
+        metadata=small.viewer.metadata)
+    assert len(synced.update) <= LIMIT
+
+
+async def test_a_full_document_can_still_be_cut_down(small: World) -> None:
+    """At the limit, an update that only deletes is measured, not counted: it frees room."""
+    session = await small.session_with_members()
+    author: Doc = Doc()
+    overhead = len(edit(Doc(), 0, "w")) - 1
+    full = edit(author, 0, "w" * (LIMIT - overhead - 4))  # within 4 bytes of the limit
+    assert LIMIT - 8 <= len(full) <= LIMIT
+    await apply(small, session.id, full)
+    cut = delete(author, 0, LIMIT - overhead - 4)
+    assert len(full) + len(cut) > LIMIT  # counted, it would not fit
+    assert await apply(small, session.id, cut) == 2
+    assert await stored(small, session.id) == (2, "")
+    await apply(small, session.id, edit(author, 0, "fresh start"))
+    assert await stored(small, session.id) == (3, "fresh start")
 
 
 async def test_one_update_larger_than_the_limit_is_refused_as_too_large(small: World) -> None:
@@ -223,12 +275,13 @@ async def test_loaded_documents_are_bounded_by_bytes_least_recently_used_first(
     doc = await service.get_document(pb.GetDocumentRequest(session_id=big.id), caller)
     assert len(doc.text) == 30_000
     assert list(service.loaded()) == [big.id]
-    # Writes keep the count current: the stored size grows with each update.
+    # Writes keep the count current: the stored size grows with each update (near the
+    # limit it is measured, and merging may save a few bytes of what was sent).
     before = service.loaded()[big.id]
     update = edit(Doc(), 0, "v" * 100)
     await service.apply_update(pb.ApplyDocumentUpdateRequest(session_id=big.id, update=update),
                                caller)
-    assert service.loaded()[big.id] == before + len(update)
+    assert before + 100 <= service.loaded()[big.id] <= before + len(update)
 
 
 async def test_a_document_over_16_mib_is_read_whole_by_rest_sync_and_other_services(
