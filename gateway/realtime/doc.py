@@ -59,6 +59,7 @@ from gateway.realtime.protocol import (
     DocFrame,
     QueryAwareness,
     SyncMessage,
+    TooManyAwarenessClients,
     YProtocolError,
     awareness_message,
     encode_awareness,
@@ -147,6 +148,9 @@ class DocConnection(Connection):
     def on_recovered(self) -> None:
         """The hub resyncs every document room at once (see Hub._recovered)."""
 
+    def awareness_claims(self) -> tuple[str, list[int]]:
+        return self._owner, list(self._owned)
+
     def awareness_entries(self) -> list[AwarenessEntry]:
         return list(self._awareness.values())
 
@@ -176,6 +180,8 @@ class DocConnection(Connection):
             return
         try:
             message = parse_y_message(data)
+        except TooManyAwarenessClients:
+            return  # e.g. a busy room's states re-sent by a joiner: dropped, like a peer's
         except YProtocolError as exc:
             self.close(CLOSE_INVALID_PAYLOAD, f"not a y-websocket message: {exc}")
             return
@@ -243,9 +249,14 @@ class DocConnection(Connection):
                 return False
         try:
             owned = await self.hub.claim_awareness(self.session_id, client_id, self._owner)
-        except Exception as exc:  # Redis down: relaying needs it too; the local caps still hold
+        except Exception as exc:
+            # Redis down: keep speaking for the ids this connection already holds, but take
+            # no new one (a peer's state re-sent by this client must not become its own).
             log.warning("awareness claim failed: %s", type(exc).__name__)
-            owned = True
+            if renewed is None:
+                return False
+            self._owned[client_id] = now
+            return True
         if owned:
             self._owned[client_id] = now
             self._refused.pop(client_id, None)

@@ -30,6 +30,7 @@ from gateway.realtime.protocol import (
     DOC_AWARENESS,
     DOC_QUERY,
     DOC_UPDATE,
+    MAX_AWARENESS_CLIENTS,
     NOBODY,
     TO_USER,
     AwarenessEntry,
@@ -62,6 +63,19 @@ return 0
 # and a client whose own awareness state is null hears no echo of it.
 DOC_KEEPALIVE = awareness_message(b"\x00")
 DOC_KEEPALIVE_SECONDS = 10.0
+
+# The hub renews every claim its live connections hold on each heartbeat, so a claim lapses
+# only when its gateway is gone, not while a quiet (e.g. throttled background) tab is open.
+_RENEW = """
+for _, key in ipairs(KEYS) do
+  local owner = redis.call('GET', key)
+  if owner == false or owner == ARGV[1] then redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) end
+end
+return 0
+"""
+# Awareness entries per frame of a query answer: what parse_awareness takes, so a joining
+# y-websocket client (which re-sends every state it hears) is never closed for it.
+QUERY_ANSWER_ENTRIES = MAX_AWARENESS_CLIENTS
 
 _RELEASE = """
 for _, key in ipairs(KEYS) do
@@ -100,6 +114,10 @@ class DocMember(Member, Protocol):
     def send(self, frame: str | bytes) -> bool: ...
 
     def awareness_entries(self) -> list[AwarenessEntry]: ...
+
+    def awareness_claims(self) -> tuple[str, list[int]]:
+        """The claim owner's name and the awareness client ids it holds (renewed by the hub)."""
+        ...
 
 
 DocResync = Callable[[str, list[DocMember]], Awaitable[tuple[bytes, int] | None]]
@@ -143,6 +161,7 @@ class Hub:
         self._claims = KeySpace(prefix, "gateway")
         # The claim scripts, registered at first use.
         self._claim: Any = None
+        self._renew: Any = None
         self._release: Any = None
         self._resync = resync
         self._probe = probe
@@ -345,6 +364,22 @@ class Hub:
                                       args=[owner, int(self.config.presence_ttl * 1000)])
         return bool(owned)
 
+    async def renew_awareness(self) -> None:
+        """Renew the awareness claims of every live document connection here, in one trip."""
+        claims = [(room.session_id, *member.awareness_claims())
+                  for room in list(self.rooms.values()) for member in list(room.docs)]
+        claims = [claim for claim in claims if claim[2]]
+        if not claims:
+            return
+        if self._renew is None:
+            self._renew = self.redis.register_script(_RENEW)
+        ttl = int(self.config.presence_ttl * 1000)
+        async with asyncio.timeout(2.0), self.redis.pipeline(transaction=False) as pipe:
+            for session_id, owner, ids in claims:
+                await self._renew(keys=[self._claim_key(session_id, c) for c in ids],
+                                  args=[owner, ttl], client=pipe)
+            await pipe.execute()
+
     async def release_awareness(self, session_id: str, client_ids: list[int], owner: str) -> None:
         """Give up the claims `owner` holds (a reconnecting client may take its id at once)."""
         if not client_ids:
@@ -504,8 +539,9 @@ class Hub:
         elif frame.kind == DOC_QUERY:
             entries = [entry for member in list(room.docs) if member.id_bytes != frame.origin
                        for entry in member.awareness_entries()]
-            if entries:
-                answer = DocFrame(DOC_AWARENESS, NOBODY, encode_awareness(entries),
+            for start in range(0, len(entries), QUERY_ANSWER_ENTRIES):
+                chunk = entries[start:start + QUERY_ANSWER_ENTRIES]
+                answer = DocFrame(DOC_AWARENESS, NOBODY, encode_awareness(chunk),
                                   target=frame.origin)
                 self.spawn(self.publish_doc(room.session_id, answer))
 
@@ -591,6 +627,7 @@ class Hub:
                 if entry is not None:
                     entries.append((room.session_id, entry))
         await self.presence.refresh(entries)
+        await self.renew_awareness()
         for room in list(self.rooms.values()):
             if not room.events:
                 continue

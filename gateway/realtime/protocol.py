@@ -287,11 +287,15 @@ def parse_y_message(data: bytes) -> YMessage:
     raise YProtocolError(f"unknown message type {kind}")
 
 
+class TooManyAwarenessClients(YProtocolError):
+    """A well-formed awareness update with more entries than one connection may send."""
+
+
 def parse_awareness(update: bytes) -> tuple[AwarenessEntry, ...]:
     reader = _Reader(update)
     count = reader.var_uint()
     if count > MAX_AWARENESS_CLIENTS:
-        raise YProtocolError("too many clients in one awareness update")
+        raise TooManyAwarenessClients("too many clients in one awareness update")
     entries = []
     for _ in range(count):
         client_id = reader.var_uint()

@@ -157,6 +157,7 @@ class FakeDocHub:
         self.versions: list[int] = []
         # Awareness client id -> the connection holding it (the hub keeps these in Redis).
         self.claims: dict[int, str] = {}
+        self.redis_down = False
 
     async def publish_doc(self, session_id: str, frame: Any) -> bool:
         self.frames.append(frame)
@@ -169,6 +170,8 @@ class FakeDocHub:
         self.versions.append(version)
 
     async def claim_awareness(self, session_id: str, client_id: int, owner: str) -> bool:
+        if self.redis_down:
+            raise ConnectionError("redis is down")
         return self.claims.setdefault(client_id, owner) == owner
 
     async def release_awareness(self, session_id: str, client_ids: list[int], owner: str) -> None:

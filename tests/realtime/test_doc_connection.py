@@ -227,6 +227,29 @@ async def test_an_oversized_awareness_entry_is_refused() -> None:
     await _done(conn)
 
 
+async def test_with_redis_down_a_connection_keeps_its_ids_and_takes_no_new_one() -> None:
+    conn, _, hub, _ = _conn()
+    await conn.handle(_aware((7, 1, '{"me":1}')))
+    hub.redis_down = True
+    conn._owned[7] = 0.0  # renewed long ago: the next frame asks Redis again
+    # Its own id is still its own; a peer's state it re-sends does not become its own.
+    await conn.handle(_aware((7, 2, '{"me":2}'), (8, 1, '{"peer":1}')))
+    assert [e.client_id for e in conn.awareness_entries()] == [7]
+    assert _relayed(hub)[-1] == (AwarenessEntry(7, 2, '{"me":2}'),)
+    await _done(conn)
+
+
+async def test_more_awareness_entries_than_a_connection_may_send_are_dropped_not_closed() -> None:
+    """A joiner's y-websocket client re-sends a busy room's states as one update."""
+    conn, _, hub, _ = _conn()
+    await conn.handle(_aware(*((n, 1, "{}") for n in range(100, 165))))
+    assert not conn.closing
+    assert _relayed(hub) == []
+    await conn.handle(_aware((7, 1, "{}")))
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, "{}"),)]
+    await _done(conn)
+
+
 async def test_a_flood_closes_the_socket_with_4429_and_is_counted() -> None:
     before = REGISTRY.get_sample_value("tandem_ws_rate_limited_total", {"socket": "doc"}) or 0.0
     conn, ws, hub, _ = _conn(REALTIME_DOC_RATE_PER_SECOND="1", REALTIME_DOC_RATE_BURST="5")

@@ -17,6 +17,7 @@ from gateway.realtime.protocol import (
     DOC_AWARENESS,
     DOC_QUERY,
     DOC_UPDATE,
+    MAX_AWARENESS_CLIENTS,
     NOBODY,
     AwarenessEntry,
     DocFrame,
@@ -46,6 +47,8 @@ class Member:
         self.caught_up = 0
         self.delivered = 0
         self.entries: list[AwarenessEntry] = []
+        self.claim_owner = f"conn-{n}"
+        self.claimed: list[int] = []
         self.token = f"token-{n}"
         self.closed: int | None = None
 
@@ -67,6 +70,9 @@ class Member:
 
     def awareness_entries(self) -> list[AwarenessEntry]:
         return self.entries
+
+    def awareness_claims(self) -> tuple[str, list[int]]:
+        return self.claim_owner, self.claimed
 
     def presence_entry(self) -> dict[str, Any] | None:
         return None
@@ -309,6 +315,45 @@ async def test_an_awareness_client_id_belongs_to_its_first_connection_until_rele
     assert not await hub.claim_awareness(SESSION, 7, "bob"), "only its owner releases a claim"
     await hub.release_awareness(SESSION, [7], "mallory")
     assert await hub.claim_awareness(SESSION, 7, "bob"), "released: free at once"
+
+
+async def test_the_hub_renews_the_claims_of_live_connections_so_quiet_ones_keep_their_ids(
+        redis: Redis, redis_prefix: str) -> None:
+    """A background tab may send nothing for longer than the TTL; its cursor stays its own."""
+    hub, _ = _hub(redis, REALTIME_PRESENCE_HEARTBEAT_SECONDS="0.1",
+                  REALTIME_PRESENCE_TTL_SECONDS="0.3")
+    hub.channels = KeySpace(redis_prefix + "renew:", "sessions")
+    hub._claims = KeySpace(redis_prefix + "renew:", "gateway")
+    hub.presence = PresenceStore(redis, KeySpace(redis_prefix + "renew:", "gateway"), 0.3)
+    quiet = Member("alice", 1)
+    quiet.claimed = [7]
+    hub.room(SESSION).docs.add(cast(DocMember, quiet))
+    assert await hub.claim_awareness(SESSION, 7, quiet.claim_owner)
+    deadline = time.monotonic() + 1.0  # more than three TTLs
+    while time.monotonic() < deadline:
+        await hub.heartbeat()
+        assert not await hub.claim_awareness(SESSION, 7, "mallory"), "a live claim never lapses"
+        await asyncio.sleep(0.1)
+    await hub.release_awareness(SESSION, [7], quiet.claim_owner)
+
+
+async def test_a_query_answer_comes_in_frames_a_joiner_may_send_back() -> None:
+    """y-websocket re-sends every state it hears as one update: an answer of more than
+    MAX_AWARENESS_CLIENTS entries would get the joiner closed, so it is cut into chunks."""
+    recording = RecordingRedis()
+    hub, _ = _hub(recording)
+    peers = [Member("u", n) for n in range(1, 4)]
+    for n, peer in enumerate(peers):
+        peer.entries = [AwarenessEntry(n * 100 + i, 1, '{"u":1}') for i in range(30)]
+    _join(hub, [], peers)
+    joiner = bytes([9]) * 16
+    hub._handle(_message(hub.doc_channel(SESSION), DocFrame(DOC_QUERY, joiner).encode()))
+    await _settle(hub)
+    answers = [DocFrame.decode(data) for _, data in recording.published]
+    counts = [len(parse_awareness(frame.payload)) for frame in answers]
+    assert sum(counts) == 90
+    assert max(counts) <= MAX_AWARENESS_CLIENTS
+    assert all(frame.target == joiner for frame in answers)
 
 
 async def test_every_document_socket_gets_the_same_tiny_keepalive() -> None:
