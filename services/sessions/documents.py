@@ -374,28 +374,21 @@ class DocumentService:
 
     async def _store_within_limit(self, session_id: str, update: bytes) -> _Loaded:
         """Store the update if the document stays within DOCUMENT_MAX_BYTES, else refuse it."""
-        try:
-            return await self._store(session_id, update)
-        except _GrewPastLimit:
-            # Rolled back; the cached Doc holds the refused update: the next reader reloads.
-            self._forget(session_id)
-            raise DocumentTooLarge(self._max_bytes) from None
-        except _OverLimit as over:
-            self._remember(session_id, over.loaded)
-            if over.loaded.tail == 0:
+        for attempt in range(2):
+            try:
+                return await self._store(session_id, update)
+            except _GrewPastLimit:
+                # Rolled back; the cached Doc holds the refused update: the next reader reloads.
+                self._forget(session_id)
                 raise DocumentTooLarge(self._max_bytes) from None
-            loaded = over.loaded
-        # The count includes every logged update, also text deleted since: fold the log
-        # to learn the real size (only near the limit), then decide on that.
-        await self._compact_after_read(session_id, loaded)
-        try:
-            return await self._store(session_id, update)
-        except _GrewPastLimit:
-            self._forget(session_id)
-            raise DocumentTooLarge(self._max_bytes) from None
-        except _OverLimit as over:
-            self._remember(session_id, over.loaded)
-            raise DocumentTooLarge(self._max_bytes) from None
+            except _OverLimit as over:
+                self._remember(session_id, over.loaded)
+                if attempt or over.loaded.tail == 0:
+                    raise DocumentTooLarge(self._max_bytes) from None
+                # The count includes every logged update, also text deleted since: fold the
+                # log to learn the real size (only near the limit), then decide on that.
+                await self._compact_after_read(session_id, over.loaded)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     async def _store(self, session_id: str, update: bytes) -> _Loaded:
         async with self._res.pool.connection() as conn, conn.transaction():
