@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Callable
 
 from services.common.context import clean_request_id, request_id_var, session_id_var, user_id_var
 from services.common.logs import JsonFormatter, redact
 
 
-def _render(record_msg: str, *args: object, **extra: object) -> dict[str, object]:
+def _capture(log: Callable[[logging.Logger], None]) -> dict[str, object]:
+    """The one JSON line `log` writes through the formatter."""
     logger = logging.getLogger("test.logs")
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -18,13 +20,17 @@ def _render(record_msg: str, *args: object, **extra: object) -> dict[str, object
     logger.addHandler(handler)
     logger.propagate = False
     try:
-        logger.warning(record_msg, *args, extra=extra)
+        log(logger)
     finally:
         logger.removeHandler(handler)
     line = stream.getvalue().strip()
     assert "\n" not in line
     parsed: dict[str, object] = json.loads(line)
     return parsed
+
+
+def _render(record_msg: str, *args: object, **extra: object) -> dict[str, object]:
+    return _capture(lambda logger: logger.warning(record_msg, *args, extra=extra))
 
 
 def test_json_line_has_context_ids_and_extras() -> None:
@@ -63,21 +69,13 @@ SECRET = "S3cr3tV4lu3xyz"
 
 
 def _render_exception(message: str) -> dict[str, object]:
-    logger = logging.getLogger("test.logs")
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("unit"))
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
+    def log(logger: logging.Logger) -> None:
         try:
             raise ValueError(message)
         except ValueError:
             logger.exception("failed")
-    finally:
-        logger.removeHandler(handler)
-    parsed: dict[str, object] = json.loads(stream.getvalue())
-    return parsed
+
+    return _capture(log)
 
 
 def test_credentials_in_messages_extras_and_tracebacks_are_redacted() -> None:

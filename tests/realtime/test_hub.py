@@ -295,12 +295,19 @@ async def _until(check: Any, timeout: float = 3.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_an_awareness_client_id_belongs_to_its_first_connection_until_released(
-        redis: Redis, redis_prefix: str) -> None:
+def _claims_hub(redis: Redis, prefix: str) -> Hub:
+    """A hub on real Redis under `prefix`, with a 0.3 s claim/presence TTL."""
     hub, _ = _hub(redis, REALTIME_PRESENCE_HEARTBEAT_SECONDS="0.1",
                   REALTIME_PRESENCE_TTL_SECONDS="0.3")
-    hub.channels = KeySpace(redis_prefix + "claims:", "sessions")
-    hub._claims = KeySpace(redis_prefix + "claims:", "gateway")
+    hub.channels = KeySpace(prefix, "sessions")
+    hub._claims = KeySpace(prefix, "gateway")
+    hub.presence = PresenceStore(redis, KeySpace(prefix, "gateway"), 0.3)
+    return hub
+
+
+async def test_an_awareness_client_id_belongs_to_its_first_connection_until_released(
+        redis: Redis, redis_prefix: str) -> None:
+    hub = _claims_hub(redis, redis_prefix + "claims:")
     assert await hub.claim_awareness(SESSION, 7, "alice")
     assert not await hub.claim_awareness(SESSION, 7, "mallory")
     assert await hub.claim_awareness(SESSION, 7, "alice"), "its owner renews it"
@@ -320,11 +327,7 @@ async def test_an_awareness_client_id_belongs_to_its_first_connection_until_rele
 async def test_the_hub_renews_the_claims_of_live_connections_so_quiet_ones_keep_their_ids(
         redis: Redis, redis_prefix: str) -> None:
     """A background tab may send nothing for longer than the TTL; its cursor stays its own."""
-    hub, _ = _hub(redis, REALTIME_PRESENCE_HEARTBEAT_SECONDS="0.1",
-                  REALTIME_PRESENCE_TTL_SECONDS="0.3")
-    hub.channels = KeySpace(redis_prefix + "renew:", "sessions")
-    hub._claims = KeySpace(redis_prefix + "renew:", "gateway")
-    hub.presence = PresenceStore(redis, KeySpace(redis_prefix + "renew:", "gateway"), 0.3)
+    hub = _claims_hub(redis, redis_prefix + "renew:")
     quiet = Member("alice", 1)
     quiet.claimed = [7]
     hub.room(SESSION).docs.add(cast(DocMember, quiet))
