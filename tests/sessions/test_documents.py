@@ -195,11 +195,16 @@ async def test_a_full_document_can_still_be_cut_down(small: World) -> None:
     """At the limit, an update that only deletes is measured, not counted: it frees room."""
     session = await small.session_with_members()
     author: Doc = Doc()
-    overhead = len(edit(Doc(), 0, "w")) - 1
-    full = edit(author, 0, "w" * (LIMIT - overhead - 4))  # within 4 bytes of the limit
-    assert LIMIT - 8 <= len(full) <= LIMIT
+    # Counted, the new document's empty snapshot (2 bytes) plus `full` lands exactly 4 bytes
+    # short of the limit. The length is found with the author's own client id: its varint
+    # length varies with the random id, so a stranger's id would miss by several bytes.
+    length = LIMIT - 64
+    while len(edit(Doc(client_id=author.client_id), 0, "w" * (length + 1))) <= LIMIT - 6:
+        length += 1
+    full = edit(author, 0, "w" * length)
+    assert len(full) == LIMIT - 6
     await apply(small, session.id, full)
-    cut = delete(author, 0, LIMIT - overhead - 4)
+    cut = delete(author, 0, length)
     assert len(full) + len(cut) > LIMIT  # counted, it would not fit
     assert await apply(small, session.id, cut) == 2
     assert await stored(small, session.id) == (2, "")
