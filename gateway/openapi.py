@@ -37,7 +37,8 @@ _ERROR_SCHEMA = {
 _STATUS_TEXT = {
     400: "Invalid request", 401: "Missing or invalid access token", 403: "Role not allowed",
     404: "Not found (or not a member)", 409: "Conflict", 410: "Gone", 412: "Stale version",
-    413: "Body too large", 422: "Unprocessable", 429: "Rate limited", 503: "Dependency unavailable",
+    413: "Body too large", 415: "Unsupported media type", 422: "Unprocessable", 429: "Rate limited",
+    503: "Dependency unavailable",
 }
 
 
@@ -56,6 +57,8 @@ class Operation:
     query: tuple[tuple[str, dict[str, Any], str], ...] = ()
     headers: tuple[tuple[str, str], ...] = ()
     content_type: str = "application/json"
+    # Headers of the success answer, as OpenAPI header objects by name.
+    response_headers: dict[str, Any] = field(default_factory=dict)
     name: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -107,6 +110,8 @@ class RouteTable:
         body: dict[str, Any] = {"description": op.summary}
         if op.response is not None:
             body["content"] = {op.content_type: {"schema": _schema_ref(op.response, components)}}
+        if op.response_headers:
+            body["headers"] = op.response_headers
         responses[str(op.status)] = body
         errors = set(op.errors) | ({401} if op.auth else set()) | {503}
         if op.request is not None:

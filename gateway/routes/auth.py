@@ -10,7 +10,9 @@ import time
 from typing import Any
 
 from aiohttp import web
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic.config import JsonDict
+from pydantic.json_schema import SkipJsonSchema
 from tandem.auth.v1 import auth_pb2
 
 from gateway import keys
@@ -19,6 +21,7 @@ from gateway.clientaddr import client_address, forwarded_https
 from gateway.errors import ApiError, api_error_response
 from gateway.http import Schema, json_response, no_content, parse_json
 from gateway.openapi import Operation, RouteTable
+from gateway.origins import is_own_origin
 from gateway.schemas import UserOut, user_out
 
 RATE = "rate_limiter"
@@ -37,22 +40,96 @@ _NOT_THIS_BROWSER = ("this sign-in was not started in this browser, or took more
                      "start sign-in again")
 
 
+# The refresh token of a browser app: out of reach of scripts (HttpOnly), never sent by
+# another site's page (SameSite=Strict) and only to the routes that spend it (Path).
+REFRESH_COOKIE = "tandem_refresh"
+REFRESH_COOKIE_PATH = "/api/v1/auth"
+TRANSPORTS = ("json", "cookie")
+_MAX_REFRESH = 256
+
+
+def _no_default(schema: JsonDict) -> None:
+    """An optional field's schema without `"default": null` (null is not a value it takes)."""
+    schema.pop("default", None)
+
+
+def _sized_token(schema: JsonDict) -> None:
+    _no_default(schema)
+    schema.update(minLength=1, maxLength=_MAX_REFRESH)
+
+
 class RefreshIn(Schema):
-    refresh_token: str = Field(min_length=1, max_length=256)
+    refresh_token: str | SkipJsonSchema[None] = Field(
+        default=None, description="The refresh token (JSON transport). Omit it (send `{}`) to use "
+        f"the `{REFRESH_COOKIE}` cookie instead (cookie transport: the request must be "
+        "`application/json` and come from this site).",
+        json_schema_extra=_sized_token)
+
+    @field_validator("refresh_token", mode="before")
+    @classmethod
+    def _sized(cls, value: object) -> object:
+        # Before the str | None union: its refusals would name both branches as fields.
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a string")
+        if not 1 <= len(value) <= _MAX_REFRESH:
+            raise ValueError(f"must be 1 to {_MAX_REFRESH} characters")
+        return value
 
 
 class TokensOut(Schema):
     access_token: str
-    refresh_token: str
+    refresh_token: str | SkipJsonSchema[None] = Field(
+        default=None, description="The new refresh token. Absent with the cookie transport "
+        f"(`transport=cookie` on the callback, or a refresh without a `refresh_token`): it is "
+        f"then in the `{REFRESH_COOKIE}` cookie instead.", json_schema_extra=_no_default)
     token_type: str = Field(description="Always Bearer")
     expires_in: int = Field(description="Seconds until the access token expires")
     user: UserOut
 
 
-def _tokens(reply: auth_pb2.CompleteLoginResponse | auth_pb2.RefreshTokenResponse) -> dict[str, Any]:
+def _tokens(reply: auth_pb2.CompleteLoginResponse | auth_pb2.RefreshTokenResponse,
+            *, with_refresh: bool = True) -> dict[str, Any]:
     t = reply.tokens
-    return {"access_token": t.access_token, "refresh_token": t.refresh_token,
-            "token_type": t.token_type, "expires_in": t.expires_in, "user": user_out(reply.user)}
+    out = {"access_token": t.access_token, "refresh_token": t.refresh_token,
+           "token_type": t.token_type, "expires_in": t.expires_in, "user": user_out(reply.user)}
+    if not with_refresh:
+        del out["refresh_token"]
+    return out
+
+
+def _set_refresh_cookie(request: web.Request, response: web.Response,
+                        tokens: auth_pb2.TokenPair) -> None:
+    # Max-Age follows the token's own lifetime; an auth service too old to say sets a
+    # cookie for the browser session rather than a guess.
+    response.set_cookie(REFRESH_COOKIE, tokens.refresh_token,
+                        max_age=tokens.refresh_expires_in or None, path=REFRESH_COOKIE_PATH,
+                        httponly=True, samesite="Strict", secure=_secure(request))
+
+
+def _clear_refresh_cookie(request: web.Request, response: web.StreamResponse) -> None:
+    response.del_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, httponly=True,
+                        samesite="Strict", secure=_secure(request))
+
+
+def _cookie_mode_request(request: web.Request) -> None:
+    """A refresh or logout that relies on the cookie must be a script's same-origin JSON call.
+
+    SameSite=Strict already keeps the cookie off other sites' requests; these two checks
+    hold where it does not (old browsers, a sibling subdomain): a cross-site form cannot send
+    application/json without a CORS preflight we never grant, and a browser names the page's
+    origin on every POST.
+    """
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type",
+                       f"the {REFRESH_COOKIE} cookie is only used with Content-Type: application/json")
+    origin = request.headers.get("Origin")
+    if origin is not None and not is_own_origin(request, request.app[keys.CONFIG].public_url, origin):
+        security.warning("refresh cookie refused: cross-origin request",
+                         extra={"path": request.path})
+        raise ApiError(403, "permission_denied",
+                       f"the {REFRESH_COOKIE} cookie is only used by this site's own pages")
 
 
 async def _limit_ip(request: web.Request) -> None:
@@ -109,6 +186,10 @@ class _StateUntouched(ApiError):
 
 async def _complete_login(request: web.Request) -> web.Response:
     code, state = request.query.get("code", ""), request.query.get("state", "")
+    transport = request.query.get("transport", "json")
+    if transport not in TRANSPORTS:
+        raise _StateUntouched(400, "invalid_argument", "transport must be json or cookie",
+                              [{"field": "transport", "message": "must be json or cookie"}])
     missing = [{"field": n, "message": "required"} for n, v in (("code", code), ("state", state)) if not v]
     if missing:
         raise _StateUntouched(400, "invalid_argument", "code and state are required", missing)
@@ -124,25 +205,59 @@ async def _complete_login(request: web.Request) -> web.Response:
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("auth", "CompleteLogin", backends.auth.CompleteLogin,
                                 auth_pb2.CompleteLoginRequest(code=code, state=state))
-    return json_response(_tokens(reply), headers={"Cache-Control": "no-store"})
+    in_cookie = transport == "cookie"
+    response = json_response(_tokens(reply, with_refresh=not in_cookie),
+                             headers={"Cache-Control": "no-store"})
+    if in_cookie:
+        _set_refresh_cookie(request, response, reply.tokens)
+    return response
 
 
 async def refresh(request: web.Request) -> web.Response:
     await _limit_ip(request)
     body = await parse_json(request, RefreshIn)
     backends = request.app[keys.BACKENDS]
-    reply = await backends.call("auth", "RefreshToken", backends.auth.RefreshToken,
-                                auth_pb2.RefreshTokenRequest(refresh_token=body.refresh_token))
-    return json_response(_tokens(reply), headers={"Cache-Control": "no-store"})
+    if body.refresh_token is not None:
+        reply = await backends.call("auth", "RefreshToken", backends.auth.RefreshToken,
+                                    auth_pb2.RefreshTokenRequest(refresh_token=body.refresh_token))
+        return json_response(_tokens(reply), headers={"Cache-Control": "no-store"})
+    _cookie_mode_request(request)
+    token = request.cookies.get(REFRESH_COOKIE, "")
+    try:
+        if not token or len(token) > _MAX_REFRESH:
+            raise ApiError(401, "unauthenticated", "not signed in: no refresh cookie")
+        reply = await backends.call("auth", "RefreshToken", backends.auth.RefreshToken,
+                                    auth_pb2.RefreshTokenRequest(refresh_token=token))
+    except ApiError as exc:
+        if exc.status != 401:
+            # 429 and 5xx decided nothing about the token: keep it for the retry.
+            raise
+        # Spent, revoked, expired or unknown: the cookie is worthless, so it goes.
+        failed = api_error_response(exc)
+        _clear_refresh_cookie(request, failed)
+        return failed
+    response = json_response(_tokens(reply, with_refresh=False), headers={"Cache-Control": "no-store"})
+    _set_refresh_cookie(request, response, reply.tokens)
+    return response
 
 
 async def logout(request: web.Request) -> web.Response:
     await _limit_ip(request)
     body = await parse_json(request, RefreshIn)
     backends = request.app[keys.BACKENDS]
-    await backends.call("auth", "Logout", backends.auth.Logout,
-                        auth_pb2.LogoutRequest(refresh_token=body.refresh_token))
-    return no_content()
+    if body.refresh_token is not None:
+        await backends.call("auth", "Logout", backends.auth.Logout,
+                            auth_pb2.LogoutRequest(refresh_token=body.refresh_token))
+        return no_content()
+    _cookie_mode_request(request)
+    token = request.cookies.get(REFRESH_COOKIE, "")
+    if token and len(token) <= _MAX_REFRESH:
+        await backends.call("auth", "Logout", backends.auth.Logout,
+                            auth_pb2.LogoutRequest(refresh_token=token))
+    # Signing out is idempotent: no cookie (or a worthless one) is signed out already.
+    response = no_content()
+    _clear_refresh_cookie(request, response)
+    return response
 
 
 async def me(request: web.Request) -> web.Response:
@@ -184,7 +299,22 @@ _LOGIN_DOC = (f"Sets the short-lived cookie `{LOGIN_COOKIE}` (HttpOnly, SameSite
 _CALLBACK_DOC = (f"Must come from the browser that started the sign-in, with its `{LOGIN_COOKIE}` "
                  "cookie (a browser sends it; scripts keep a cookie jar). Without it, or with "
                  "another sign-in's, the answer is 400 and sign-in must start again. The cookie is "
-                 "cleared by every answer except 429 and 5xx.")
+                 "cleared by every answer except 429 and 5xx.\n\n"
+                 "With `transport=cookie` (browser apps) the body has no `refresh_token`: it is set "
+                 f"as the cookie `{REFRESH_COOKIE}` (HttpOnly, SameSite=Strict, Path="
+                 f"{REFRESH_COOKIE_PATH}, Max-Age the refresh token's lifetime, Secure behind TLS), "
+                 "which `POST /api/v1/auth/refresh` and `/logout` with `{}` then use.")
+_COOKIE_MODE_DOC = (f"With `{{}}` (no `refresh_token`) the `{REFRESH_COOKIE}` cookie is used "
+                    "instead (cookie transport): the request must have `Content-Type: "
+                    "application/json` (415 otherwise) and, when it carries an `Origin` header, "
+                    "come from this site's own origin (403 otherwise).")
+_REFRESH_DOC = (_COOKIE_MODE_DOC + " The answer then has no `refresh_token`: the rotated one "
+                "replaces the cookie. No cookie, or a spent, revoked or expired one, is 401 and "
+                "clears the cookie; presenting a spent refresh token (either way) revokes its family.")
+_LOGOUT_DOC = (_COOKIE_MODE_DOC + " The cookie's family is revoked and the cookie cleared; without "
+               "a cookie the answer is 204 too (signing out is idempotent).")
+_SET_REFRESH = {"Set-Cookie": {"schema": {"type": "string"},
+                               "description": f"{REFRESH_COOKIE}, with the cookie transport"}}
 
 
 def add_routes(table: RouteTable) -> None:
@@ -204,13 +334,18 @@ def add_routes(table: RouteTable) -> None:
                         "Finish GitHub sign-in: exchange the code for Tandem tokens", "auth",
                         auth=False, response=TokensOut, errors=(400, 429),
                         query=(("code", {"type": "string"}, "GitHub's authorization code"),
-                               ("state", {"type": "string"}, "The state from the login redirect")),
-                        extra={"description": _CALLBACK_DOC}))
+                               ("state", {"type": "string"}, "The state from the login redirect"),
+                               ("transport", {"type": "string", "enum": list(TRANSPORTS)},
+                                "`cookie`: the refresh token goes into the "
+                                f"`{REFRESH_COOKIE}` cookie, not the body (default `json`)")),
+                        response_headers=_SET_REFRESH, extra={"description": _CALLBACK_DOC}))
     table.add(Operation("POST", "/api/v1/auth/refresh", refresh,
                         "Rotate a refresh token into a new token pair", "auth", auth=False,
-                        request=RefreshIn, response=TokensOut, errors=(401, 429)))
+                        request=RefreshIn, response=TokensOut, errors=(401, 403, 415, 429),
+                        response_headers=_SET_REFRESH, extra={"description": _REFRESH_DOC}))
     table.add(Operation("POST", "/api/v1/auth/logout", logout, "Revoke a refresh token's family",
-                        "auth", status=204, auth=False, request=RefreshIn, errors=(429,)))
+                        "auth", status=204, auth=False, request=RefreshIn, errors=(403, 415, 429),
+                        response_headers=_SET_REFRESH, extra={"description": _LOGOUT_DOC}))
     table.add(Operation("GET", "/api/v1/me", me, "The signed-in user", "auth", response=UserOut,
                         errors=(429,)))
     table.add(Operation("GET", "/.well-known/jwks.json", jwks, "Public keys that sign access tokens",

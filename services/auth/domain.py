@@ -32,6 +32,7 @@ class Issued:
     refresh_token: str
     expires_in: int
     user: dict[str, Any]
+    refresh_expires_in: int
 
 
 def _hash(token: str) -> bytes:
@@ -88,7 +89,7 @@ class AuthDomain:
         refresh = secrets.token_urlsafe(32)  # 256 bits
         await self._repo.insert_refresh(family, str(user["id"]), _hash(refresh), self._refresh_expiry())
         access, ttl = self._keys.sign_access_token(str(user["id"]), user["github_login"])
-        return Issued(access, refresh, ttl, user)
+        return Issued(access, refresh, ttl, user, self._s.refresh_ttl)
 
     def _refresh_expiry(self) -> datetime:
         return datetime.now(UTC) + timedelta(seconds=self._s.refresh_ttl)
@@ -109,7 +110,7 @@ class AuthDomain:
         if user is None:
             raise Unauthenticated("user no longer exists")
         access, ttl = self._keys.sign_access_token(str(user["id"]), user["github_login"])
-        return Issued(access, new, ttl, user)
+        return Issued(access, new, ttl, user, self._s.refresh_ttl)
 
     async def logout(self, refresh_token: str) -> None:
         if refresh_token and len(refresh_token) <= 256:

@@ -25,7 +25,8 @@ def user_pb(row: dict[str, Any]) -> auth_pb2.User:
 def _tokens(issued: Issued) -> auth_pb2.TokenPair:
     return auth_pb2.TokenPair(access_token=issued.access_token, refresh_token=issued.refresh_token,
                               token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
-                              expires_in=issued.expires_in)
+                              expires_in=issued.expires_in,
+                              refresh_expires_in=issued.refresh_expires_in)
 
 
 class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):

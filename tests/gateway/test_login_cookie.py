@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
-
-import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-
-from gateway.app import create_app
-from gateway.config import GatewayConfig
-from gateway.grpc_clients import SERVICES
-from scripts.platform import free_port
-from services.common.config import Env
+from tests.gateway.conftest import Client, Gateway
 
 LOGIN = "/api/v1/auth/github/login"
-Gateway = Callable[..., AbstractAsyncContextManager["TestClient[web.Request, web.Application]"]]
 
 
-@pytest.fixture
-def gateway(stack: Callable[..., AbstractAsyncContextManager[Any]],
-            base_env: dict[str, str]) -> Gateway:
-    @asynccontextmanager
-    async def start(**overrides: str) -> AsyncIterator[TestClient[web.Request, web.Application]]:
-        async with stack() as services:
-            closed = f"127.0.0.1:{free_port()}"
-            env = {**base_env, **services.env, "GATEWAY_PORT": "0",
-                   **{f"{s.upper()}_ADDR": closed for s in SERVICES if s != "auth"},
-                   "AUTH_ADDR": services.addr("auth"), **overrides}
-            app = create_app(GatewayConfig.from_env(Env(env)))
-            async with TestClient(TestServer(app)) as client:
-                yield client
-
-    return start
-
-
-async def _cookie_flags(client: TestClient[web.Request, web.Application],
+async def _cookie_flags(client: Client,
                         headers: dict[str, str] | None = None) -> set[str]:
     reply = await client.get(LOGIN, headers=headers or {}, allow_redirects=False)
     assert reply.status == 302, await reply.text()
