@@ -12,7 +12,7 @@ PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null)
 LOCAL_ENV := .data/local.env
 ARGS ?=
 
-.PHONY: help install protos run test lint bench bench-compare clean deps tools soak
+.PHONY: help install protos run test lint bench bench-compare clean deps tools soak web web-deps web-api
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,18 +57,55 @@ tools: ## best-effort system tools: promtool for the deploy checks, Chromium for
 	@# Playwright drives the system's Chromium (its own browser download is not used).
 	@test -n "$$TANDEM_CHROMIUM" || $(call apt_tool,chromium,chromium,the browser tests,the browser tests (tests/browser; or set TANDEM_CHROMIUM))
 
-test: $(GEN) tools ## run the whole test suite against real PostgreSQL/Redis (private ones if none answer)
+test: $(GEN) tools web-deps ## run the whole test suite against real PostgreSQL/Redis (private ones if none answer)
 	@echo "==> making sure PostgreSQL and Redis answer"
 	@$(PY) -m scripts.run --deps-only
 	@echo "==> running the test suite"
 	@set -a; source $(LOCAL_ENV); set +a; \
 		TEST_DATABASE_URL=$$DATABASE_URL TEST_REDIS_URL=$$REDIS_URL $(BIN)/pytest $(ARGS)
 
-lint: $(GEN) ## ruff and mypy (strict on our packages)
+lint: $(GEN) web-deps ## ruff and mypy (strict on our packages); tsc and eslint on the web client
 	@echo "==> ruff"
 	@$(BIN)/ruff check .
 	@echo "==> mypy --strict"
 	@$(BIN)/mypy
+	@if [ -f $(WEB_DEPS) ]; then \
+		echo "==> tsc --noEmit and eslint (web/)"; \
+		cd web && npx --no-install tsc --noEmit && npx --no-install eslint . ; \
+	else echo "==> npm not found: the web client's type check and lint are skipped"; fi
+
+# The web client (web/): its npm packages, its build (committed under gateway/web/dist so
+# that `make run` and `make test` need no Node) and its API types (from the gateway's own
+# OpenAPI document). tests/web checks that the committed build and types match the sources.
+WEB_DEPS := web/node_modules/.installed
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	@echo "==> installing the web client's npm packages (npm ci)"
+	@cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_DEPS)
+
+web-deps: ## the web client's npm packages, when Node is present (make test and make lint use them)
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) -s $(WEB_DEPS); \
+	else echo "==> npm not found: the web client's checks will be skipped (the committed build is served)"; fi
+
+web: $(GEN) ## rebuild the web client into gateway/web/dist (needs Node 20.19+; commit the result)
+	@command -v npm >/dev/null 2>&1 || { echo "make web needs Node 20.19+ and npm"; exit 1; }
+	@$(MAKE) -s $(WEB_DEPS)
+	@echo "==> type-checking and linting web/"
+	@cd web && npx --no-install tsc --noEmit && npx --no-install eslint .
+	@echo "==> unit tests of web/ (vitest)"
+	@cd web && npx --no-install vitest run --reporter=dot
+	@echo "==> building web/ into gateway/web/dist"
+	@cd web && npx --no-install vite build --logLevel warn
+	@echo "==> done: commit gateway/web/dist with the sources"
+
+web-api: $(GEN) ## regenerate web/src/api/openapi.json and schema.d.ts from the gateway's routes
+	@command -v npm >/dev/null 2>&1 || { echo "make web-api needs Node 20.19+ and npm"; exit 1; }
+	@$(MAKE) -s $(WEB_DEPS)
+	@echo "==> writing the gateway's OpenAPI document to web/src/api/openapi.json"
+	@$(PY) -m gateway.openapi_dump web/src/api/openapi.json
+	@echo "==> generating web/src/api/schema.d.ts (openapi-typescript)"
+	@cd web && npm run -s api-types
 
 bench: $(GEN) ## benchmark table (BENCH_SECONDS=2 for a quick run; ARGS="--url URL" for a running platform)
 	@$(PY) -m scripts.run --deps-only

@@ -1,0 +1,98 @@
+// The REST client: typed from the gateway's own OpenAPI document (schema.d.ts is generated
+// by `make web-api` from openapi.json, which the gateway dumps; both are checked for drift).
+import createClient, { type Middleware } from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+export type Schemas = components["schemas"];
+export type Session = Schemas["SessionOut"];
+export type Member = Schemas["MemberOut"];
+export type User = Schemas["UserOut"];
+export type Message = Schemas["MessageOut"];
+export type Invitation = Schemas["InvitationOut"];
+
+/** An error answered by the API, in its standard body, or a network failure (status 0). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly details: { field: string; message: string }[];
+  readonly retryAfter: number | null;
+
+  constructor(status: number, code: string, message: string,
+              details: { field: string; message: string }[] = [], retryAfter: number | null = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.details = details;
+    this.retryAfter = retryAfter;
+  }
+
+  /** The message for a form field, when the API named that field. */
+  forField(field: string): string | undefined {
+    return this.details.find((d) => d.field === field)?.message;
+  }
+}
+
+interface ErrorBody {
+  error?: { code?: string; message?: string; details?: { field: string; message: string }[] };
+}
+
+/** Reads the standard error body of a failed response (or says what the status means). */
+export async function errorFrom(response: Response): Promise<ApiError> {
+  let body: ErrorBody = {};
+  try {
+    body = (await response.clone().json()) as ErrorBody;
+  } catch {
+    // Not JSON (a proxy's page, say): fall back to the status.
+  }
+  const retry = response.headers.get("Retry-After");
+  return new ApiError(
+    response.status,
+    body.error?.code ?? "http_" + String(response.status),
+    body.error?.message ?? `the server answered ${String(response.status)} ${response.statusText}`,
+    body.error?.details ?? [],
+    retry === null ? null : Number(retry),
+  );
+}
+
+export function networkError(cause: unknown): ApiError {
+  const reason = cause instanceof Error ? cause.message : String(cause);
+  return new ApiError(0, "network", `could not reach Tandem (${reason}); check your connection`);
+}
+
+type TokenSource = () => Promise<string | null>;
+let tokenSource: TokenSource = () => Promise.resolve(null);
+
+/** Where the client gets its access token (the auth module installs itself here). */
+export function useTokenSource(source: TokenSource): void {
+  tokenSource = source;
+}
+
+const bearer: Middleware = {
+  async onRequest({ request }) {
+    if (request.url.includes("/api/v1/auth/")) return request;
+    const token = await tokenSource();
+    if (token !== null) request.headers.set("Authorization", `Bearer ${token}`);
+    return request;
+  },
+};
+
+export const api = createClient<paths>({ baseUrl: location.origin, credentials: "same-origin" });
+api.use(bearer);
+
+/** Unwraps an openapi-fetch answer: the data, or an ApiError with the API's own words. */
+export async function call<T>(pending: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
+  let result: { data?: T; error?: unknown; response: Response };
+  try {
+    result = await pending;
+  } catch (cause) {
+    throw networkError(cause);
+  }
+  if (!result.response.ok) throw await errorFrom(result.response);
+  return result.data as T;
+}
+
+/** A fresh id for idempotent sends (chat client_id, Idempotency-Key). */
+export function newId(): string {
+  return crypto.randomUUID();
+}
