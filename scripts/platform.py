@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -45,6 +46,12 @@ def free_ports(count: int) -> list[int]:
 
 def free_port() -> int:
     return free_ports(1)[0]
+
+
+def site_root(url: str) -> str:
+    """scheme://host[:port]/ of a URL (PUBLIC_URL's origin, as a callback URL)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,10 @@ def platform_env(base: Mapping[str, str], ports: Ports, *, github_standin: bool,
         env.setdefault("GITHUB_CLIENT_ID", "tandem-local")
         env.setdefault("GITHUB_CLIENT_SECRET", "tandem-local-secret")
         env.setdefault("GITHUB_WEBHOOK_SECRET", "tandem-local-webhook-secret")
+        # The OAuth app's registered callback is the site root, as docs/operations.md asks of
+        # a real GitHub OAuth app: the web app's /auth/callback and the API's
+        # /api/v1/auth/github/callback both fit under it.
+        env.setdefault("GITHUB_CALLBACK_URL", site_root(env["PUBLIC_URL"]))
         env["GITHUB_WEBHOOK_URL"] = f"http://127.0.0.1:{ports.gateway}/api/v1/webhooks/github"
     if openai_standin:
         env["OPENAI_STANDIN_PORT"] = str(ports.openai)

@@ -109,8 +109,9 @@ def _watch_ready(url: str, timeout: float, standin: bool, stop: threading.Event)
                 if reply.status_code == 200:
                     took = time.monotonic() - start
                     say(f"\n{GREEN}{BOLD}Tandem is ready at {url}{RESET}  (started in {took:.1f}s)")
+                    say(f"  web app       {url}/")
                     say(f"  API docs      {url}/docs")
-                    say(f"  sign in       {url}/api/v1/auth/github/login")
+                    say(f"  API sign-in   {url}/api/v1/auth/github/login")
                     if standin:
                         say("  (GitHub is the local stand-in: pick octocat, hubot or monalisa)")
                     say("  Ctrl-C stops everything\n")

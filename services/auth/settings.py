@@ -5,12 +5,43 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from services.common.config import ConfigError, Env, MissingSecret
 
 # The key deploy/compose.dev.env and the Kubernetes dev overlay publish (base64 of these
 # bytes): fine on a laptop, refused outside development mode like every published secret.
 PUBLISHED_DEV_KEY = b"local-dev-only-not-a-real-key!!!"
+
+# Where GitHub may send a browser back: the API's callback (API clients, scripts) and the
+# web app's landing page, which then calls the API's callback itself.
+API_CALLBACK_PATH = "/api/v1/auth/github/callback"
+APP_CALLBACK_PATH = "/auth/callback"
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost")
+
+
+def _loopback_spellings(url: str) -> list[str]:
+    """`url`, and when its host is 127.0.0.1 or localhost, the same URL under the other name:
+    a person may open either, and the sign-in must come back to the one they opened (the
+    browser keeps the sign-in cookie per host)."""
+    parts = urlsplit(url)
+    if (parts.hostname or "").lower() not in _LOOPBACK_NAMES:
+        return [url]
+    port = f":{parts.port}" if parts.port is not None else ""
+    spellings = [url]
+    for name in _LOOPBACK_NAMES:
+        spelling = parts._replace(netloc=f"{name}{port}").geturl()
+        if spelling not in spellings:
+            spellings.append(spelling)
+    return spellings
+
+
+def default_redirects(public_url: str) -> tuple[str, ...]:
+    """OAUTH_REDIRECT_ALLOWLIST's default: both callbacks under PUBLIC_URL (either loopback
+    spelling), the API's first."""
+    base = public_url.rstrip("/")
+    return tuple(dict.fromkeys(spelling for path in (API_CALLBACK_PATH, APP_CALLBACK_PATH)
+                               for spelling in _loopback_spellings(base + path)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +62,7 @@ class AuthSettings:
     @classmethod
     def from_env(cls, env: Env) -> AuthSettings:
         public = env.url("PUBLIC_URL", "http://127.0.0.1:8080", ("http", "https"))
-        default_redirect = public.rstrip("/") + "/api/v1/auth/github/callback"
+        default_redirect = public.rstrip("/") + API_CALLBACK_PATH
         raw_key = env.str("TOKEN_ENCRYPTION_KEY", "")
         if not raw_key:
             raise ConfigError("TOKEN_ENCRYPTION_KEY",
@@ -53,7 +84,7 @@ class AuthSettings:
             github_oauth_url=env.url("GITHUB_OAUTH_URL", "https://github.com", ("http", "https")),
             github_api_url=env.url("GITHUB_API_URL", "https://api.github.com", ("http", "https")),
             github_scope=env.str("GITHUB_SCOPE", "read:user user:email repo"),
-            redirect_allowlist=env.csv("OAUTH_REDIRECT_ALLOWLIST", (default_redirect,)),
+            redirect_allowlist=env.csv("OAUTH_REDIRECT_ALLOWLIST", default_redirects(public)),
             default_redirect=default_redirect,
             encryption_key=key,
             # The contract caps access tokens at 15 minutes.

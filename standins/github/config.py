@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9900
-# Where Tandem's gateway receives the OAuth redirect (docs/api.md).
-CALLBACK_PATH = "/api/v1/auth/github/callback"
+# Tandem's OAuth app is registered with its site root as the callback URL: GitHub accepts
+# a redirect_uri at or below it, so both the web app's /auth/callback and the API's
+# /api/v1/auth/github/callback fit (docs/operations.md).
+CALLBACK_PATH = "/"
 
 
 class ConfigError(ValueError):
@@ -124,7 +126,9 @@ def settings_from_env(env: Mapping[str, str]) -> ServerSettings:
 
 
 def _gateway_callback(public_url: str | None) -> str | None:
-    """Tandem's callback on its gateway (PUBLIC_URL), which make run points at any port."""
+    """Tandem's registered callback: the root of its gateway's origin (PUBLIC_URL), which
+    make run points at any port."""
     if public_url is None:
         return None
-    return public_url.rstrip("/") + CALLBACK_PATH
+    parts = urlsplit(public_url)
+    return f"{parts.scheme}://{parts.netloc}{CALLBACK_PATH}"

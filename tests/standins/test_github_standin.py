@@ -21,10 +21,12 @@ from aiohttp import web
 from standins.github import StandinConfig, create_app
 from standins.github.config import ConfigError, settings_from_env
 from standins.github.data import HELLO_USERS_HEAD, HELLO_USERS_PROBLEMS
+from standins.github.oauth import redirect_fits
 
 REPO = "/repos/tandem-demo/hello-api"
 PULL = f"{REPO}/pulls/1"
-CALLBACK = "http://127.0.0.1:8080/api/v1/auth/github/callback"
+# The OAuth app is registered with the site root (docs/operations.md).
+CALLBACK = "http://127.0.0.1:8080/"
 
 
 @dataclass
@@ -316,6 +318,30 @@ async def test_authorize_refuses_unknown_client_and_non_s256_challenge(standin: 
     assert parse_qs(urlsplit(mismatch.headers["Location"]).query)["error"] == [
         "redirect_uri_mismatch"
     ]
+
+
+@pytest.mark.parametrize("redirect", ["http://127.0.0.1:8080/auth/callback",
+                                      "http://127.0.0.1:8080/api/v1/auth/github/callback"])
+async def test_both_of_tandems_callbacks_fit_under_the_registered_site_root(
+        standin: Standin, redirect: str) -> None:
+    response = await standin.client.get(
+        "/login/oauth/authorize",
+        params={"client_id": "tandem-local", "redirect_uri": redirect, "login": "octocat"},
+    )
+    assert response.headers["Location"].startswith(redirect + "?code=")
+
+
+def test_a_redirect_fits_only_under_the_registered_origin() -> None:
+    root = "https://tandem.example.com/"
+    assert redirect_fits("https://tandem.example.com/auth/callback", root)
+    assert redirect_fits("https://tandem.example.com/api/v1/auth/github/callback", root)
+    for foreign in ("https://evil.example/auth/callback", "http://tandem.example.com/auth/callback",
+                    "https://tandem.example.com:8443/auth/callback",
+                    "https://tandem.example.com.evil.example/auth/callback"):
+        assert not redirect_fits(foreign, root), foreign
+    # A callback registered deeper keeps GitHub's rule: the app's page is not under it.
+    assert not redirect_fits("https://tandem.example.com/auth/callback",
+                             "https://tandem.example.com/api/v1/auth/github/callback")
 
 
 async def test_loopback_redirect_uri_on_another_port_is_accepted(standin: Standin) -> None:
@@ -760,4 +786,6 @@ def test_env_settings_name_the_bad_variable() -> None:
     assert settings.host == "0.0.0.0"
     assert settings.standin.callback_url == CALLBACK
     gateway = settings_from_env({"PUBLIC_URL": "http://127.0.0.1:18080/"})
-    assert gateway.standin.callback_url == "http://127.0.0.1:18080/api/v1/auth/github/callback"
+    assert gateway.standin.callback_url == "http://127.0.0.1:18080/"
+    behind = settings_from_env({"PUBLIC_URL": "https://tandem.example.com/somewhere"})
+    assert behind.standin.callback_url == "https://tandem.example.com/"
