@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from services.common.redisutil import create_redis
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
+API_TITLE = "Tandem API"
 
 
 def build_routes() -> RouteTable:
@@ -37,6 +39,11 @@ def build_routes() -> RouteTable:
     realtime.add_routes(table)
     ai.add_routes(table)
     return table
+
+
+def openapi_document(server_url: str, table: RouteTable | None = None) -> dict[str, Any]:
+    """The document /openapi.json serves (also written offline by `python -m gateway.openapi_dump`)."""
+    return (table or build_routes()).document(API_TITLE, API_VERSION, server_url)
 
 
 async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -76,5 +83,5 @@ def create_app(config: GatewayConfig) -> web.Application:
     system.add_static(app)
     app[system.READINESS_KEY] = system.readiness_probe(app)
     app[system.OPENAPI_KEY] = system.OpenApiDocument(
-        lambda: table.document("Tandem API", API_VERSION, config.public_url))
+        lambda: openapi_document(config.public_url, table))
     return app
