@@ -16,7 +16,17 @@ from gateway.middlewares import hide_server_version, make_outer_middleware, remo
 from gateway.openapi import RouteTable
 from gateway.ratelimit import RateLimiter
 from gateway.realtime import routes as realtime
-from gateway.routes import ai, auth, documents, invitations, notifications, review, sessions, system
+from gateway.routes import (
+    ai,
+    auth,
+    documents,
+    invitations,
+    notifications,
+    review,
+    sessions,
+    system,
+    webapp,
+)
 from gateway.usercache import UserCache
 from services.common.redisutil import create_redis
 
@@ -81,6 +91,8 @@ def create_app(config: GatewayConfig) -> web.Application:
     table = build_routes()
     table.install(app.router)
     system.add_static(app)
+    # The web client's pages and files, after every API route.
+    webapp.add_routes(app, config.web_dist)
     app[system.READINESS_KEY] = system.readiness_probe(app)
     app[system.OPENAPI_KEY] = system.OpenApiDocument(
         lambda: openapi_document(config.public_url, table))

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from gateway.clientaddr import TrustedProxies, parse_networks
 from services.common.config import CommonConfig, ConfigError, Env
+
+# The web client's build (web/ builds into it; committed, so running Tandem needs no Node).
+DEFAULT_WEB_DIST = Path(__file__).resolve().parent / "web" / "dist"
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +26,8 @@ class GatewayConfig:
     rate_auth_per_minute: int
     rate_user_per_minute: int
     trusted_proxies: TrustedProxies
+    web_dist: Path
+    github_oauth_url: str
 
     @classmethod
     def from_env(cls, env: Env) -> GatewayConfig:
@@ -42,6 +48,9 @@ class GatewayConfig:
             rate_auth_per_minute=env.int("RATE_LIMIT_AUTH_PER_MINUTE", 60, minimum=0),
             rate_user_per_minute=env.int("RATE_LIMIT_USER_PER_MINUTE", 1200, minimum=0),
             trusted_proxies=_trusted_proxies(env),
+            web_dist=Path(env.str("GATEWAY_WEB_DIST", str(DEFAULT_WEB_DIST))).resolve(),
+            # GitHub's web origin: the app's pages show avatars from it and sign-in goes there.
+            github_oauth_url=env.url("GITHUB_OAUTH_URL", "https://github.com", ("http", "https")),
         )
 
 
