@@ -1,0 +1,194 @@
+"""`make demo`: sample people, a session with members, chat and real code in a running platform.
+
+    make run                                   # in one terminal
+    make demo                                  # in another; ARGS="--url http://host:port"
+    .venv/bin/python -m scripts.demo --url http://127.0.0.1:8080
+
+Signs octocat (owner), hubot (editor) and monalisa (viewer) in through the GitHub stand-in
+(as scripts.devlogin does), creates a Python session, makes the other two members by
+invitation, writes a module into the shared document over the document socket (the
+y-websocket protocol, as a browser's editor would), posts a few chat messages, and prints
+the address to open and the logins to use. Every run makes a new session and changes
+nothing made before, so running it twice is safe: you get two sessions.
+
+Works only against the local GitHub stand-in (it signs any login in at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from bench.realtime_scenarios import DocClient
+from scripts.devlogin import SignedIn, sign_in_http
+
+OWNER, EDITOR, VIEWER = "octocat", "hubot", "monalisa"
+TITLE = "Demo: rate limiter for hello-api"
+DESCRIPTION = "A token bucket for the hello-api gateway, written and reviewed together."
+LANGUAGE = "python"
+
+CODE = '''"""A token bucket: at most `rate` requests a second, in bursts of up to `burst`."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TokenBucket:
+    rate: float
+    burst: int
+    tokens: float = field(init=False)
+    updated: float = field(init=False, default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.tokens = float(self.burst)
+
+    def take(self, now: float | None = None) -> bool:
+        """Spend one token if there is one; say whether the request may go ahead."""
+        now = time.monotonic() if now is None else now
+        elapsed = max(0.0, now - self.updated)
+        self.tokens = min(self.burst, self.tokens + elapsed * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def retry_after(self) -> float:
+        """Seconds until the next token, for a 429's Retry-After header."""
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+
+def limiter_for(client_id: str, buckets: dict[str, TokenBucket]) -> TokenBucket:
+    # TODO: buckets grow for ever; evict idle clients.
+    return buckets.setdefault(client_id, TokenBucket(rate=20, burst=40))
+'''
+
+CHAT = (
+    (OWNER, "Welcome! This is the token bucket hello-api needs before we open the API up."),
+    (EDITOR, "Looks good. retry_after rounds down though: a client could retry too early."),
+    (VIEWER, "Just watching today. Is the TODO on limiter_for for this pull request or the next?"),
+    (OWNER, "Next one. hubot, can you add a test for a burst of 41 requests?"),
+)
+
+
+@dataclass(frozen=True)
+class Demo:
+    url: str
+    session_id: str
+    people: dict[str, SignedIn]
+
+    @property
+    def room(self) -> str:
+        return f"{self.url}/sessions/{self.session_id}"
+
+
+def step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _json(reply: httpx.Response, expected: int, what: str) -> dict[str, Any]:
+    if reply.status_code != expected:
+        raise RuntimeError(f"{what}: {reply.status_code} {reply.text[:300]}")
+    body: dict[str, Any] = reply.json()
+    return body
+
+
+async def _write_document(url: str, session_id: str, token: str, code: str) -> None:
+    """Type the code into the shared document over the document socket, and wait until the
+    platform has stored it (so a browser opened right after sees it)."""
+    doc = await DocClient.connect(url, session_id, token)
+    try:
+        await asyncio.wait_for(doc.synced.wait(), 15)
+        await doc.insert(len(doc.value()), code)
+    finally:
+        await doc.close()
+
+
+def _wait_stored(api: httpx.Client, session_id: str, owner: SignedIn, code: str) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        body = _json(api.get(f"/api/v1/sessions/{session_id}/document", headers=owner.headers),
+                     200, "reading the document")
+        if body["text"] == code:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the document was not stored within 15 s (it holds "
+                               f"{len(body['text'])} characters, expected {len(code)})")
+        time.sleep(0.2)
+
+
+def seed(url: str) -> Demo:
+    url = url.rstrip("/")
+    step(f"signing in {OWNER}, {EDITOR} and {VIEWER} through the GitHub stand-in at {url}")
+    people = {login: sign_in_http(url, login) for login in (OWNER, EDITOR, VIEWER)}
+    owner = people[OWNER]
+    with httpx.Client(base_url=url, timeout=15) as api:
+        step(f"creating the session {TITLE!r} ({LANGUAGE}), owned by {OWNER}")
+        session = _json(api.post("/api/v1/sessions", headers=owner.headers,
+                                 json={"title": TITLE, "description": DESCRIPTION,
+                                       "language": LANGUAGE}),
+                        201, "creating the session")
+        session_id = str(session["id"])
+        for login, role in ((EDITOR, "editor"), (VIEWER, "viewer")):
+            step(f"inviting {login} as {role}, and accepting as {login}")
+            invitation = _json(api.post(f"/api/v1/sessions/{session_id}/invitations",
+                                        headers=owner.headers,
+                                        json={"github_login": login, "role": role}),
+                               201, f"inviting {login}")
+            _json(api.post(f"/api/v1/invitations/{invitation['id']}/accept",
+                           headers=people[login].headers), 200, f"{login} accepting")
+        step(f"writing {len(CODE.splitlines())} lines of Python into the shared document")
+        asyncio.run(_write_document(url, session_id, owner.access_token, CODE))
+        _wait_stored(api, session_id, owner, CODE)
+        step(f"posting {len(CHAT)} chat messages")
+        for login, body in CHAT:
+            _json(api.post(f"/api/v1/sessions/{session_id}/messages",
+                           headers=people[login].headers, json={"body": body}),
+                  201, f"{login}'s chat message")
+    return Demo(url, session_id, people)
+
+
+def report(demo: Demo, seconds: float) -> str:
+    return "\n".join((
+        f"Demo ready in {seconds:.1f} s: {TITLE!r}",
+        "",
+        f"  Open {demo.room}",
+        "  and Sign in with GitHub; on the GitHub stand-in's page pick:",
+        f"    {OWNER:<9} owner   invites, changes roles, renames and ends the session",
+        f"    {EDITOR:<9} editor  edits the document and chats",
+        f"    {VIEWER:<9} viewer  reads and chats, cannot type",
+        "  For a second person at once, use a private window or another browser profile.",
+        "",
+        "  Running `make demo` again makes another session; nothing made before is changed.",
+    ))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m scripts.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default="http://127.0.0.1:8080",
+                        help="the running gateway's base URL (default %(default)s)")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        demo = seed(args.url)
+    except (RuntimeError, httpx.HTTPError, OSError, TimeoutError) as exc:
+        print(f"demo: {exc}\n(is `make run` up at {args.url}, with the GitHub stand-in?)",
+              file=sys.stderr)
+        raise SystemExit(1) from None
+    print(report(demo, time.monotonic() - started), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""`make demo` against the run's shared platform: seeded people, members, chat and code, twice."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from scripts import demo
+from scripts.platform import ROOT, LocalPlatform, python_env
+from tests.helpers.identity import sign_in_http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def _run(url: str) -> tuple[str, float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "scripts.demo", "--url", url], cwd=ROOT,
+                          env=python_env(), capture_output=True, text=True, timeout=60, check=False)
+    took = time.monotonic() - started
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout, took
+
+
+def test_demo_seeds_a_session_with_members_chat_and_code_and_runs_twice(
+        platform: LocalPlatform) -> None:
+    first, took = _run(platform.url)
+    assert took < 60, f"the demo took {took:.0f} s; its promise is under a minute"
+    second, _ = _run(platform.url)
+
+    rooms = [re.search(r"Open (http://\S+/sessions/([0-9a-f-]{36}))", out) for out in (first, second)]
+    assert rooms[0] is not None, first
+    assert rooms[1] is not None, second
+    assert rooms[0].group(1).startswith(platform.url + "/sessions/")
+    assert rooms[0].group(2) != rooms[1].group(2), "a second run makes a second session"
+    assert "==> " in first, "progress lines"
+    for login in ("octocat", "hubot", "monalisa"):
+        assert login in first
+    assert "again" in first  # says that running it twice is fine
+
+    owner = sign_in_http(platform.url, "octocat")
+    with httpx.Client(base_url=platform.url, headers=owner.headers, timeout=10) as api:
+        for room in rooms:
+            assert room is not None
+            sid = room.group(2)
+            session = api.get(f"/api/v1/sessions/{sid}").json()
+            assert session["language"] == "python"
+            assert session["role"] == "owner"
+            members = api.get(f"/api/v1/sessions/{sid}/members").json()["items"]
+            roles = {m["user"]["github_login"]: m["role"] for m in members}
+            assert roles == {"octocat": "owner", "hubot": "editor", "monalisa": "viewer"}
+            document = api.get(f"/api/v1/sessions/{sid}/document").json()
+            assert document["text"] == demo.CODE
+            compile(document["text"], "demo.py", "exec")  # real Python
+            messages = api.get(f"/api/v1/sessions/{sid}/messages").json()["items"]
+            assert [(m["author"]["github_login"], m["body"]) for m in messages] == list(demo.CHAT)
