@@ -1,0 +1,118 @@
+// The shared document: a Y.Doc whose Y.Text "code" is synced over the document socket by
+// y-websocket's WebsocketProvider, with the room's own handling of tokens, close codes and
+// refused updates (docs/api.md "Realtime").
+import * as authProtocol from "y-protocols/auth";
+import { messageAuth, WebsocketProvider } from "y-websocket";
+import * as Y from "yjs";
+import { docCloseAction } from "./closeCodes";
+
+export interface CursorUser {
+  name: string;
+  color: string;
+  colorLight: string;
+}
+
+export interface DocLinkOptions {
+  /** ws(s)://host/api/v1/sessions/{id} (the provider adds the room name, `doc`). */
+  serverUrl: string;
+  token: string;
+  user: CursorUser;
+  getToken: (fresh: boolean) => Promise<string | null>;
+  /** The server refused an update (the reason in its words). */
+  onDenied: (reason: string) => void;
+  /** The socket closed for good: removed from the session, or the session deleted. */
+  onFinal: (why: "removed" | "deleted") => void;
+  /** Connection or sync state changed. */
+  onChange: () => void;
+}
+
+/** How long to wait after 4429 (too many frames) before reconnecting. */
+const RATE_LIMIT_PAUSE_MS = 2_000;
+
+export class DocLink {
+  readonly doc = new Y.Doc();
+  readonly ytext: Y.Text;
+  readonly provider: WebsocketProvider;
+  readonly undoManager: Y.UndoManager;
+  /** When a reconnect for a new token started (its short gap is not "Reconnecting…"). */
+  plannedAt = 0;
+  private destroyed = false;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private everSynced = false;
+
+  constructor(private readonly options: DocLinkOptions) {
+    this.ytext = this.doc.getText("code");
+    this.undoManager = new Y.UndoManager(this.ytext);
+    this.provider = new WebsocketProvider(options.serverUrl, "doc", this.doc, {
+      connect: false,
+      params: { access_token: options.token },
+      // Its BroadcastChannel would carry a viewer tab's edits into an editor tab.
+      disableBc: true,
+    });
+    // Our own permission-denied handler instead of y-websocket's console.warn.
+    this.provider.messageHandlers[messageAuth] = (_encoder, decoder, provider) => {
+      authProtocol.readAuthMessage(decoder, provider.doc, (_doc, reason: string) => {
+        if (!this.destroyed) options.onDenied(reason);
+      });
+    };
+    this.provider.on("status", () => options.onChange());
+    this.provider.on("sync", (synced: boolean) => {
+      if (synced) this.everSynced = true;
+      options.onChange();
+    });
+    this.provider.on("closed", (event: { code: number; reason: string }) => this.closed(event.code));
+    this.provider.awareness.setLocalStateField("user", options.user);
+    this.provider.connect();
+  }
+
+  /** Open and synced. */
+  get up(): boolean {
+    return this.provider.wsconnected && this.provider.synced;
+  }
+
+  /** Whether it synced at least once (the editor shows the document, not a blank page). */
+  get loaded(): boolean {
+    return this.everSynced;
+  }
+
+  /** A new access token: reconnect with it now, before the server closes with 4401 (the
+   * CRDT resync loses nothing). */
+  setToken(token: string): void {
+    if (this.destroyed || this.provider.params["access_token"] === token) return;
+    this.provider.params = { ...this.provider.params, access_token: token };
+    if (this.provider.wsconnected || this.provider.wsconnecting) {
+      this.plannedAt = Date.now();
+      this.provider.disconnect();
+      this.provider.connect();
+    }
+  }
+
+  private closed(code: number): void {
+    if (this.destroyed) return;
+    const action = docCloseAction(code);
+    if (action === "refresh-token") {
+      void this.options.getToken(true).then((token) => {
+        if (this.destroyed) return;
+        if (token !== null) this.provider.params = { ...this.provider.params, access_token: token };
+        // Without a token the auth module signs the person out and the room goes away.
+        if (token !== null) this.provider.connect();
+      });
+    } else if (action === "wait") {
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => { if (!this.destroyed) this.provider.connect(); },
+        RATE_LIMIT_PAUSE_MS + Math.random() * 1000);
+    } else if (action === "removed" || action === "deleted") {
+      this.options.onFinal(action);
+    }
+    this.options.onChange();
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    clearTimeout(this.timer);
+    this.provider.awareness.setLocalState(null);
+    this.provider.destroy();
+    this.undoManager.destroy();
+    this.doc.destroy();
+  }
+}
