@@ -189,7 +189,8 @@ def test_logout_is_204_and_revokes(platform: LocalPlatform) -> None:
     assert again.status_code == 401
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1,2]", b'{"refresh_token": 5}', b"{}"])
+# `{}` is not here: an empty object asks for the refresh cookie (tests/gateway covers it).
+@pytest.mark.parametrize("body", [b"not json", b"[1,2]", b'{"refresh_token": 5}'])
 def test_malformed_bodies_are_400_with_details(platform: LocalPlatform, body: bytes) -> None:
     reply = httpx.post(platform.url + "/api/v1/auth/refresh", content=body,
                        headers={"Content-Type": "application/json"})
