@@ -12,7 +12,7 @@ PROTO_FILES := $(shell find protos -name '*.proto' 2>/dev/null)
 LOCAL_ENV := .data/local.env
 ARGS ?=
 
-.PHONY: help install protos run test lint bench bench-compare clean deps tools soak web web-deps web-api
+.PHONY: help install protos run test lint bench bench-compare clean deps tools soak demo screenshot web web-deps web-api
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -114,6 +114,21 @@ bench: $(GEN) ## benchmark table (BENCH_SECONDS=2 for a quick run; ARGS="--url U
 soak: $(GEN) ## long mixed traffic, zero errors and flat memory (SOAK_MINUTES=10; ARGS="--minutes 1")
 	@$(PY) -m scripts.run --deps-only
 	@set -a; source $(LOCAL_ENV); set +a; $(PY) -m soak $(ARGS)
+
+demo: $(GEN) ## seed people, a session, chat and code into a running `make run` (ARGS="--url URL")
+	@$(PY) -m scripts.demo $(ARGS)
+
+screenshot: $(GEN) tools ## retake docs/screenshot-room.png (the room, two people) in Chromium from the browser tests
+	@$(PY) -m scripts.run --deps-only
+	@echo "==> taking docs/screenshot-room.png with tests/browser/test_screenshot.py"
+	@rm -f .data/screenshot-room.png
+	@set -a; source $(LOCAL_ENV); set +a; \
+		TEST_DATABASE_URL=$$DATABASE_URL TEST_REDIS_URL=$$REDIS_URL \
+		TANDEM_SCREENSHOT_ROOM=$(CURDIR)/.data/screenshot-room.png \
+		$(BIN)/pytest tests/browser/test_screenshot.py -q -p no:cacheprovider -rs $(ARGS)
+	@test -s .data/screenshot-room.png || { echo "no screenshot was taken (see the skip reason above)"; exit 1; }
+	@mv .data/screenshot-room.png docs/screenshot-room.png
+	@echo "==> wrote docs/screenshot-room.png"
 
 bench-compare: $(STAMP) ## compare two bench results: make bench-compare A=<file|commit> B=<file|commit>
 	@$(PY) -m bench.compare $(A) $(B)
