@@ -44,6 +44,10 @@ _NOT_THIS_BROWSER = ("this sign-in was not started in this browser, or took more
 # another site's page (SameSite=Strict) and only to the routes that spend it (Path).
 REFRESH_COOKIE = "tandem_refresh"
 REFRESH_COOKIE_PATH = "/api/v1/auth"
+# Beside it, a flag the app's script can read (it holds no secret, only "1"): whether a
+# refresh cookie was set here and not cleared since. A page load without it knows it is
+# signed out without asking (a 401 from /auth/refresh is logged as an error by browsers).
+SIGNED_IN_COOKIE = "tandem_signed_in"
 TRANSPORTS = ("json", "cookie")
 _MAX_REFRESH = 256
 
@@ -106,11 +110,14 @@ def _set_refresh_cookie(request: web.Request, response: web.Response,
     response.set_cookie(REFRESH_COOKIE, tokens.refresh_token,
                         max_age=tokens.refresh_expires_in or None, path=REFRESH_COOKIE_PATH,
                         httponly=True, samesite="Strict", secure=_secure(request))
+    response.set_cookie(SIGNED_IN_COOKIE, "1", max_age=tokens.refresh_expires_in or None,
+                        path="/", samesite="Strict", secure=_secure(request))
 
 
 def _clear_refresh_cookie(request: web.Request, response: web.StreamResponse) -> None:
     response.del_cookie(REFRESH_COOKIE, path=REFRESH_COOKIE_PATH, httponly=True,
                         samesite="Strict", secure=_secure(request))
+    response.del_cookie(SIGNED_IN_COOKIE, path="/", samesite="Strict", secure=_secure(request))
 
 
 def _cookie_mode_request(request: web.Request) -> None:

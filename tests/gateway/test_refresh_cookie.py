@@ -52,6 +52,8 @@ def assert_cleared(reply: ClientResponse) -> None:
     assert cleared.value == ""
     assert cleared.attributes["max-age"] == "0"
     assert cleared.attributes["path"] == "/api/v1/auth"
+    flag = set_cookies(reply)["tandem_signed_in"]
+    assert (flag.value, flag.attributes["max-age"], flag.attributes["path"]) == ("", "0", "/")
 
 
 async def callback(client: Client, login: str, **params: str) -> ClientResponse:
@@ -98,6 +100,12 @@ async def test_cookie_callback_puts_the_refresh_token_in_an_http_only_strict_coo
         assert cookie.attributes["samesite"] == "Strict"
         assert "httponly" in cookie.attributes
         assert "secure" not in cookie.attributes  # plain HTTP: a Secure cookie never comes back
+        # The flag the app reads to know, without a request, that a refresh cookie exists.
+        flag = set_cookies(reply)["tandem_signed_in"]
+        assert flag.value == "1"
+        assert (flag.attributes["path"], flag.attributes["max-age"]) == ("/", str(TTL))
+        assert flag.attributes["samesite"] == "Strict"
+        assert "httponly" not in flag.attributes
         assert_login_cookie_cleared(reply)
         # The cookie is a working refresh token.
         again = await post(client, REFRESH, cookie.value)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { REFRESH_AHEAD_MS, refreshDelay } from "./session";
+import { mayBeSignedIn, REFRESH_AHEAD_MS, refreshDelay } from "./session";
 
 describe("refreshDelay", () => {
   it("refreshes a minute before a 15-minute token expires", () => {
@@ -12,5 +12,18 @@ describe("refreshDelay", () => {
 
   it("never spins faster than every 5 seconds", () => {
     expect(refreshDelay(1)).toBe(5_000);
+  });
+});
+
+describe("mayBeSignedIn", () => {
+  it("reads the gateway's flag among other cookies", () => {
+    expect(mayBeSignedIn("a=b; tandem_signed_in=1; c=d")).toBe(true);
+    expect(mayBeSignedIn("tandem_signed_in=1")).toBe(true);
+  });
+
+  it("is false without it, or when it was cleared", () => {
+    expect(mayBeSignedIn("")).toBe(false);
+    expect(mayBeSignedIn("tandem_signed_in=")).toBe(false);
+    expect(mayBeSignedIn("x_tandem_signed_in=1")).toBe(false);
   });
 });

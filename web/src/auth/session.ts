@@ -117,8 +117,19 @@ export function onToken(listener: (token: string) => void): () => void {
   return () => listeners.delete(listener);
 }
 
-/** On start: signed in again from the refresh cookie, or signed out. */
+/** Whether the gateway says a refresh cookie was set and not cleared since (the
+ * `tandem_signed_in` flag holds no secret; the refresh cookie itself is HttpOnly). */
+export function mayBeSignedIn(cookies: string = document.cookie): boolean {
+  return cookies.split(";").some((c) => c.trim() === "tandem_signed_in=1");
+}
+
+/** On start: signed in again from the refresh cookie, or signed out (without asking the
+ * server when there is no cookie: a 401 would only be noise in the console). */
 export async function restore(): Promise<void> {
+  if (!mayBeSignedIn()) {
+    drop(null);
+    return;
+  }
   try {
     await refresh();
   } catch (error) {
