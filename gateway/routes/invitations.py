@@ -73,6 +73,30 @@ class AcceptOut(Schema):
     role: RoleName = Field(description="Your role in the session now")
 
 
+class SessionGlimpse(Schema):
+    id: str
+    title: str
+    language: str
+    status: Literal["active", "ended"]
+
+
+class PreviewOut(Schema):
+    session: SessionGlimpse
+    role: RoleName = Field(description="The role accepting this invitation gives")
+    expires_at: str
+    status: Literal["pending", "expired", "revoked", "used"] = Field(description=(
+        "pending: it can be accepted; used: every use of it is taken"))
+    invited_by: UserRef
+    member_role: RoleName | None = Field(description=(
+        "Your role in the session already, or null when you are not a member"))
+
+
+# A link invitation's state as its holder sees it: it can be used, or why not.
+_PREVIEW_STATES = {pb.INVITATION_STATUS_PENDING: "pending", pb.INVITATION_STATUS_ACCEPTED: "used",
+                   pb.INVITATION_STATUS_EXPIRED: "expired", pb.INVITATION_STATUS_REVOKED: "revoked",
+                   pb.INVITATION_STATUS_DECLINED: "revoked"}
+
+
 def _invitation_out(inv: pb.Invitation, users: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {"id": inv.id, "session_id": inv.session_id, "session_title": inv.session_title,
             "role": ROLE_NAMES[inv.role], "status": _STATES[inv.status],
@@ -122,10 +146,35 @@ async def accept_by_id(request: web.Request) -> web.Response:
                          auth.token)
 
 
+async def _limit_token_guesses(request: web.Request, user_id: str) -> None:
+    """Each lookup by token counts against a per-user limit as tight as sign-in's: tokens
+    are 256 bits, but guessing must not be cheap to even try."""
+    limit = request.app[keys.CONFIG].rate_auth_per_minute
+    await request.app[keys.LIMITER].hit("invitation-token", user_id, limit, exact=True)
+
+
 async def accept_by_token(request: web.Request) -> web.Response:
     auth = await authenticate(request)
     body = await parse_json(request, TokenIn)
+    await _limit_token_guesses(request, auth.user_id)
     return await _accept(request, pb.AcceptInvitationRequest(token=body.token), auth.token)
+
+
+async def preview(request: web.Request) -> web.Response:
+    auth = await authenticate(request)
+    body = await parse_json(request, TokenIn)
+    await _limit_token_guesses(request, auth.user_id)
+    backends = request.app[keys.BACKENDS]
+    reply = await backends.call("sessions", "PreviewInvitation", backends.sessions.PreviewInvitation,
+                                pb.PreviewInvitationRequest(token=body.token), token=auth.token)
+    inv, session = reply.invitation, reply.session
+    users = await users_by_id(request, auth, [inv.invited_by])
+    glimpse = session_out(session)
+    return json_response({
+        "session": {k: glimpse[k] for k in ("id", "title", "language", "status")},
+        "role": ROLE_NAMES[inv.role], "expires_at": rfc3339(inv.expires_at),
+        "status": _PREVIEW_STATES[inv.status], "invited_by": users[inv.invited_by],
+        "member_role": glimpse["role"]}, headers={"Cache-Control": "no-store"})
 
 
 async def decline(request: web.Request) -> web.Response:
@@ -157,7 +206,15 @@ def add_routes(table: RouteTable) -> None:
     table.add(Operation("GET", "/api/v1/invitations", list_invitations,
                         "Invitations addressed to you, pending first", "invitations",
                         response=InvitationList, errors=(400, 429), query=(LIMIT_QUERY, CURSOR_QUERY)))
-    # The token route first: "accept" must not be taken for an invitation id.
+    # The token routes first: "accept" and "preview" must not be taken for an invitation id.
+    table.add(Operation("POST", "/api/v1/invitations/preview", preview,
+                        "See a link invitation before accepting it: the session, the role, "
+                        "whether it can still be used", "invitations", request=TokenIn,
+                        response=PreviewOut, errors=(404, 429),
+                        extra={"description": (
+                            "POST, so the token stays out of URLs and logs. Changes nothing. "
+                            "An unknown token is 404; one that can no longer be accepted is "
+                            "200 with its `status`.")}))
     table.add(Operation("POST", "/api/v1/invitations/accept", accept_by_token,
                         "Accept a link invitation by its token (403: the owner removed you "
                         "after it was made)", "invitations", request=TokenIn,

@@ -204,6 +204,14 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
         row, role = await self._app.accept_invitation(caller, request.invitation_id, request.token)
         return pb.AcceptInvitationResponse(session=session_pb(row, role), role=_role(role))
 
+    async def PreviewInvitation(
+            self, request: pb.PreviewInvitationRequest, context: Ctx,
+    ) -> pb.PreviewInvitationResponse:
+        caller = await self._authn.caller(context)
+        inv, session, role = await self._app.preview_invitation(caller, request.token)
+        return pb.PreviewInvitationResponse(invitation=invitation_pb(inv),
+                                            session=session_pb(session, role))
+
     async def DeclineInvitation(
             self, request: pb.DeclineInvitationRequest, context: Ctx,
     ) -> pb.DeclineInvitationResponse:

@@ -418,6 +418,27 @@ class SessionsApp:
         log.info("invitation accepted")
         return session, Role(inv["role"])
 
+    async def preview_invitation(self, caller: Caller,
+                                 token: str) -> tuple[dict[str, Any], dict[str, Any], Role | None]:
+        """A link invitation as the holder of its token sees it before accepting: the
+        invitation, its session and the caller's role there (None for a non-member).
+
+        Holding the token is what entitles one to see the session's title, as accepting it
+        would; without the token nothing is disclosed (404, like an unknown one).
+        """
+        uid = _user(caller)
+        if not token:
+            raise InvalidArgument("token is required", [FieldViolation("token", "is required")])
+        found = await self.repo.invitation_by_token(domain.token_hash(token))
+        if found is None:
+            raise NotFound("invitation not found")
+        sid = str(found["session_id"])
+        session_id_var.set(sid)
+        session, role = await self.checker.session_and_role(sid, uid)
+        if session is None:
+            raise NotFound("invitation not found")
+        return found, session, role
+
     async def decline_invitation(self, caller: Caller, invitation_id: str) -> None:
         """Only the addressee declines: a link is nobody's to close for everyone who has it."""
         uid = _user(caller)
