@@ -223,7 +223,7 @@ def _chooser(request: web.Request, error: str, status: int = 200) -> web.Respons
 {problem}
 <form method="get" action="{html.escape(request.path)}">
 {hidden}
-<label>or any login: <input name="login" required pattern="[A-Za-z0-9-]{{1,39}}"></label>
+<label>or any login: <input name="login" required pattern="[A-Za-z0-9\\-]{{1,39}}"></label>
 <button type="submit">Sign in</button>
 </form>
 <p><a href="{html.escape(str(deny))}">Cancel</a></p>
