@@ -236,6 +236,7 @@ def _page(title: str, body: str, status: int) -> web.Response:
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<link rel="icon" href="data:,">
 <title>{html.escape(title)} · GitHub stand-in</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; }}
