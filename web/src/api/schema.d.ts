@@ -65,6 +65,8 @@ export interface paths {
         /**
          * Finish GitHub sign-in: exchange the code for Tandem tokens
          * @description Must come from the browser that started the sign-in, with its `tandem_login` cookie (a browser sends it; scripts keep a cookie jar). Without it, or with another sign-in's, the answer is 400 and sign-in must start again. The cookie is cleared by every answer except 429 and 5xx.
+         *
+         *     With `transport=cookie` (browser apps) the body has no `refresh_token`: it is set as the cookie `tandem_refresh` (HttpOnly, SameSite=Strict, Path=/api/v1/auth, Max-Age the refresh token's lifetime, Secure behind TLS), which `POST /api/v1/auth/refresh` and `/logout` with `{}` then use.
          */
         get: operations["get_api_v1_auth_github_callback"];
         put?: never;
@@ -104,7 +106,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke a refresh token's family */
+        /**
+         * Revoke a refresh token's family
+         * @description With `{}` (no `refresh_token`) the `tandem_refresh` cookie is used instead (cookie transport): the request must have `Content-Type: application/json` (415 otherwise) and, when it carries an `Origin` header, come from this site's own origin (403 otherwise). The cookie's family is revoked and the cookie cleared; without a cookie the answer is 204 too (signing out is idempotent).
+         */
         post: operations["post_api_v1_auth_logout"];
         delete?: never;
         options?: never;
@@ -121,7 +126,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate a refresh token into a new token pair */
+        /**
+         * Rotate a refresh token into a new token pair
+         * @description With `{}` (no `refresh_token`) the `tandem_refresh` cookie is used instead (cookie transport): the request must have `Content-Type: application/json` (415 otherwise) and, when it carries an `Origin` header, come from this site's own origin (403 otherwise). The answer then has no `refresh_token`: the rotated one replaces the cookie. No cookie, or a spent, revoked or expired one, is 401 and clears the cookie; presenting a spent refresh token (either way) revokes its family.
+         */
         post: operations["post_api_v1_auth_refresh"];
         delete?: never;
         options?: never;
@@ -157,6 +165,26 @@ export interface paths {
         put?: never;
         /** Accept a link invitation by its token (403: the owner removed you after it was made) */
         post: operations["post_api_v1_invitations_accept"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/invitations/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * See a link invitation before accepting it: the session, the role, whether it can still be used
+         * @description POST, so the token stays out of URLs and logs. Changes nothing. An unknown token is 404; one that can no longer be accepted is 200 with its `status`.
+         */
+        post: operations["post_api_v1_invitations_preview"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1188,6 +1216,30 @@ export interface components {
             /** Read */
             read: boolean;
         };
+        /** PreviewOut */
+        PreviewOut: {
+            /** Expires At */
+            expires_at: string;
+            invited_by: components["schemas"]["UserRef"];
+            /**
+             * Member Role
+             * @description Your role in the session already, or null when you are not a member
+             */
+            member_role: ("owner" | "editor" | "viewer") | null;
+            /**
+             * Role
+             * @description The role accepting this invitation gives
+             * @enum {string}
+             */
+            role: "owner" | "editor" | "viewer";
+            session: components["schemas"]["SessionGlimpse"];
+            /**
+             * Status
+             * @description pending: it can be accepted; used: every use of it is taken
+             * @enum {string}
+             */
+            status: "pending" | "expired" | "revoked" | "used";
+        };
         /** PublishOut */
         PublishOut: {
             /** Github Review Id */
@@ -1199,8 +1251,11 @@ export interface components {
         };
         /** RefreshIn */
         RefreshIn: {
-            /** Refresh Token */
-            refresh_token: string;
+            /**
+             * Refresh Token
+             * @description The refresh token (JSON transport). Omit it (send `{}`) to use the `tandem_refresh` cookie instead (cookie transport: the request must be `application/json` and come from this site).
+             */
+            refresh_token?: string;
         };
         /** ReviewFileOut */
         ReviewFileOut: {
@@ -1318,6 +1373,20 @@ export interface components {
              * Title
              * @description 1..200 characters; surrounding and repeated spaces collapse
              */
+            title: string;
+        };
+        /** SessionGlimpse */
+        SessionGlimpse: {
+            /** Id */
+            id: string;
+            /** Language */
+            language: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "ended";
+            /** Title */
             title: string;
         };
         /** SessionList */
@@ -1470,8 +1539,11 @@ export interface components {
              * @description Seconds until the access token expires
              */
             expires_in: number;
-            /** Refresh Token */
-            refresh_token: string;
+            /**
+             * Refresh Token
+             * @description The new refresh token. Absent with the cookie transport (`transport=cookie` on the callback, or a refresh without a `refresh_token`): it is then in the `tandem_refresh` cookie instead.
+             */
+            refresh_token?: string;
             /**
              * Token Type
              * @description Always Bearer
@@ -1752,6 +1824,8 @@ export interface operations {
                 code?: string;
                 /** @description The state from the login redirect */
                 state?: string;
+                /** @description `cookie`: the refresh token goes into the `tandem_refresh` cookie, not the body (default `json`) */
+                transport?: "json" | "cookie";
             };
             header?: never;
             path?: never;
@@ -1762,6 +1836,8 @@ export interface operations {
             /** @description Finish GitHub sign-in: exchange the code for Tandem tokens */
             200: {
                 headers: {
+                    /** @description tandem_refresh, with the cookie transport */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1864,6 +1940,8 @@ export interface operations {
             /** @description Revoke a refresh token's family */
             204: {
                 headers: {
+                    /** @description tandem_refresh, with the cookie transport */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1877,8 +1955,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1922,6 +2018,8 @@ export interface operations {
             /** @description Rotate a refresh token into a new token pair */
             200: {
                 headers: {
+                    /** @description tandem_refresh, with the cookie transport */
+                    "Set-Cookie"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -1946,8 +2044,26 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Role not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Body too large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2105,6 +2221,84 @@ export interface operations {
             };
             /** @description Gone */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Rate limited */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Dependency unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    post_api_v1_invitations_preview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenIn"];
+            };
+        };
+        responses: {
+            /** @description See a link invitation before accepting it: the session, the role, whether it can still be used */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PreviewOut"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Missing or invalid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found (or not a member) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

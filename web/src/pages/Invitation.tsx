@@ -2,7 +2,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, type ApiError, call, type Schemas } from "../api/client";
 import { navigate } from "../lib/router";
 
-type Preview = Schemas["InvitationPreviewOut"];
+type Preview = Schemas["PreviewOut"];
 
 const GONE: Record<string, string> = {
   expired: "This invitation has expired. Ask the session's owner for a new one.",
@@ -45,9 +45,13 @@ export function Invitation({ token }: { token: string }) {
             {preview.invited_by.github_login} invites you to <strong>{preview.session.title}</strong> as
             {" "}<span class={`badge role-${preview.role}`}>{preview.role}</span>.
           </p>
-          {preview.status === "pending"
+          {preview.member_role !== null && (
+            <p>You are already in this session as {preview.member_role}.{" "}
+              <a href={`/sessions/${preview.session.id}`}>Open the session</a></p>
+          )}
+          {preview.member_role === null && (preview.status === "pending"
             ? <button type="button" class="primary" disabled={busy} onClick={() => void accept()}>Accept</button>
-            : <p role="alert" class="error">{GONE[preview.status] ?? `This invitation is ${preview.status}.`}</p>}
+            : <p role="alert" class="error">{GONE[preview.status] ?? `This invitation is ${preview.status}.`}</p>)}
         </>
       )}
       {error !== null && <p role="alert" class="error">{error}</p>}
