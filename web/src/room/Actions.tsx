@@ -126,6 +126,8 @@ function LinkPanel({ room, close }: { room: RoomController; close: () => void })
 
 function RenameForm({ room, close }: { room: RoomController; close: () => void }) {
   const [title, setTitle] = useState(room.session.value?.title ?? "");
+  // The version the person started from: a change by someone else meanwhile is a 412.
+  const [version, setVersion] = useState(room.session.value?.version ?? 0);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const first = useFocusFirst<HTMLInputElement>();
@@ -135,12 +137,15 @@ function RenameForm({ room, close }: { room: RoomController; close: () => void }
     setBusy(true);
     setError(null);
     try {
-      await room.rename(title.trim());
+      await room.rename(title.trim(), version);
       close();
     } catch (e) {
       const problem = e as ApiError;
       setError(problem.forField("title") ?? problem.message);
-      if (problem.status === 412) setTitle(room.session.value?.title ?? title);
+      if (problem.status === 412) {
+        setTitle(room.session.value?.title ?? title);
+        setVersion(room.session.value?.version ?? version);
+      }
     } finally {
       setBusy(false);
     }

@@ -89,10 +89,10 @@ export function Chat({ room }: { room: RoomController }) {
         <ol>{entries.map((entry) => <Line key={entry.key} entry={entry} room={room} />)}</ol>
       </div>
       {ended ? (
-        <p class="muted chat-closed">This session has ended: its chat is read-only.</p>
+        <p class="muted chat-closed">The chat is read-only now that the session is over.</p>
       ) : (
         <form class="chat-form" onSubmit={(e) => { e.preventDefault(); send(); }}>
-          <textarea aria-label="Message" placeholder="Message the room (Enter sends, Shift+Enter for a new line)"
+          <textarea aria-label="Message" placeholder="Message the room" title="Enter sends; Shift+Enter starts a new line"
                     rows={2} maxLength={4000} value={draft}
                     onInput={(e) => setDraft(e.currentTarget.value)}
                     onKeyDown={(e) => {

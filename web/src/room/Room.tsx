@@ -57,7 +57,7 @@ function Live({ room }: { room: RoomController }) {
 
   // A panel that no longer applies (the session ended, the role changed) closes.
   const owner = room.role.value === "owner";
-  const shown: Panel = room.ended.value && panel !== null ? null
+  const shown: Panel = room.ended.value && panel !== null && panel !== "leave" ? null
     : owner && panel === "leave" ? null
     : !owner && panel !== null && panel !== "leave" ? null
     : panel;

@@ -91,6 +91,8 @@ export class RoomController {
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly cleanups: (() => void)[] = [];
   private sawRemoval = false;
+  /** The person asked to leave: the removal that follows is their own doing. */
+  private leaving = false;
   private sawDeletion = false;
 
   constructor(readonly sessionId: string, readonly me: User) {}
@@ -176,6 +178,7 @@ export class RoomController {
     if (this.left || this.stopped) return;
     this.left = true;
     const title = this.session.value?.title ?? "the session";
+    if (this.leaving && why === "removed") why = "left";
     notice.value = why === "removed" ? `You were removed from ${title}.`
       : why === "deleted" ? `${title} was deleted by its owner.`
       : `You left ${title}.`;
@@ -509,12 +512,11 @@ export class RoomController {
     this.members.value = this.members.value.filter((m) => m.user.id !== userId);
   }
 
-  async rename(title: string): Promise<void> {
-    const current = this.session.value;
-    if (current === null) return;
+  /** Renames the session, unless it changed since `version` (the one the person started from). */
+  async rename(title: string, version: number): Promise<void> {
     try {
       const session = await call(api.PATCH("/api/v1/sessions/{id}", {
-        params: { path: { id: this.sessionId }, header: { "If-Match": String(current.version) } },
+        params: { path: { id: this.sessionId }, header: { "If-Match": String(version) } },
         body: { title },
       }));
       this.adoptSession(session, this.role.value);
@@ -541,9 +543,15 @@ export class RoomController {
   }
 
   async leaveSession(): Promise<void> {
-    await call(api.DELETE("/api/v1/sessions/{id}/members/{user_id}", {
-      params: { path: { id: this.sessionId, user_id: this.me.id } },
-    }));
+    this.leaving = true;
+    try {
+      await call(api.DELETE("/api/v1/sessions/{id}/members/{user_id}", {
+        params: { path: { id: this.sessionId, user_id: this.me.id } },
+      }));
+    } catch (error) {
+      this.leaving = false;
+      throw error;
+    }
     this.leave("left");
   }
 }
