@@ -107,11 +107,17 @@ export class RoomController {
       if (link !== null && !link.provider.wsconnected) link.provider.connect();
     };
     const goneOffline = () => { this.online.value = false; };
+    // An ended session's events socket has closed: catch up on members when the person looks.
+    const looked = () => { if (this.eventsDone.value && document.visibilityState === "visible") void this.loadMembers(); };
     addEventListener("online", goneOnline);
     addEventListener("offline", goneOffline);
+    addEventListener("focus", looked);
+    document.addEventListener("visibilitychange", looked);
     this.cleanups.push(() => {
       removeEventListener("online", goneOnline);
       removeEventListener("offline", goneOffline);
+      removeEventListener("focus", looked);
+      document.removeEventListener("visibilitychange", looked);
     });
     this.cleanups.push(onToken((token) => {
       this.events?.setToken(token);
