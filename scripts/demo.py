@@ -70,14 +70,14 @@ class TokenBucket:
 
 
 def limiter_for(client_id: str, buckets: dict[str, TokenBucket]) -> TokenBucket:
-    # TODO: buckets grow for ever; evict idle clients.
+    # Buckets grow for ever: idle clients are never evicted.
     return buckets.setdefault(client_id, TokenBucket(rate=20, burst=40))
 '''
 
 CHAT = (
     (OWNER, "Welcome! This is the token bucket hello-api needs before we open the API up."),
     (EDITOR, "Looks good. retry_after rounds down though: a client could retry too early."),
-    (VIEWER, "Just watching today. Is the TODO on limiter_for for this pull request or the next?"),
+    (VIEWER, "Just watching. Does evicting idle buckets in limiter_for go in this pull request?"),
     (OWNER, "Next one. hubot, can you add a test for a burst of 41 requests?"),
 )
 
