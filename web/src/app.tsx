@@ -1,5 +1,6 @@
-import { useEffect } from "preact/hooks";
-import { authProblem, authStatus, currentUser, signIn, signOut } from "./auth/session";
+import { useEffect, useState } from "preact/hooks";
+import type { ApiError } from "./api/client";
+import { authProblem, authStatus, currentUser, signOut } from "./auth/session";
 import { currentPath, match, onLinkClick } from "./lib/router";
 import { Callback } from "./pages/Callback";
 import { Invitation } from "./pages/Invitation";
@@ -9,6 +10,21 @@ import { Room } from "./room/Room";
 
 function Header() {
   const user = currentUser.value;
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
+
+  async function leave() {
+    setBusy(true);
+    setProblem(null);
+    try {
+      await signOut();
+    } catch (error) {
+      setProblem(`Could not sign out: ${(error as ApiError).message}. You are still signed in; try again.`);
+    } finally {
+      setBusy(false);
+    }
+  }
+
   return (
     <header class="app-header">
       <a class="brand" href="/">Tandem</a>
@@ -16,8 +32,11 @@ function Header() {
         <div class="who">
           <img class="avatar" src={user.avatar_url} alt="" width={28} height={28} />
           <span class="login">{user.github_login}</span>
-          <button type="button" class="secondary" onClick={() => void signOut()}>Sign out</button>
+          <button type="button" class="secondary" disabled={busy} onClick={() => void leave()}>Sign out</button>
         </div>
+      )}
+      {problem !== null && user !== null && (
+        <p role="alert" class="header-alert">{problem}</p>
       )}
     </header>
   );
@@ -27,7 +46,9 @@ function Page() {
   const route = match(currentPath.value);
   if (route.name === "callback") return <Callback />;
   const status = authStatus.value;
-  if (status === "unknown") return <p class="loading" role="status">Signing you in…</p>;
+  if (status === "unknown") {
+    return <p class="loading" role="status">{authProblem.value ?? "Signing you in…"}</p>;
+  }
   if (status === "signed-out") return <Landing problem={authProblem.value} />;
   switch (route.name) {
     case "home":
@@ -62,4 +83,3 @@ export function App() {
   );
 }
 
-export { signIn };

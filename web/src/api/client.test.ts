@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { errorFrom, networkError } from "./client";
+import { errorFrom, networkError, newId } from "./client";
 
 describe("errorFrom", () => {
   it("reads the standard error body", async () => {
@@ -29,5 +29,14 @@ describe("errorFrom", () => {
 describe("networkError", () => {
   it("tells the person to check their connection", () => {
     expect(networkError(new TypeError("Failed to fetch")).message).toContain("check your connection");
+  });
+});
+
+describe("newId", () => {
+  it("makes RFC 4122 version 4 UUIDs without randomUUID (insecure contexts)", () => {
+    const noRandomUUID = { getRandomValues: (a: Uint8Array) => crypto.getRandomValues(a) } as unknown as Crypto;
+    const ids = new Set(Array.from({ length: 50 }, () => newId(noRandomUUID)));
+    expect(ids.size).toBe(50);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   });
 });

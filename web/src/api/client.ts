@@ -92,7 +92,14 @@ export async function call<T>(pending: Promise<{ data?: T; error?: unknown; resp
   return result.data as T;
 }
 
-/** A fresh id for idempotent sends (chat client_id, Idempotency-Key). */
-export function newId(): string {
-  return crypto.randomUUID();
+/** A fresh id for idempotent sends (chat client_id, Idempotency-Key): a random UUID v4.
+ * `crypto.randomUUID` exists only in secure contexts (https, localhost), so a page opened
+ * as http://<address> builds one from `getRandomValues`, which exists everywhere. */
+export function newId(random: Crypto = crypto): string {
+  if (typeof random.randomUUID === "function" && globalThis.isSecureContext) return random.randomUUID();
+  const bytes = random.getRandomValues(new Uint8Array(16));
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x40;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }

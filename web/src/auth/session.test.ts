@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { mayBeSignedIn, REFRESH_AHEAD_MS, refreshDelay } from "./session";
+import { mayBeSignedIn, REFRESH_AHEAD_MS, refreshDelay, retryDelay } from "./session";
 
 describe("refreshDelay", () => {
   it("refreshes a minute before a 15-minute token expires", () => {
@@ -25,5 +25,11 @@ describe("mayBeSignedIn", () => {
     expect(mayBeSignedIn("")).toBe(false);
     expect(mayBeSignedIn("tandem_signed_in=")).toBe(false);
     expect(mayBeSignedIn("x_tandem_signed_in=1")).toBe(false);
+  });
+});
+
+describe("retryDelay", () => {
+  it("backs off from a second to at most fifteen", () => {
+    expect([1, 2, 3, 4, 5, 6, 20].map(retryDelay)).toEqual([1_000, 2_000, 4_000, 8_000, 15_000, 15_000, 15_000]);
   });
 });

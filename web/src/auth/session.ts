@@ -4,14 +4,21 @@
 // The refresh token never reaches script: the gateway keeps it in the `tandem_refresh`
 // cookie (HttpOnly, SameSite=Strict, Path=/api/v1/auth), so a reload signs the person back
 // in by calling /auth/refresh with that cookie. Nothing is written to localStorage.
+//
+// Refresh tokens rotate, and a spent one presented again revokes the whole family: two tabs
+// rotating the one cookie at the same moment would sign the person out everywhere. So a
+// rotation holds the `tandem-refresh` Web Lock, and the tab that rotated hands the new
+// access token to the others over a BroadcastChannel (memory to memory), which then need
+// not rotate at all. Web Locks exist only in secure contexts (https, localhost); elsewhere
+// a random pause before rotating lets one tab's handed-over token reach the rest first.
 import { signal } from "@preact/signals";
-import { errorFrom, networkError, type ApiError, type User } from "../api/client";
+import { ApiError, errorFrom, networkError, type User } from "../api/client";
 
 export type AuthStatus = "unknown" | "signed-in" | "signed-out";
 
 export const authStatus = signal<AuthStatus>("unknown");
 export const currentUser = signal<User | null>(null);
-/** Why the person was signed out, when it was not their own doing. */
+/** Why the person was signed out, or why signing in is taking long; null when all is well. */
 export const authProblem = signal<string | null>(null);
 
 interface TokenAnswer {
@@ -20,14 +27,23 @@ interface TokenAnswer {
   user: User;
 }
 
+type Broadcast =
+  | { type: "signed-out" }
+  | { type: "signed-in" }
+  | { type: "token"; answer: TokenAnswer; expiresAt: number };
+
 let accessToken: string | null = null;
 let expiresAt = 0; // ms since epoch
 let refreshTimer: ReturnType<typeof setTimeout> | undefined;
 let refreshing: Promise<string | null> | null = null;
+/** Bumped by every sign-out: an answer that was in flight meanwhile is not adopted. */
+let generation = 0;
 const listeners = new Set<(token: string) => void>();
 
 /** Refresh this long before the token expires (and sockets reconnect with the new one). */
 export const REFRESH_AHEAD_MS = 60_000;
+/** A token with less life than this left is not worth adopting from another tab. */
+const MIN_LIFE_MS = REFRESH_AHEAD_MS + 15_000;
 const RETURN_KEY = "tandem.returnTo";
 const channel = typeof BroadcastChannel === "undefined" ? null : new BroadcastChannel("tandem-auth");
 
@@ -37,25 +53,35 @@ export function refreshDelay(expiresIn: number): number {
   return Math.max(5_000, lifetime - REFRESH_AHEAD_MS, lifetime * 0.8);
 }
 
-function adopt(answer: TokenAnswer): string {
+/** How long to wait before retrying after the `attempt`-th failure to reach the server. */
+export function retryDelay(attempt: number): number {
+  return Math.min(15_000, 1_000 * 2 ** Math.max(0, attempt - 1));
+}
+
+function adopt(answer: TokenAnswer, until: number = Date.now() + answer.expires_in * 1000): string {
   accessToken = answer.access_token;
-  expiresAt = Date.now() + answer.expires_in * 1000;
+  expiresAt = until;
   currentUser.value = answer.user;
   authStatus.value = "signed-in";
   authProblem.value = null;
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => void refresh(), refreshDelay(answer.expires_in));
+  refreshTimer = setTimeout(() => void refresh(), Math.max(5_000, until - Date.now() - REFRESH_AHEAD_MS));
   for (const listener of listeners) listener(answer.access_token);
   return answer.access_token;
 }
 
 function drop(problem: string | null): void {
+  generation += 1;
   accessToken = null;
   expiresAt = 0;
   clearTimeout(refreshTimer);
   currentUser.value = null;
   authStatus.value = "signed-out";
   authProblem.value = problem;
+}
+
+function fresh(): boolean {
+  return accessToken !== null && expiresAt - Date.now() > MIN_LIFE_MS;
 }
 
 async function post(path: string): Promise<Response> {
@@ -71,28 +97,42 @@ async function post(path: string): Promise<Response> {
   }
 }
 
-/** Rotates the refresh cookie once, across every tab (two tabs spending one refresh token
- * at once would look like token theft and revoke the whole family). */
-async function rotate(): Promise<Response> {
-  if ("locks" in navigator) {
-    return navigator.locks.request("tandem-refresh", () => post("/api/v1/auth/refresh"));
-  }
-  return post("/api/v1/auth/refresh");
+/** Runs `work` while no other tab of this origin runs its own (see the top of the file). */
+async function exclusive<T>(work: () => Promise<T>): Promise<T> {
+  if ("locks" in navigator) return navigator.locks.request("tandem-refresh", work);
+  await new Promise((resolve) => setTimeout(resolve, Math.random() * 600));
+  return work();
 }
+
+type Rotation = { kind: "token"; token: string } | { kind: "answer"; response: Response };
 
 /** A new access token from the refresh cookie; null when there is no valid one. */
 export function refresh(): Promise<string | null> {
   refreshing ??= (async () => {
+    const started = generation;
     try {
-      const response = await rotate();
-      if (response.ok) return adopt((await response.json()) as TokenAnswer);
+      const rotation = await exclusive<Rotation>(async () => {
+        // Another tab may have rotated while we waited, and handed us its token.
+        if (fresh() && accessToken !== null) return { kind: "token", token: accessToken };
+        return { kind: "answer", response: await post("/api/v1/auth/refresh") };
+      });
+      if (started !== generation) return null; // signed out meanwhile: adopt nothing
+      if (rotation.kind === "token") return rotation.token;
+      const { response } = rotation;
+      if (response.ok) {
+        const answer = (await response.json()) as TokenAnswer;
+        const until = Date.now() + answer.expires_in * 1000;
+        const broadcast: Broadcast = { type: "token", answer, expiresAt: until };
+        channel?.postMessage(broadcast);
+        return adopt(answer, until);
+      }
       if (response.status === 401) {
         drop(authStatus.value === "signed-in" ? "Your sign-in has ended; sign in again." : null);
         return null;
       }
       throw await errorFrom(response);
     } catch (error) {
-      // A network failure or outage: keep what we have and try again shortly.
+      // A network failure or an outage: keep what we have and try again shortly.
       clearTimeout(refreshTimer);
       refreshTimer = setTimeout(() => void refresh(), 5_000);
       if (authStatus.value === "unknown") throw error;
@@ -124,16 +164,25 @@ export function mayBeSignedIn(cookies: string = document.cookie): boolean {
 }
 
 /** On start: signed in again from the refresh cookie, or signed out (without asking the
- * server when there is no cookie: a 401 would only be noise in the console). */
+ * server when there is no cookie: a 401 would only be noise in the console). While the
+ * server cannot be reached the person stays "signing in" and we keep trying: an outage is
+ * not a reason to send them through GitHub again. */
 export async function restore(): Promise<void> {
+  // A path saved for an abandoned sign-in (it may hold an invitation token) goes now.
+  sessionStorage.removeItem(RETURN_KEY);
   if (!mayBeSignedIn()) {
     drop(null);
     return;
   }
-  try {
-    await refresh();
-  } catch (error) {
-    drop(`Could not reach Tandem to sign you in: ${(error as ApiError).message}`);
+  for (let attempt = 1; authStatus.value === "unknown"; attempt++) {
+    try {
+      await refresh();
+      return;
+    } catch (error) {
+      const wait = retryDelay(attempt);
+      authProblem.value = `Could not reach Tandem (${(error as ApiError).message}); trying again in ${String(Math.round(wait / 1000))} s.`;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
   }
 }
 
@@ -146,6 +195,8 @@ export function signIn(returnTo: string = location.pathname + location.search): 
 
 /** Finishes sign-in on `/auth/callback`; answers where to go next. */
 export async function completeSignIn(query: URLSearchParams): Promise<string> {
+  const target = sessionStorage.getItem(RETURN_KEY) ?? "/";
+  sessionStorage.removeItem(RETURN_KEY);
   const params = new URLSearchParams({
     code: query.get("code") ?? "",
     state: query.get("state") ?? "",
@@ -160,23 +211,27 @@ export async function completeSignIn(query: URLSearchParams): Promise<string> {
   }
   if (!response.ok) throw await errorFrom(response);
   adopt((await response.json()) as TokenAnswer);
-  channel?.postMessage({ type: "signed-in" });
-  const target = sessionStorage.getItem(RETURN_KEY) ?? "/";
-  sessionStorage.removeItem(RETURN_KEY);
+  const broadcast: Broadcast = { type: "signed-in" };
+  channel?.postMessage(broadcast);
   return target;
 }
 
-/** Signs out here and in every other tab; the refresh family is revoked. */
+/** Signs out here and in every other tab; the refresh family is revoked. Throws (and the
+ * person stays signed in) when the server could not be told: a tab that only looked signed
+ * out would sign them back in on the next reload. */
 export async function signOut(): Promise<void> {
-  try {
-    await post("/api/v1/auth/logout");
-  } finally {
-    drop(null);
-    channel?.postMessage({ type: "signed-out" });
-  }
+  const response = await exclusive(() => post("/api/v1/auth/logout"));
+  if (!response.ok) throw await errorFrom(response);
+  drop(null);
+  const broadcast: Broadcast = { type: "signed-out" };
+  channel?.postMessage(broadcast);
 }
 
-channel?.addEventListener("message", (event: MessageEvent<{ type: string }>) => {
-  if (event.data.type === "signed-out" && authStatus.value === "signed-in") drop("You signed out in another tab.");
-  if (event.data.type === "signed-in" && authStatus.value !== "signed-in") void refresh();
+channel?.addEventListener("message", (event: MessageEvent<Broadcast>) => {
+  const message = event.data;
+  if (message.type === "signed-out" && authStatus.value !== "signed-out") drop("You signed out in another tab.");
+  if (message.type === "signed-in" && authStatus.value !== "signed-in") void refresh().catch(() => undefined);
+  if (message.type === "token" && authStatus.value !== "signed-out" && message.expiresAt > expiresAt) {
+    adopt(message.answer, message.expiresAt);
+  }
 });

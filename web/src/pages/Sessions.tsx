@@ -12,18 +12,24 @@ function CreateSession() {
   const [language, setLanguage] = useState("plaintext");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
-  const [key, setKey] = useState(newId);
+  // One Idempotency-Key per request body: a retry of the same body replays the first answer,
+  // an edited body is a new request (the same key with another body would be a 422).
+  const [key, setKey] = useState(() => ({ body: "", id: newId() }));
 
   async function submit(event: Event) {
     event.preventDefault();
     setBusy(true);
     setError(null);
+    const body = { title: title.trim(), language };
+    const signature = JSON.stringify(body);
+    const idempotency = key.body === signature ? key : { body: signature, id: newId() };
+    setKey(idempotency);
     try {
       const session = await call(api.POST("/api/v1/sessions", {
-        body: { title: title.trim(), language },
-        params: { header: { "Idempotency-Key": key } as never },
+        body,
+        params: { header: { "Idempotency-Key": idempotency.id } as never },
       }));
-      setKey(newId());
+      setKey({ body: "", id: newId() });
       navigate(`/sessions/${session.id}`);
     } catch (e) {
       setError(e as ApiError);
