@@ -152,6 +152,71 @@ describe("EventsSocket", () => {
     socket.stop();
   });
 
+  describe("while the token is slow to come", () => {
+    let pending: ((token: string | null) => void)[];
+
+    function slow(): EventsSocket {
+      return new EventsSocket({
+        url: "ws://host/api/v1/sessions/s/events",
+        getToken: () => new Promise((resolve) => pending.push(resolve)),
+        onEvent: (e) => events.push(e),
+        onPhase: () => undefined,
+        onClose: () => decision,
+        outbox: () => outbox,
+        WebSocketImpl: FakeSocket as unknown as typeof WebSocket,
+        random: () => 0,
+      });
+    }
+
+    beforeEach(() => {
+      pending = [];
+    });
+
+    it("coming back online does not start a second connection", async () => {
+      const socket = slow();
+      socket.start();
+      socket.retryNow(); // the browser's `online` event during the token refresh
+      socket.retryNow();
+      for (const resolve of pending) resolve("t1");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(FakeSocket.all).toHaveLength(1);
+      socket.stop();
+      expect(FakeSocket.all.every((ws) => ws.readyState === 3)).toBe(true);
+    });
+
+    it("a retry during the backoff's own token wait connects once", async () => {
+      const socket = slow();
+      socket.start();
+      pending.shift()?.("t1");
+      await vi.advanceTimersByTimeAsync(0);
+      last().drop(1006);
+      await vi.advanceTimersByTimeAsync(1000); // the scheduled retry asks for a token
+      expect(pending).toHaveLength(1);
+      socket.retryNow();
+      for (const resolve of pending.splice(0)) resolve("t1");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(FakeSocket.all).toHaveLength(2);
+      expect(FakeSocket.all[0]?.readyState).toBe(3);
+      socket.stop();
+    });
+
+    it("opens nothing after stop, however late the token arrives", async () => {
+      const socket = slow();
+      socket.start();
+      socket.stop();
+      socket.start(); // stopped and started again (a session check) before the first token
+      for (const resolve of pending) resolve("t1");
+      await vi.advanceTimersByTimeAsync(0);
+      expect(FakeSocket.all).toHaveLength(1);
+      socket.stop();
+      for (const resolve of pending) resolve("t1");
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(FakeSocket.all).toHaveLength(1);
+      expect(last().readyState).toBe(3);
+      expect(socket.phase).toBe("stopped");
+    });
+  });
+
   it("treats a connection that stops answering pings as dropped", async () => {
     const socket = make();
     socket.start();

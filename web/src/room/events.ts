@@ -47,6 +47,11 @@ export class EventsSocket {
   lastSeq: number | null = null;
   phase: EventsPhase = "connecting";
   private ws: WebSocket | null = null;
+  /** Counts connection attempts: an attempt still awaiting its token when a newer one starts
+   * (or the socket is stopped) gives up, so there is never more than one connection. */
+  private generation = 0;
+  /** An attempt is awaiting its token (no `ws` yet). */
+  private connecting = false;
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setTimeout> | undefined;
@@ -66,6 +71,8 @@ export class EventsSocket {
 
   stop(): void {
     this.stopped = true;
+    this.generation += 1;
+    this.connecting = false;
     clearTimeout(this.retryTimer);
     this.clearKeepalive();
     const ws = this.ws;
@@ -79,7 +86,7 @@ export class EventsSocket {
 
   /** Connect now instead of waiting out the backoff (the browser came back online). */
   retryNow(): void {
-    if (this.stopped || this.ws !== null) return;
+    if (this.stopped || this.ws !== null || this.connecting) return;
     clearTimeout(this.retryTimer);
     this.attempt = 0;
     void this.connect(false);
@@ -114,6 +121,9 @@ export class EventsSocket {
   }
 
   private async connect(freshToken: boolean): Promise<void> {
+    const generation = ++this.generation;
+    clearTimeout(this.retryTimer);
+    this.connecting = true;
     this.setPhase("connecting");
     let token: string | null;
     try {
@@ -121,13 +131,20 @@ export class EventsSocket {
     } catch {
       token = null;
     }
-    if (this.stopped) return;
+    // Stopped meanwhile, or superseded by a newer attempt: that one connects, not this.
+    if (this.stopped || generation !== this.generation) return;
+    this.connecting = false;
     if (token === null) {
       // Signed out, or Tandem unreachable: the auth module says which; try again later.
       this.schedule();
       return;
     }
     this.token = token;
+    const stale = this.ws;
+    if (stale !== null) {
+      detach(stale);
+      stale.close(1000, "replaced");
+    }
     const ws = new this.WS(`${this.options.url}?access_token=${encodeURIComponent(token)}`);
     this.ws = ws;
     ws.onopen = () => {
