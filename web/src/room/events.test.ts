@@ -200,6 +200,40 @@ describe("EventsSocket", () => {
       socket.stop();
     });
 
+    it("a token that arrives while connecting is sent in-band as soon as the socket opens", async () => {
+      const socket = slow();
+      socket.start();
+      socket.setToken("t2"); // refreshed during the wait for the first token
+      pending.shift()?.("t1");
+      await vi.advanceTimersByTimeAsync(0);
+      const first = last();
+      expect(first.url).toContain("access_token=t1");
+      socket.setToken("t3"); // and again while the socket is connecting
+      expect(first.sent).toEqual([]);
+      first.open();
+      expect(first.sent).toEqual([{ type: "auth", access_token: "t3" }]);
+      first.receive({ type: "welcome", last_seq: 3 });
+
+      // A reconnect: hello before auth, so the replay is not overtaken by live events.
+      first.drop(1006);
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.("t3");
+      await vi.advanceTimersByTimeAsync(0);
+      const second = last();
+      socket.setToken("t4");
+      second.open();
+      expect(second.sent).toEqual([{ type: "hello", last_seq: 3 }, { type: "auth", access_token: "t4" }]);
+
+      // Opened with the current token: nothing more to say.
+      second.drop(1006);
+      await vi.advanceTimersByTimeAsync(1000);
+      pending.shift()?.("t4");
+      await vi.advanceTimersByTimeAsync(0);
+      last().open();
+      expect(last().sent).toEqual([{ type: "hello", last_seq: 3 }]);
+      socket.stop();
+    });
+
     it("opens nothing after stop, however late the token arrives", async () => {
       const socket = slow();
       socket.start();

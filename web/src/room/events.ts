@@ -107,7 +107,8 @@ export class EventsSocket {
     return this.send({ type: "chat.send", body: message.body, client_id: message.client_id });
   }
 
-  /** A new access token: the live connection gets it in-band (`auth`); later ones in the URL. */
+  /** A new access token: the live connection gets it in-band (`auth`), one still connecting
+   * as soon as it opens, later ones in the URL. */
   setToken(token: string): void {
     if (token === this.token) return;
     this.token = token;
@@ -125,6 +126,7 @@ export class EventsSocket {
     clearTimeout(this.retryTimer);
     this.connecting = true;
     this.setPhase("connecting");
+    const known = this.token;
     let token: string | null;
     try {
       token = await this.options.getToken(freshToken);
@@ -139,7 +141,8 @@ export class EventsSocket {
       this.schedule();
       return;
     }
-    this.token = token;
+    // A token handed over by setToken during the wait is the newer one: keep it for `auth`.
+    if (this.token === known) this.token = token;
     const stale = this.ws;
     if (stale !== null) {
       detach(stale);
@@ -149,7 +152,10 @@ export class EventsSocket {
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      // `hello` first: any other frame opens the server's gate for live events before the replay.
       if (this.lastSeq !== null) this.send({ type: "hello", last_seq: this.lastSeq });
+      // A token that came while this socket was connecting could not be sent then.
+      if (this.token !== null && this.token !== token) this.send({ type: "auth", access_token: this.token });
       for (const message of this.options.outbox()) this.sendChat(message);
       this.keepalive();
     };
