@@ -24,6 +24,8 @@ export interface DocLinkOptions {
   onFinal: (why: "removed" | "deleted") => void;
   /** Connection or sync state changed. */
   onChange: () => void;
+  /** Tests hand in a fake. */
+  WebSocketImpl?: typeof WebSocket;
 }
 
 /** How long to wait after 4429 (too many frames) before reconnecting. */
@@ -48,6 +50,7 @@ export class DocLink {
       params: { access_token: options.token },
       // Its BroadcastChannel would carry a viewer tab's edits into an editor tab.
       disableBc: true,
+      ...(options.WebSocketImpl !== undefined ? { WebSocketPolyfill: options.WebSocketImpl } : {}),
     });
     // Our own permission-denied handler instead of y-websocket's console.warn.
     this.provider.messageHandlers[messageAuth] = (_encoder, decoder, provider) => {
@@ -55,7 +58,17 @@ export class DocLink {
         if (!this.destroyed) options.onDenied(reason);
       });
     };
-    this.provider.on("status", () => options.onChange());
+    this.provider.on("status", ({ status }) => {
+      // disconnect() told peers our awareness was removed at the current clock, and the new
+      // connection re-announces it at that same clock, which y-protocols ignores (it takes
+      // only a newer clock): the cursor would vanish for others until the next cursor move.
+      // Setting the state again moves the clock on, and the update goes out on this socket.
+      if (status === "connected") {
+        const state = this.provider.awareness.getLocalState();
+        if (state !== null) this.provider.awareness.setLocalState({ ...state });
+      }
+      options.onChange();
+    });
     this.provider.on("sync", (synced: boolean) => {
       if (synced) this.everSynced = true;
       options.onChange();
