@@ -1,18 +1,20 @@
 // The shared document in CodeMirror 6, bound to the Y.Text "code" with y-codemirror.next.
 import { defaultKeymap } from "@codemirror/commands";
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
-import { Compartment, EditorState, type Extension } from "@codemirror/state";
+import { Compartment, EditorState } from "@codemirror/state";
 import {
   drawSelection, dropCursor, EditorView, highlightActiveLine, highlightActiveLineGutter,
   highlightSpecialChars, keymap, lineNumbers,
 } from "@codemirror/view";
 import { useEffect, useRef } from "preact/hooks";
-import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
+import { yCollab } from "y-codemirror.next";
 import type { DocLink } from "./doc";
+import { access, readOnlyHistoryGuard, undoKeymap } from "./editing";
 import { loadLanguage } from "./language";
 
-function editable(readOnly: boolean): Extension {
-  return [EditorState.readOnly.of(readOnly), EditorView.editable.of(!readOnly)];
+/** Whether the editor's content holds the keyboard focus (whether or not the window does). */
+function focused(editor: EditorView): boolean {
+  return editor.root.activeElement === editor.contentDOM;
 }
 
 const theme = EditorView.theme({
@@ -27,7 +29,7 @@ const theme = EditorView.theme({
 export function Editor({ link, readOnly, language }: { link: DocLink; readOnly: boolean; language: string }) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
-  const access = useRef(new Compartment());
+  const accessMode = useRef(new Compartment());
   const syntax = useRef(new Compartment());
   const readOnlyNow = useRef(readOnly);
   readOnlyNow.current = readOnly;
@@ -50,11 +52,12 @@ export function Editor({ link, readOnly, language }: { link: DocLink; readOnly: 
           highlightActiveLine(),
           syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
           // Tab is left to move focus on, so the keyboard never gets stuck in the editor.
-          keymap.of([...yUndoManagerKeymap, ...defaultKeymap]),
+          keymap.of([...undoKeymap, ...defaultKeymap]),
+          readOnlyHistoryGuard,
           EditorView.lineWrapping,
           EditorView.contentAttributes.of({ "aria-label": "Shared document" }),
           theme,
-          access.current.of(editable(readOnlyNow.current)),
+          accessMode.current.of(access(readOnlyNow.current)),
           syntax.current.of([]),
           yCollab(link.ytext, link.provider.awareness, { undoManager: link.undoManager }),
         ],
@@ -68,7 +71,20 @@ export function Editor({ link, readOnly, language }: { link: DocLink; readOnly: 
   }, [link]);
 
   useEffect(() => {
-    view.current?.dispatch({ effects: access.current.reconfigure(editable(readOnly)) });
+    const editor = view.current;
+    if (editor === null) return;
+    const hadFocus = focused(editor);
+    editor.dispatch({ effects: accessMode.current.reconfigure(access(readOnly)) });
+    if (!hadFocus) return;
+    // Made read-only (a live role change, the session ending) while the person was in it:
+    // the content stops being contenteditable, and the browser may drop the focus to <body>
+    // then or at its next rendering. It stays on the editor, now focusable by its tabindex.
+    if (!focused(editor)) editor.focus();
+    const frame = requestAnimationFrame(() => {
+      const active = editor.root.activeElement;
+      if (view.current === editor && (active === null || active === document.body)) editor.focus();
+    });
+    return () => cancelAnimationFrame(frame);
   }, [readOnly, link]);
 
   useEffect(() => {
