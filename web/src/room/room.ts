@@ -254,7 +254,7 @@ export class RoomController {
         this.leave("removed");
         return "stop";
       case "ended":
-        this.eventsDone.value = true;
+        this.liveEnded();
         return "stop";
       case "check":
         void this.checkSession();
@@ -264,13 +264,23 @@ export class RoomController {
     }
   }
 
+  /** The session ended and its events socket has said all: nothing live follows, so the
+   * presence it reported would only go stale (people who leave would stay listed). Only
+   * yourself is known to be here; People says that live presence ended. */
+  private liveEnded(): void {
+    batch(() => {
+      this.eventsDone.value = true;
+      this.presence.value = new Map();
+    });
+  }
+
   /** After a close that may mean the session is gone: ask the REST API. */
   private async checkSession(): Promise<void> {
     try {
       const session = await call(api.GET("/api/v1/sessions/{id}", { params: { path: { id: this.sessionId } } }));
       if (this.stopped) return;
       this.adoptSession(session, isRole(session.role) ? session.role : this.role.value);
-      if (session.status === "ended") this.eventsDone.value = true;
+      if (session.status === "ended") this.liveEnded();
       else this.events?.start();
     } catch (error) {
       if (this.stopped) return;
