@@ -1,4 +1,5 @@
-// Who is here now: one entry per person, however many tabs they have open.
+// Who is here now: one entry per person, however many tabs they have open, in the colour
+// of their cursor (keyed on the GitHub login).
 import { personColor } from "../lib/colors";
 import type { RoomController } from "./room";
 
@@ -11,8 +12,8 @@ export function People({ room }: { room: RoomController }) {
         {people.map((p) => (
           <li key={p.id} class="person">
             {p.avatarUrl !== null
-              ? <img class="avatar" src={p.avatarUrl} alt="" width={24} height={24} style={{ borderColor: personColor(p.id).color }} />
-              : <span class="avatar placeholder" aria-hidden="true" style={{ background: personColor(p.id).color }} />}
+              ? <img class="avatar" src={p.avatarUrl} alt="" width={24} height={24} style={{ borderColor: personColor(p.login).color }} />
+              : <span class="avatar placeholder" aria-hidden="true" style={{ background: personColor(p.login).color }} />}
             <span class="person-login">{p.login}</span>
             {p.me && <span class="muted"> (you)</span>}
             {p.connections > 1 && <span class="muted"> · {p.connections} tabs</span>}

@@ -4,12 +4,20 @@
 import * as authProtocol from "y-protocols/auth";
 import { messageAuth, WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
+import { personColor } from "../lib/colors";
 import { docCloseAction } from "./closeCodes";
 
 export interface CursorUser {
   name: string;
   color: string;
   colorLight: string;
+}
+
+/** Who a cursor belongs to, as peers see it: the GitHub login and its colour (keyed on the
+ * login, so a person has the same colour on every deployment, not one per database). */
+export function cursorUser(login: string): CursorUser {
+  const { color, light } = personColor(login);
+  return { name: login, color, colorLight: light };
 }
 
 export interface DocLinkOptions {

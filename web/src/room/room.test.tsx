@@ -1,6 +1,8 @@
 import { render } from "preact";
 import { describe, expect, it } from "vitest";
 import type { Session, User } from "../api/client";
+import { personColor } from "../lib/colors";
+import { cursorUser } from "./doc";
 import { People } from "./People";
 import { RoomController } from "./room";
 
@@ -27,5 +29,18 @@ describe("RoomController", () => {
     expect(host.textContent).toContain("Live presence ended with the session.");
     expect([...host.querySelectorAll("li")].map((li) => li.textContent)).toEqual(["octocat (you)"]);
     render(null, host);
+  });
+
+  it("colours a person by their GitHub login, the same on every deployment", () => {
+    const colour = personColor("octocat").color;
+    for (const id of ["u1", "3f1c0d2e-0000-4000-8000-000000000001"]) {
+      const room = new RoomController("s1", { ...me, id, avatar_url: "" });
+      const host = document.createElement("div");
+      render(<People room={room} />, host);
+      const avatar = host.querySelector<HTMLElement>(".avatar");
+      expect(avatar?.style.borderColor).toBe(colour);
+      render(null, host);
+    }
+    expect(cursorUser("octocat")).toEqual({ name: "octocat", color: colour, colorLight: colour + "33" });
   });
 });

@@ -4,12 +4,11 @@
 import { batch, computed, signal } from "@preact/signals";
 import { api, ApiError, call, newId, type Member, type Session, type User } from "../api/client";
 import { getToken, onToken, refresh } from "../auth/session";
-import { personColor } from "../lib/colors";
 import { notice } from "../lib/notice";
 import { navigate } from "../lib/router";
 import { ChatLog, type StoredMessage } from "./chat";
 import { eventsCloseAction } from "./closeCodes";
-import { DocLink } from "./doc";
+import { cursorUser, DocLink } from "./doc";
 import { EventsSocket, type CloseDecision, type EventsPhase, type ServerEvent } from "./events";
 import { applyPresence, missingProfiles, peopleHere, type PresenceEntry, type Profile } from "./presence";
 import { connectionText } from "./status";
@@ -202,11 +201,10 @@ export class RoomController {
       this.later(3000, () => void this.openDoc());
       return;
     }
-    const { color, light } = personColor(this.me.id);
     const link = new DocLink({
       serverUrl: socketBase(this.sessionId),
       token,
-      user: { name: this.me.github_login, color, colorLight: light },
+      user: cursorUser(this.me.github_login),
       getToken: tokenSource,
       onDenied: (reason) => this.onDenied(link, reason),
       onFinal: (why) => {
