@@ -1,7 +1,12 @@
+import { EditorState } from "@codemirror/state";
+import { EditorView } from "@codemirror/view";
 import * as decoding from "lib0/decoding";
-import { afterEach, describe, expect, it } from "vitest";
+import * as encoding from "lib0/encoding";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { applyAwarenessUpdate, Awareness } from "y-protocols/awareness";
+import { yCollab } from "y-codemirror.next";
 import * as Y from "yjs";
+import { personColor } from "../lib/colors";
 import { DocLink } from "./doc";
 
 const MESSAGE_AWARENESS = 1;
@@ -29,6 +34,18 @@ class FakeDocSocket {
   open() {
     this.readyState = 1;
     this.onopen?.();
+  }
+  /** A frame from the server: an awareness update relayed from a peer. */
+  receiveAwareness(client: number, clock: number, state: unknown) {
+    const encoder = encoding.createEncoder();
+    encoding.writeVarUint(encoder, MESSAGE_AWARENESS);
+    const inner = encoding.createEncoder();
+    encoding.writeVarUint(inner, 1);
+    encoding.writeVarUint(inner, client);
+    encoding.writeVarUint(inner, clock);
+    encoding.writeVarString(inner, JSON.stringify(state));
+    encoding.writeVarUint8Array(encoder, encoding.toUint8Array(inner));
+    this.onmessage?.({ data: encoding.toUint8Array(encoder).slice().buffer });
   }
   /** The awareness updates among the frames sent. */
   awarenessUpdates(): Uint8Array[] {
@@ -103,5 +120,41 @@ describe("DocLink", () => {
     lastSocket().open();
     relay();
     expect(peer.getStates().get(me)?.["user"]).toMatchObject({ name: "octocat" });
+  });
+
+  it("renders a hostile peer's cursor with a safe colour and a capped name, and survives a bad cursor", () => {
+    const link = make();
+    const socket = lastSocket();
+    socket.open();
+    link.ytext.insert(0, "hello world\n");
+    const view = new EditorView({
+      parent: document.body,
+      state: EditorState.create({ doc: link.ytext.toJSON(), extensions: [yCollab(link.ytext, link.provider.awareness)] }),
+    });
+    const errors = vi.spyOn(console, "error").mockImplementation(() => undefined);
+    try {
+      const at = JSON.parse(JSON.stringify(Y.createRelativePositionFromTypeIndex(link.ytext, 5))) as unknown;
+      const name = "m".repeat(80);
+      socket.receiveAwareness(4242, 1, {
+        user: { name, color: "red;position:fixed;inset:0", colorLight: "red;position:fixed;inset:0" },
+        cursor: { anchor: at, head: at },
+      });
+      const caret = view.dom.querySelector<HTMLElement>(".cm-ySelectionCaret");
+      expect(caret).not.toBeNull();
+      const colour = personColor("m".repeat(39)).color;
+      expect(caret?.getAttribute("style")).toBe(`background-color: ${colour}; border-color: ${colour}`);
+      expect(view.dom.querySelector(".cm-ySelectionInfo")?.textContent).toBe("m".repeat(39));
+      const state = link.provider.awareness.getStates().get(4242) as { user: { color: string } };
+      expect(state.user.color).toBe(colour);
+
+      // A cursor Yjs cannot resolve would crash the plugin that draws every remote cursor.
+      socket.receiveAwareness(4343, 1, { user: { name: "eve", color: "#000000" }, cursor: { anchor: {}, head: {} } });
+      view.dispatch({ selection: { anchor: 1 } });
+      expect(errors).not.toHaveBeenCalled();
+      expect(view.dom.querySelectorAll(".cm-ySelectionCaret")).toHaveLength(1);
+    } finally {
+      errors.mockRestore();
+      view.destroy();
+    }
   });
 });

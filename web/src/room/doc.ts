@@ -1,10 +1,13 @@
 // The shared document: a Y.Doc whose Y.Text "code" is synced over the document socket by
 // y-websocket's WebsocketProvider, with the room's own handling of tokens, close codes and
 // refused updates (docs/api.md "Realtime").
+import * as decoding from "lib0/decoding";
+import { applyAwarenessUpdate } from "y-protocols/awareness";
 import * as authProtocol from "y-protocols/auth";
-import { messageAuth, WebsocketProvider } from "y-websocket";
+import { messageAuth, messageAwareness, WebsocketProvider } from "y-websocket";
 import * as Y from "yjs";
 import { personColor } from "../lib/colors";
+import { cleanAwarenessUpdate } from "./awareness";
 import { docCloseAction } from "./closeCodes";
 
 export interface CursorUser {
@@ -65,6 +68,11 @@ export class DocLink {
       authProtocol.readAuthMessage(decoder, provider.doc, (_doc, reason: string) => {
         if (!this.destroyed) options.onDenied(reason);
       });
+    };
+    // Peers' awareness is cleaned before it is applied: y-codemirror renders it (awareness.ts).
+    this.provider.messageHandlers[messageAwareness] = (_encoder, decoder, provider) => {
+      const update = cleanAwarenessUpdate(decoding.readVarUint8Array(decoder), provider.awareness.clientID);
+      if (update !== null) applyAwarenessUpdate(provider.awareness, update, provider);
     };
     this.provider.on("status", ({ status }) => {
       // disconnect() told peers our awareness was removed at the current clock, and the new
