@@ -1,6 +1,7 @@
 // The shared document in CodeMirror 6, bound to the Y.Text "code" with y-codemirror.next.
 import { defaultKeymap } from "@codemirror/commands";
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from "@codemirror/language";
+import { lintGutter } from "@codemirror/lint";
 import { Compartment, EditorState } from "@codemirror/state";
 import {
   drawSelection, dropCursor, EditorView, highlightActiveLine, highlightActiveLineGutter,
@@ -26,13 +27,19 @@ const theme = EditorView.theme({
   ".cm-ySelectionCaretDot": { display: "none" },
 });
 
-export function Editor({ link, readOnly, language }: { link: DocLink; readOnly: boolean; language: string }) {
+export function Editor({ link, readOnly, language, onView }: {
+  link: DocLink; readOnly: boolean; language: string;
+  /** Told the editor's view when it is made and null when it goes (AI diagnostics use it). */
+  onView?: (view: EditorView | null) => void;
+}) {
   const host = useRef<HTMLDivElement>(null);
   const view = useRef<EditorView | null>(null);
   const accessMode = useRef(new Compartment());
   const syntax = useRef(new Compartment());
   const readOnlyNow = useRef(readOnly);
   readOnlyNow.current = readOnly;
+  const onViewNow = useRef(onView);
+  onViewNow.current = onView;
 
   useEffect(() => {
     const parent = host.current;
@@ -43,6 +50,7 @@ export function Editor({ link, readOnly, language }: { link: DocLink; readOnly: 
         doc: link.ytext.toJSON(),
         extensions: [
           lineNumbers(),
+          lintGutter(),
           highlightActiveLineGutter(),
           highlightSpecialChars(),
           drawSelection(),
@@ -64,8 +72,10 @@ export function Editor({ link, readOnly, language }: { link: DocLink; readOnly: 
       }),
     });
     view.current = editor;
+    onViewNow.current?.(editor);
     return () => {
       view.current = null;
+      onViewNow.current?.(null);
       editor.destroy();
     };
   }, [link]);

@@ -82,7 +82,8 @@ function Live({ room }: { room: RoomController }) {
       <div class="room-body">
         <section class="room-main" aria-label="Document">
           {link !== null
-            ? <Editor link={link} readOnly={room.readOnly.value} language={session?.language ?? "plaintext"} />
+            ? <Editor link={link} readOnly={room.readOnly.value} language={session?.language ?? "plaintext"}
+                      onView={(view) => { room.editorView.value = view; }} />
             : <div class="room-editor placeholder" />}
           {!room.docLoaded.value && <p class="editor-loading muted" aria-hidden="true">Loading the document…</p>}
           {room.readOnly.value && !room.ended.value && (

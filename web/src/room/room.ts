@@ -2,6 +2,7 @@
 // document, kept live over the events and document sockets. Components read the signals and
 // call the methods; all socket and REST logic lives here and in the modules it uses.
 import { batch, computed, signal } from "@preact/signals";
+import type { EditorView } from "@codemirror/view";
 import { api, ApiError, call, newId, type Member, type Session, type User } from "../api/client";
 import { getToken, onToken, refresh } from "../auth/session";
 import { notice } from "../lib/notice";
@@ -12,6 +13,13 @@ import { cursorUser, DocLink } from "./doc";
 import { EventsSocket, type CloseDecision, type EventsPhase, type ServerEvent } from "./events";
 import { applyPresence, missingProfiles, peopleHere, type PresenceEntry, type Profile } from "./presence";
 import { connectionText } from "./status";
+
+export type { ServerEvent };
+
+/** What the room's main area shows: the shared document, or a file of a review's diff. */
+export type MainView =
+  | { kind: "document" }
+  | { kind: "file"; reviewId: string; path: string; line?: number };
 
 export type Role = "owner" | "editor" | "viewer";
 type Why = "removed" | "deleted" | "left";
@@ -50,6 +58,10 @@ export class RoomController {
   readonly eventsPhase = signal<EventsPhase>("connecting");
   readonly eventsDone = signal(false);
   readonly docLink = signal<DocLink | null>(null);
+  /** The shared document's editor, while it is on screen (AI diagnostics go into it). */
+  readonly editorView = signal<EditorView | null>(null);
+  /** The main area: the document, or a review file's diff (set by the review panel). */
+  readonly mainView = signal<MainView>({ kind: "document" });
   readonly docUp = signal(false);
   readonly docLoaded = signal(false);
   readonly online = signal(typeof navigator === "undefined" ? true : navigator.onLine);
@@ -89,6 +101,7 @@ export class RoomController {
   private ticker: ReturnType<typeof setInterval> | undefined;
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly cleanups: (() => void)[] = [];
+  private readonly listeners = new Set<(event: ServerEvent) => void>();
   private sawRemoval = false;
   /** The person asked to leave: the removal that follows is their own doing. */
   private leaving = false;
@@ -144,6 +157,13 @@ export class RoomController {
     await this.openDoc();
   }
 
+  /** Every server event of the events socket, after the room's own handling (replays after
+   * a reconnect included: listeners dedupe by id or seq). Answers the unsubscribe. */
+  listen(listener: (event: ServerEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
@@ -152,6 +172,7 @@ export class RoomController {
     clearTimeout(this.recreateTimer);
     for (const timer of this.timers) clearTimeout(timer);
     for (const cleanup of this.cleanups.splice(0)) cleanup();
+    this.listeners.clear();
     this.events?.stop();
     this.docLink.value?.destroy();
   }
@@ -360,6 +381,7 @@ export class RoomController {
     if (event.type !== "error" && this.liveProblem.value !== null && typeof event.seq === "number") {
       this.liveProblem.value = null;
     }
+    for (const listener of this.listeners) listener(event);
   }
 
   private onWelcome(event: ServerEvent): void {
