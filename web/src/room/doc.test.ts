@@ -122,6 +122,21 @@ describe("DocLink", () => {
     expect(peer.getStates().get(me)?.["user"]).toMatchObject({ name: "octocat" });
   });
 
+  it("keeps the others' cursors after its own reconnect for a new token", () => {
+    const link = make();
+    const peer = { user: { name: "hubot", color: "#1c7ed6", colorLight: "#1c7ed633" } };
+    lastSocket().open();
+    lastSocket().receiveAwareness(4242, 3, peer);
+    expect(link.provider.awareness.getStates().get(4242)).toEqual(peer);
+
+    link.setToken("t2");
+    expect(link.provider.awareness.getStates().has(4242)).toBe(false); // y-websocket's doing
+    lastSocket().open();
+    // The server hands the new connection every peer's current state: the same clock as before.
+    lastSocket().receiveAwareness(4242, 3, peer);
+    expect(link.provider.awareness.getStates().get(4242)).toEqual(peer);
+  });
+
   it("renders a hostile peer's cursor with a safe colour and a capped name, and survives a bad cursor", () => {
     const link = make();
     const socket = lastSocket();

@@ -79,9 +79,18 @@ export class DocLink {
       // connection re-announces it at that same clock, which y-protocols ignores (it takes
       // only a newer clock): the cursor would vanish for others until the next cursor move.
       // Setting the state again moves the clock on, and the update goes out on this socket.
+      const awareness = this.provider.awareness;
       if (status === "connected") {
-        const state = this.provider.awareness.getLocalState();
-        if (state !== null) this.provider.awareness.setLocalState({ ...state });
+        const state = awareness.getLocalState();
+        if (state !== null) awareness.setLocalState({ ...state });
+      } else if (status === "disconnected") {
+        // The other half: on a disconnect y-websocket removes every peer's state but keeps
+        // its clock, so the same state the server hands the next connection is ignored and
+        // the peers' cursors vanish here until each of them changes or renews (15 s). Forget
+        // those clocks too, so the next connection's copies are taken as new.
+        for (const id of [...awareness.meta.keys()]) {
+          if (id !== awareness.clientID && !awareness.states.has(id)) awareness.meta.delete(id);
+        }
       }
       options.onChange();
     });
