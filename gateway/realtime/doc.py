@@ -10,8 +10,12 @@ keeps y-websocket's provider (it reconnects after 30 s without a message) connec
 when it is alone. A connection owns at most `REALTIME_AWARENESS_CLIENTS` awareness
 client ids, the first it announces (claimed in Redis, so no other connection on any
 gateway can set or clear them; y-websocket re-sends every peer's state it hears, and
-those copies are dropped here), each entry at most `REALTIME_AWARENESS_ENTRY_BYTES`;
-frames are rate-limited per connection (4429 when exceeded). A refused update is
+those copies are dropped here), each entry at most `REALTIME_AWARENESS_ENTRY_BYTES`.
+Every state a connection sends is kept and relayed with its `user` rewritten: `name` is
+the connection's GitHub login (from its access token) and only `#rrggbb[aa]` colours stay,
+since y-codemirror.next draws them as the cursor's label and inline style (a state that is
+not a JSON object, or grows past the entry limit by the rewrite, is dropped). Frames are
+rate-limited per connection (4429 when exceeded). A refused update is
 answered on this socket with y-protocols' auth `permission-denied` and a reason (and,
 as before, an `error` on the user's events sockets).
 """
@@ -64,6 +68,7 @@ from gateway.realtime.protocol import (
     awareness_message,
     encode_awareness,
     error_event,
+    owned_state,
     parse_y_message,
     permission_denied,
     removal,
@@ -109,6 +114,8 @@ class DocConnection(Connection):
         self.backends = backends
         self.config = config
         self.token = auth.token
+        # The name every awareness state of this connection carries (the token's login).
+        self.login = auth.claims.login
         self.expires_at = auth.claims.expires_at
         self.clock = clock
         self.role = role
@@ -211,29 +218,44 @@ class DocConnection(Connection):
                 await self.hub.publish_doc(self.session_id, DocFrame(DOC_QUERY, self.id_bytes))
 
     async def _accept_awareness(self, message: AwarenessMessage) -> bytes | None:
-        """The part of an awareness update this connection may make (None: nothing)."""
-        limit = self.config.awareness_entry_bytes
+        """The part of an awareness update this connection may make (None: nothing), each
+        state's `user` made this connection's (see `owned_state`)."""
         accepted: list[AwarenessEntry] = []
-        for entry in message.clients:
-            size = len(entry.state)
-            if size > limit or (size * 4 > limit and len(entry.state.encode()) > limit):
+        changed = False
+        for entry, value in zip(message.clients, message.states, strict=True):
+            if self._too_big(entry.state):
                 continue  # an oversized entry is refused, never stored or relayed
-            gone = entry.state in ("", "null")
+            gone = value is None
             renewed = self._owned.get(entry.client_id)
             # The steady state (an id it owns, renewed lately) needs no Redis round trip.
             if ((renewed is None or time.monotonic() - renewed >= self._renew_after)
                     and not await self._owns(entry.client_id, claim=not gone)):
                 continue
+            kept = entry
             if gone:
                 self._awareness.pop(entry.client_id, None)
             else:
-                self._awareness[entry.client_id] = entry
-            accepted.append(entry)
+                # Owned ids only: a peer's state re-sent by this client costs no rewriting.
+                state = owned_state(entry.state, value, self.login)
+                if state is None:
+                    continue
+                if state is not entry.state:
+                    if self._too_big(state):
+                        continue
+                    kept = AwarenessEntry(entry.client_id, entry.clock, state)
+                    changed = True
+                self._awareness[entry.client_id] = kept
+            accepted.append(kept)
         if not accepted:
             return None
-        if len(accepted) == len(message.clients):
+        if not changed and len(accepted) == len(message.clients):
             return message.update
         return encode_awareness(accepted)
+
+    def _too_big(self, state: str) -> bool:
+        limit = self.config.awareness_entry_bytes
+        size = len(state)
+        return size > limit or (size * 4 > limit and len(state.encode()) > limit)
 
     async def _owns(self, client_id: int, *, claim: bool) -> bool:
         """Whether this connection may speak for `client_id` (claiming or renewing it)."""

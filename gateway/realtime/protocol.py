@@ -21,9 +21,10 @@ Redis channels, all built from `KeySpace(REDIS_PREFIX, "sessions")`:
 
 from __future__ import annotations
 
+import re
 import struct
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -249,6 +250,8 @@ class SyncMessage:
 class AwarenessMessage:
     update: bytes
     clients: tuple[AwarenessEntry, ...]
+    # Each entry's state JSON, parsed (None for null and empty): parsed once, here.
+    states: tuple[Any, ...] = field(compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +283,7 @@ def parse_y_message(data: bytes) -> YMessage:
     if kind == MESSAGE_AWARENESS:
         update = reader.var_bytes()
         reader.done()
-        return AwarenessMessage(update, parse_awareness(update))
+        return AwarenessMessage(update, *_parse_awareness(update))
     if kind == MESSAGE_QUERY_AWARENESS:
         reader.done()
         return QueryAwareness()
@@ -292,24 +295,90 @@ class TooManyAwarenessClients(YProtocolError):
 
 
 def parse_awareness(update: bytes) -> tuple[AwarenessEntry, ...]:
+    return _parse_awareness(update)[0]
+
+
+def _parse_awareness(update: bytes) -> tuple[tuple[AwarenessEntry, ...], tuple[Any, ...]]:
+    """The entries of an awareness update, and each one's state parsed."""
     reader = _Reader(update)
     count = reader.var_uint()
     if count > MAX_AWARENESS_CLIENTS:
         raise TooManyAwarenessClients("too many clients in one awareness update")
     entries = []
+    states = []
     for _ in range(count):
         client_id = reader.var_uint()
         clock = reader.var_uint()
         state = reader.var_string()
         try:
             # Empty means "no state" to Yjs, like null.
-            if state:
-                orjson.loads(state)
+            states.append(orjson.loads(state) if state else None)
         except orjson.JSONDecodeError:
             raise YProtocolError("awareness state is not JSON") from None
         entries.append(AwarenessEntry(client_id, clock, state))
     reader.done()
-    return tuple(entries)
+    return tuple(entries), tuple(states)
+
+
+# What y-codemirror.next draws from an awareness state's `user`: `name` is the text of the
+# cursor's label, `color` and `colorLight` go into inline `style` attributes. The gateway
+# makes every state a connection sends carry that connection's GitHub login as the name, and
+# keeps a colour only when it is `#rrggbb` or `#rrggbbaa`; nothing else stays in `user`.
+AWARENESS_COLORS = ("color", "colorLight")
+_COLOR = re.compile(r"#[0-9a-fA-F]{6}(?:[0-9a-fA-F]{2})?")
+
+
+# Colours seen well-formed lately: a room uses a few, so the usual check is a set lookup.
+_GOOD_COLORS: set[str] = set()
+
+
+def _good_color(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    if value in _GOOD_COLORS:
+        return True
+    if not _COLOR.fullmatch(value):
+        return False
+    if len(_GOOD_COLORS) >= 1024:
+        _GOOD_COLORS.clear()
+    _GOOD_COLORS.add(value)
+    return True
+
+
+def _user_is(user: Any, login: str) -> bool:
+    """Whether `user` is already what `owned_state` would make it for `login`."""
+    if not isinstance(user, dict) or user.get("name") != login:
+        return False
+    fields = 1
+    for key in AWARENESS_COLORS:
+        if key in user:
+            if not _good_color(user[key]):
+                return False
+            fields += 1
+    return len(user) == fields
+
+
+def owned_state(state: str, value: Any, login: str) -> str | None:
+    """`state` (JSON; `value` parsed) with `user` made `login`'s, or None if it cannot carry one.
+
+    A state that already says so (what an honest client sends) is answered as is, the same
+    string, so the usual frame is never re-encoded; otherwise `user` becomes `{"name": login}`
+    plus the well-formed colours it had, in its place (or last, when it had none), and every
+    other field of the state stays as it was. A state that is not a JSON object (Yjs clients
+    only send objects, or null for "gone", which is not for this function) answers None.
+    """
+    if not isinstance(value, dict):
+        return None
+    user = value.get("user")
+    if _user_is(user, login):
+        return state
+    fixed: dict[str, Any] = {"name": login}
+    if isinstance(user, dict):
+        for key in AWARENESS_COLORS:
+            colour = user.get(key)
+            if _good_color(colour):
+                fixed[key] = colour
+    return orjson.dumps({**value, "user": fixed}).decode()
 
 
 def write_var_uint(num: int) -> bytes:

@@ -32,10 +32,10 @@ SESSION = "22222222-2222-2222-2222-222222222222"
 
 
 def _conn(role: str = "editor", ended: bool = False, hub: FakeDocHub | None = None,
-          user: str = "user-1", **env: str) -> tuple[DocConnection, FakeSocket, FakeDocHub,
-                                                     DocBackends]:
+          user: str = "user-1", login: str = "octocat",
+          **env: str) -> tuple[DocConnection, FakeSocket, FakeDocHub, DocBackends]:
     ws, hub, backends = FakeSocket(), hub or FakeDocHub(), DocBackends()
-    auth = Auth(Claims(user, time.time() + 3600, "j", "octocat"), "token")
+    auth = Auth(Claims(user, time.time() + 3600, "j", login), "token")
     conn = DocConnection(ws, hub=cast(Hub, hub), backends=cast(Any, backends),
                          config=config(**env), session_id=SESSION, auth=auth, role=role,
                          ended=ended)
@@ -161,28 +161,29 @@ def _relayed(hub: FakeDocHub) -> list[tuple[AwarenessEntry, ...]]:
 
 async def test_a_connection_is_sent_its_own_awareness_back() -> None:
     conn, ws, hub, _ = _conn()
-    frame = _aware((7, 1, '{"user":{"name":"me"}}'))
+    frame = _aware((7, 1, '{"user":{"name":"octocat"}}'))
     await conn.handle(frame)
     await asyncio.wait_for(_until(lambda: ws.frames), 2)
     assert ws.frames == [frame], "echoed as the reference y-websocket server does"
-    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"user":{"name":"me"}}'),)]
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"user":{"name":"octocat"}}'),)]
     await _done(conn)
 
 
 async def test_another_users_client_id_can_be_neither_set_nor_cleared() -> None:
     hub = FakeDocHub()
-    victim, _, _, _ = _conn(hub=hub, user="victim")
-    await victim.handle(_aware((7, 1, '{"cursor":1}')))
-    thief, ws, _, _ = _conn(hub=hub, user="thief")
-    await thief.handle(_aware((7, 2, '{"cursor":666}'), (9, 1, '{"cursor":2}')))
+    victim, _, _, _ = _conn(hub=hub, user="victim", login="victim")
+    await victim.handle(_aware((7, 1, '{"cursor":1,"user":{"name":"victim"}}')))
+    thief, ws, _, _ = _conn(hub=hub, user="thief", login="thief")
+    await thief.handle(_aware((7, 2, '{"cursor":666,"user":{"name":"victim"}}'),
+                              (9, 1, '{"cursor":2,"user":{"name":"thief"}}')))
     await thief.handle(_aware((7, 3, "null")))
-    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"cursor":1}'),),
-                             (AwarenessEntry(9, 1, '{"cursor":2}'),)]
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"cursor":1,"user":{"name":"victim"}}'),),
+                             (AwarenessEntry(9, 1, '{"cursor":2,"user":{"name":"thief"}}'),)]
     assert [e.client_id for e in thief.awareness_entries()] == [9]
     await thief.goodbye()
     assert _relayed(hub)[-1] == (AwarenessEntry(9, 2, "null"),), "only its own id is cleared"
     await asyncio.wait_for(_until(lambda: ws.frames), 2)
-    assert ws.frames == [_aware((9, 1, '{"cursor":2}'))]
+    assert ws.frames == [_aware((9, 1, '{"cursor":2,"user":{"name":"thief"}}'))]
     await _done(thief)
     await _done(victim)
 
@@ -218,12 +219,13 @@ async def test_a_connection_owns_only_its_first_client_ids() -> None:
 async def test_an_oversized_awareness_entry_is_refused() -> None:
     conn, ws, hub, _ = _conn()
     big = '{"name":"' + "é" * 2100 + '"}'  # 2,112 characters, over 4 KiB encoded
-    await conn.handle(_aware((7, 1, big), (8, 1, '{"ok":true}')))
+    ok = '{"ok":true,"user":{"name":"octocat"}}'
+    await conn.handle(_aware((7, 1, big), (8, 1, ok)))
     await conn.handle(_aware((9, 1, '{"junk":"' + "x" * 1_000_000 + '"}')))
-    assert _relayed(hub) == [(AwarenessEntry(8, 1, '{"ok":true}'),)]
+    assert _relayed(hub) == [(AwarenessEntry(8, 1, ok),)]
     assert [e.client_id for e in conn.awareness_entries()] == [8]
     await asyncio.wait_for(_until(lambda: ws.frames), 2)
-    assert ws.frames == [_aware((8, 1, '{"ok":true}'))]
+    assert ws.frames == [_aware((8, 1, ok))]
     await _done(conn)
 
 
@@ -235,7 +237,7 @@ async def test_with_redis_down_a_connection_keeps_its_ids_and_takes_no_new_one()
     # Its own id is still its own; a peer's state it re-sends does not become its own.
     await conn.handle(_aware((7, 2, '{"me":2}'), (8, 1, '{"peer":1}')))
     assert [e.client_id for e in conn.awareness_entries()] == [7]
-    assert _relayed(hub)[-1] == (AwarenessEntry(7, 2, '{"me":2}'),)
+    assert _relayed(hub)[-1] == (AwarenessEntry(7, 2, '{"me":2,"user":{"name":"octocat"}}'),)
     await _done(conn)
 
 
@@ -246,7 +248,7 @@ async def test_more_awareness_entries_than_a_connection_may_send_are_dropped_not
     assert not conn.closing
     assert _relayed(hub) == []
     await conn.handle(_aware((7, 1, "{}")))
-    assert _relayed(hub) == [(AwarenessEntry(7, 1, "{}"),)]
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"user":{"name":"octocat"}}'),)]
     await _done(conn)
 
 
@@ -312,3 +314,31 @@ async def _until(check: Any, timeout: float = 3.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not met before the deadline"
         await asyncio.sleep(0.005)
+
+
+async def test_awareness_user_is_the_connections_login_whatever_it_sends() -> None:
+    conn, ws, hub, _ = _conn(role="viewer", login="monalisa")
+    honest = '{"user":{"name":"monalisa","color":"#2b8a3e","colorLight":"#2b8a3e33"},"c":1}'
+    forged = '{"user":{"name":"octocat","color":"red;position:fixed;inset:0"},"c":2}'
+    await conn.handle(_aware((7, 1, honest), (8, 1, forged), (9, 1, "[1]")))
+    fixed = '{"user":{"name":"monalisa"},"c":2}'
+    # The honest entry is kept as sent, the forged one rewritten, the array dropped.
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, honest), AwarenessEntry(8, 1, fixed))]
+    assert conn.awareness_entries() == [AwarenessEntry(7, 1, honest), AwarenessEntry(8, 1, fixed)]
+    await asyncio.wait_for(_until(lambda: ws.frames), 2)
+    assert ws.frames == [_aware((7, 1, honest), (8, 1, fixed))]
+    await conn.handle(_aware((8, 2, "null")))
+    assert _relayed(hub)[-1] == (AwarenessEntry(8, 2, "null"),), "a removal passes as sent"
+    assert conn.awareness_entries() == [AwarenessEntry(7, 1, honest)]
+    await _done(conn)
+
+
+async def test_a_peers_state_re_sent_is_dropped_before_any_rewriting() -> None:
+    hub = FakeDocHub()
+    peer, _, _, _ = _conn(hub=hub, user="peer", login="hubot")
+    await peer.handle(_aware((7, 1, '{"user":{"name":"hubot"}}')))
+    me, _, _, _ = _conn(hub=hub, user="me", login="octocat")
+    await me.handle(_aware((7, 1, '{"user":{"name":"hubot"}}')))
+    assert _relayed(hub) == [(AwarenessEntry(7, 1, '{"user":{"name":"hubot"}}'),)]
+    await _done(me)
+    await _done(peer)

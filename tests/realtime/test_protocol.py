@@ -31,6 +31,7 @@ from gateway.realtime.protocol import (
     YProtocolError,
     encode_awareness,
     frame_error_event,
+    owned_state,
     parse_awareness,
     parse_client_frame,
     parse_y_message,
@@ -136,6 +137,61 @@ def test_awareness_round_trips_and_removal_bumps_the_clock() -> None:
     assert entry.client_id in other.states
     other.apply_awareness_update(removal([entry]), "test")
     assert entry.client_id not in other.states
+
+
+def _owned(state: str, login: str = "ada") -> str | None:
+    return owned_state(state, orjson.loads(state), login)
+
+
+def test_a_state_that_already_carries_the_login_is_kept_as_the_same_string() -> None:
+    for state in ('{"user":{"name":"ada","color":"#d6336c","colorLight":"#d6336c33"},"cursor":4}',
+                  '{"cursor":null,"user":{"name":"ada","color":"#ABCDEF"}}',
+                  '{"user":{"name":"ada"}}',
+                  '{"user": {"name": "\\u0061da"}}'):  # spelt differently, the same JSON
+        assert _owned(state) is state, state
+
+
+@pytest.mark.parametrize(("state", "user"), [
+    ('{"user":{"name":"grace"}}', {"name": "ada"}),
+    ('{"user":"grace"}', {"name": "ada"}),
+    ('{"user":null}', {"name": "ada"}),
+    ("{}", {"name": "ada"}),
+    ('{"user":{"name":"ada","color":"red;position:fixed;inset:0"}}', {"name": "ada"}),
+    ('{"user":{"name":"ada","color":"#d6336c\\n","colorLight":"#d6336c33"}}',
+     {"name": "ada", "colorLight": "#d6336c33"}),
+    ('{"user":{"name":"ada","color":"#d6336","colorLight":"#d6336c3"}}', {"name": "ada"}),
+    ('{"user":{"name":"ada","color":"d6336c","colorLight":"#d6336c333"}}', {"name": "ada"}),
+    ('{"user":{"name":"ada","color":null,"colorLight":["#d6336c"]}}', {"name": "ada"}),
+    ('{"user":{"name":"ada","color":"#D6336C","avatar":"x"}}', {"name": "ada", "color": "#D6336C"}),
+    # JSON.parse keeps the last of duplicate keys, and so does the gateway.
+    ('{"user":{"name":"ada","name":"grace"}}', {"name": "ada"}),
+    ('{"user":{"name":"ada"},"user":{"name":"grace","color":"#000000"}}',
+     {"name": "ada", "color": "#000000"}),
+])
+def test_user_is_rewritten_to_the_login_and_well_formed_colours(state: str,
+                                                                user: dict[str, str]) -> None:
+    rewritten = _owned(state)
+    assert rewritten is not None
+    value = orjson.loads(rewritten)
+    assert value.pop("user") == user
+    before = orjson.loads(state)
+    before.pop("user", None)
+    assert value == before, "the rest of the state is unchanged"
+
+
+def test_user_keeps_its_place_and_a_state_that_is_not_an_object_cannot_be_owned() -> None:
+    assert _owned('{"a":1,"user":{"name":"x"},"b":2}') == '{"a":1,"user":{"name":"ada"},"b":2}'
+    assert _owned('{"a":1}') == '{"a":1,"user":{"name":"ada"}}'
+    for state in ("[]", "1", '"ada"', "true"):
+        assert _owned(state) is None
+
+
+def test_parsing_an_awareness_message_keeps_each_state_parsed() -> None:
+    update = encode_awareness([AwarenessEntry(1, 1, '{"a":1}'), AwarenessEntry(2, 1, "null"),
+                               AwarenessEntry(3, 1, "")])
+    message = parse_y_message(b"\x01" + write_var_uint(len(update)) + update)
+    assert isinstance(message, AwarenessMessage)
+    assert message.states == ({"a": 1}, None, None)
 
 
 @pytest.mark.parametrize("data", [
