@@ -192,6 +192,10 @@ class _StateUntouched(ApiError):
 
 
 async def _complete_login(request: web.Request) -> web.Response:
+    # First: GitHub sends a person who clicked Cancel back with `error=access_denied`, the
+    # state and no code, and that is what they must be told.
+    if "error" in request.query:
+        raise _StateUntouched(400, "invalid_argument", "GitHub sign-in was cancelled or refused")
     code, state = request.query.get("code", ""), request.query.get("state", "")
     transport = request.query.get("transport", "json")
     if transport not in TRANSPORTS:
@@ -200,8 +204,6 @@ async def _complete_login(request: web.Request) -> web.Response:
     missing = [{"field": n, "message": "required"} for n, v in (("code", code), ("state", state)) if not v]
     if missing:
         raise _StateUntouched(400, "invalid_argument", "code and state are required", missing)
-    if "error" in request.query:
-        raise _StateUntouched(400, "invalid_argument", "GitHub sign-in was cancelled or refused")
     cookie = request.cookies.get(LOGIN_COOKIE)
     if not cookie or not hmac.compare_digest(cookie.encode(), _state_binding(state).encode()):
         # Checked before the auth service sees the state: a refused attempt does not spend
