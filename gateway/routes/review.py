@@ -14,6 +14,7 @@ from gateway.auth import authenticate
 from gateway.errors import ApiError
 from gateway.http import Schema, json_response, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
+from gateway.schemas import UserOut
 from services.review import views
 
 # Calls that may wait on GitHub (import, file contents, publish, webhooks) get
@@ -79,6 +80,13 @@ class VerdictOut(Schema):
     created_at: str
 
 
+class CurrentVerdictOut(Schema):
+    user: UserOut = Field(description="Who gave it (the user object of GET .../members)")
+    state: Literal["approve", "request_changes", "comment"]
+    body: str
+    at: str = Field(description="When they gave it (RFC 3339 UTC)")
+
+
 class ReviewOut(Schema):
     id: str
     session_id: str
@@ -91,6 +99,12 @@ class ReviewOut(Schema):
     state: Literal["open", "published"]
     files: list[ReviewFileOut]
     verdict: VerdictOut | None = Field(description="The latest verdict, what publishing posts")
+    verdicts: list[CurrentVerdictOut] = Field(
+        description="Each reviewer's current verdict (a newer one from the same person "
+                    "replaces theirs), oldest first")
+    decision: Literal["changes_requested", "approved"] | None = Field(
+        description='"changes_requested" if any current verdict requests changes, else '
+                    '"approved" if any approves, else null')
     github_review_id: int | None
     published_at: str | None
     created_by: str

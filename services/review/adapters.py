@@ -6,6 +6,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from datetime import UTC
 from typing import Any, Generic, TypeVar
 
 import grpc
@@ -21,7 +22,7 @@ from services.common.errors import FailedPrecondition, Unavailable
 from services.common.identity import service_metadata
 from services.common.redisutil import KeySpace
 from services.review.github import CachedAnswer
-from services.review.models import Membership
+from services.review.models import Membership, Person
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ V = TypeVar("V")
 
 # Calls to sibling services on the request path: short, so an outage fails fast.
 _CALL_TIMEOUT = 2.0
+# Profiles shown beside verdicts (login, name, avatar) may be this many seconds old.
+PROFILE_TTL = 30.0
 _REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 _ROLES = {sessions_pb2.ROLE_OWNER: "owner", sessions_pb2.ROLE_EDITOR: "editor",
           sessions_pb2.ROLE_VIEWER: "viewer"}
@@ -114,6 +117,7 @@ class AuthDirectory:
         self._stub = auth_pb2_grpc.AuthServiceStub(channel)
         self._token = service_token
         self._tokens: TtlCache[str, str] = TtlCache(ttl)
+        self._people: TtlCache[str, Person] = TtlCache(PROFILE_TTL)
 
     def _meta(self, user_id: str | None) -> list[tuple[str, str]]:
         return service_metadata(self._token, on_behalf_of=user_id,
@@ -138,6 +142,38 @@ class AuthDirectory:
     def forget(self, user_id: str) -> None:
         """GitHub refused the token: ask auth again next time (the user may have signed in)."""
         self._tokens.drop(user_id)
+
+    async def people(self, user_ids: list[str]) -> dict[str, Person]:
+        """Public profiles by id, cached briefly (they change rarely and are decoration):
+        ids auth does not know are left out, and so is everyone while auth is unreachable."""
+        wanted = sorted(set(user_ids))
+        found: dict[str, Person] = {}
+        missing = []
+        for user_id in wanted:
+            cached = self._people.get(user_id)
+            if cached is None:
+                missing.append(user_id)
+            else:
+                found[user_id] = cached
+        if found:
+            metrics.CACHE_REQUESTS.labels("profiles", "hit").inc(len(found))
+        if not missing:
+            return found
+        metrics.CACHE_REQUESTS.labels("profiles", "miss").inc(len(missing))
+        try:
+            reply = await self._stub.BatchGetUsers(
+                auth_pb2.BatchGetUsersRequest(user_ids=missing), timeout=_CALL_TIMEOUT,
+                metadata=self._meta(None))
+        except grpc.aio.AioRpcError as exc:
+            log.warning("user profiles unavailable", extra={"code": exc.code().name})
+            return found
+        for user in reply.users:
+            person = Person(user.id, user.github_login, user.name, user.avatar_url,
+                            user.created_at.ToDatetime(tzinfo=UTC)
+                            if user.HasField("created_at") else None)
+            self._people.put(user.id, person)
+            found[user.id] = person
+        return found
 
     async def logins(self, user_ids: list[str]) -> dict[str, str]:
         if not user_ids:

@@ -11,7 +11,7 @@ from tandem.review.v1 import review_pb2
 from services.common.timeconv import to_timestamp
 from services.review import views
 from services.review.diffs import Hunk
-from services.review.models import Comment, Published, Review, Thread, Verdict
+from services.review.models import Comment, Person, Published, Review, Thread, Verdict
 
 SIDES = {"LEFT": review_pb2.SIDE_LEFT, "RIGHT": review_pb2.SIDE_RIGHT}
 VERDICTS = {"approve": review_pb2.VERDICT_STATE_APPROVE,
@@ -23,9 +23,15 @@ def ts(value: datetime | None) -> Timestamp | None:
     return None if value is None else to_timestamp(value)
 
 
+def person_pb(p: Person) -> review_pb2.Person:
+    return review_pb2.Person(id=p.id, github_login=p.github_login, name=p.name,
+                             avatar_url=p.avatar_url, created_at=ts(p.created_at))
+
+
 def verdict_pb(v: Verdict) -> review_pb2.Verdict:
     return review_pb2.Verdict(id=v.id, review_id=v.review_id, author_id=v.author_id,
-                              state=VERDICTS[v.state], body=v.body, created_at=ts(v.created_at))
+                              state=VERDICTS[v.state], body=v.body, created_at=ts(v.created_at),
+                              author=person_pb(v.author) if v.author else None)
 
 
 def review_pb(r: Review) -> review_pb2.Review:
@@ -37,7 +43,8 @@ def review_pb(r: Review) -> review_pb2.Review:
                for f in r.files],
         created_at=ts(r.created_at), updated_at=ts(r.updated_at), created_by=r.created_by,
         github_review_id=r.github_review_id or 0, published_at=ts(r.published_at),
-        verdict=verdict_pb(r.verdict) if r.verdict else None)
+        verdict=verdict_pb(r.verdict) if r.verdict else None,
+        verdicts=[verdict_pb(v) for v in r.verdicts], decision=r.decision or "")
 
 
 def comment_pb(c: Comment) -> review_pb2.Comment:

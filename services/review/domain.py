@@ -49,6 +49,7 @@ from services.review.models import (
     VERDICT_STATES,
     Comment,
     Membership,
+    Person,
     Published,
     Review,
     ReviewFile,
@@ -87,6 +88,8 @@ class DirectoryPort(Protocol):
     def forget(self, user_id: str) -> None: ...
 
     async def logins(self, user_ids: list[str]) -> dict[str, str]: ...
+
+    async def people(self, user_ids: list[str]) -> dict[str, Person]: ...
 
 
 class EventsPort(Protocol):
@@ -333,6 +336,19 @@ class ReviewDomain:
         await self._access(caller, review.session_id, need, "review")
         return review
 
+    async def _shown(self, reviews: list[Review]) -> list[Review]:
+        """Reviews as people see them: their verdicts with their authors' profiles."""
+        ids = [v.author_id for r in reviews for v in r.verdicts]
+        if not ids:
+            return reviews
+        people = await self._directory.people(ids)
+        return [replace(r, verdicts=[replace(v, author=people.get(v.author_id))
+                                     for v in r.verdicts]) for r in reviews]
+
+    async def _fresh(self, review: Review) -> Review:
+        """The review as stored now, as people see it (for an event after a change)."""
+        return (await self._shown([await self._repo.get_review(review.id) or review]))[0]
+
     async def _as_user(self, user_id: str, call: Callable[[str], Awaitable[T]]) -> T:
         """Run a GitHub call with a user's token; a refused token is not asked for again."""
         token = await self._directory.github_token(user_id)
@@ -395,10 +411,10 @@ class ReviewDomain:
         more = len(reviews) > limit
         reviews = reviews[:limit]
         next_cursor = encode_cursor(reviews[-1].created_at, reviews[-1].id) if more else ""
-        return reviews, next_cursor
+        return await self._shown(reviews), next_cursor
 
     async def get_review(self, caller: Caller, review_id: str) -> Review:
-        return await self._review(caller, review_id, "read")
+        return (await self._shown([await self._review(caller, review_id, "read")]))[0]
 
     # --- files -------------------------------------------------------------------
 
@@ -504,7 +520,7 @@ class ReviewDomain:
         if thread is None:
             raise NotFound("thread not found")
         if changed:
-            fresh = await self._repo.get_review(review.id) or review
+            fresh = await self._fresh(review)
             await self._emit(review.session_id, "review.updated", {
                 **self._render.review(fresh),
                 "change": "thread_resolved" if resolved else "thread_unresolved",
@@ -525,7 +541,7 @@ class ReviewDomain:
         verdict = Verdict(new_id(), review.id, user, state, body, _now())
         await self._repo.insert_verdict(verdict)
         await self._emit(review.session_id, "review.updated", {
-            **self._render.review(replace(review, verdict=verdict)),
+            **self._render.review(await self._fresh(review)),
             "change": "verdict", "verdict": self._render.verdict(verdict)}, review.id, user)
         return verdict
 
@@ -558,7 +574,7 @@ class ReviewDomain:
             # A definite refusal; an earlier unknown outcome stays unknown until looked at.
             await self._repo.release_publish(review.id, uncertain=uncertain)
             raise
-        fresh = await self._repo.get_review(review.id) or review
+        fresh = await self._fresh(review)
         await self._emit(review.session_id, "review.updated", {
             **self._render.review(fresh), "change": "published"}, review.id, user)
         return published
@@ -727,6 +743,7 @@ class ReviewDomain:
                                                      "outdated_threads": len(outdated)})
         fresh = await self._repo.get_review(review.id)
         if fresh is not None:
+            fresh = (await self._shown([fresh]))[0]
             await self._emit(review.session_id, "review.updated", {
                 **self._render.review(fresh), "change": "synchronize",
                 "outdated_thread_ids": outdated}, review.id, None)

@@ -40,6 +40,17 @@ class ReviewFile:
 
 
 @dataclass(frozen=True, slots=True)
+class Person:
+    """A user's public profile (from the auth service), shown beside what they wrote."""
+
+    id: str
+    github_login: str
+    name: str
+    avatar_url: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     id: str
     review_id: str
@@ -47,6 +58,8 @@ class Verdict:
     state: str
     body: str
     created_at: datetime
+    # Filled in for what is shown (Review.verdicts); None when not looked up.
+    author: Person | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +80,35 @@ class Review:
     github_review_url: str = ""
     published_at: datetime | None = None
     files: list[FileSummary] = field(default_factory=list)
+    # The latest verdict of anyone: what publishing posts.
     verdict: Verdict | None = None
+    # Each reviewer's current verdict (their latest), oldest first.
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def decision(self) -> str | None:
+        return decide(self.verdicts)
+
+
+def current_verdicts(verdicts: list[Verdict]) -> list[Verdict]:
+    """Each author's latest verdict (a newer one from the same person replaces theirs),
+    ordered by when it was given, oldest first."""
+    latest: dict[str, Verdict] = {}
+    for verdict in sorted(verdicts, key=lambda v: (v.created_at, v.id)):
+        latest.pop(verdict.author_id, None)
+        latest[verdict.author_id] = verdict
+    return list(latest.values())
+
+
+def decide(current: list[Verdict]) -> str | None:
+    """What the current verdicts add up to, as GitHub decides a pull request's review:
+    any request for changes wins, then any approval; comments alone decide nothing."""
+    states = {v.state for v in current}
+    if "request_changes" in states:
+        return "changes_requested"
+    if "approve" in states:
+        return "approved"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

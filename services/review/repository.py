@@ -20,6 +20,7 @@ from services.review.models import (
     ReviewFile,
     Thread,
     Verdict,
+    current_verdicts,
 )
 
 Conn = AsyncConnection[dict[str, Any]]
@@ -38,7 +39,8 @@ def _verdict(row: dict[str, Any]) -> Verdict:
                    row["body"], row["created_at"])
 
 
-def _review(row: dict[str, Any], files: list[FileSummary], verdict: Verdict | None) -> Review:
+def _review(row: dict[str, Any], files: list[FileSummary], verdict: Verdict | None,
+            verdicts: list[Verdict] | None = None) -> Review:
     return Review(
         id=str(row["id"]), session_id=str(row["session_id"]), repo=row["repo"],
         pull_number=row["pull_number"], ref=row["ref"], head_sha=row["head_sha"],
@@ -46,7 +48,7 @@ def _review(row: dict[str, Any], files: list[FileSummary], verdict: Verdict | No
         created_by=str(row["created_by"]), created_at=row["created_at"],
         updated_at=row["updated_at"], github_review_id=row["github_review_id"],
         github_review_url=row["github_review_url"], published_at=row["published_at"],
-        files=files, verdict=verdict)
+        files=files, verdict=verdict, verdicts=verdicts or [])
 
 
 def _file(row: dict[str, Any]) -> ReviewFile:
@@ -133,7 +135,7 @@ class ReviewRepository:
 
     @staticmethod
     async def _complete(conn: Conn, rows: list[dict[str, Any]]) -> list[Review]:
-        """Attach file summaries and the latest verdict to review rows, two queries in all."""
+        """Attach file summaries and the verdicts to review rows, two queries in all."""
         if not rows:
             return []
         ids = [row["id"] for row in rows]
@@ -145,11 +147,20 @@ class ReviewRepository:
             files.setdefault(f["review_id"], []).append(
                 FileSummary(f["path"], f["status"], f["additions"], f["deletions"],
                             f["previous_path"]))
+        # Each reviewer's latest verdict; the newest of those is the review's latest.
         cur = await conn.execute(
-            f"SELECT DISTINCT ON (review_id) {_VERDICT_COLS} FROM verdicts "
-            "WHERE review_id = ANY(%s) ORDER BY review_id, created_at DESC, id DESC", (ids,))
-        verdicts = {v["review_id"]: _verdict(v) for v in await cur.fetchall()}
-        return [_review(row, files.get(row["id"], []), verdicts.get(row["id"])) for row in rows]
+            f"SELECT DISTINCT ON (review_id, author_id) {_VERDICT_COLS} FROM verdicts "
+            "WHERE review_id = ANY(%s) ORDER BY review_id, author_id, created_at DESC, id DESC",
+            (ids,))
+        verdicts: dict[Any, list[Verdict]] = {}
+        for v in await cur.fetchall():
+            verdicts.setdefault(v["review_id"], []).append(_verdict(v))
+        out = []
+        for row in rows:
+            current = current_verdicts(verdicts.get(row["id"], []))
+            out.append(_review(row, files.get(row["id"], []), current[-1] if current else None,
+                               current))
+        return out
 
     async def get_file(self, review_id: str, path: str) -> ReviewFile | None:
         async with self._pool.connection() as conn:

@@ -36,6 +36,23 @@ def verdict_json(v: review_pb2.Verdict) -> dict[str, Any]:
             "created_at": timestamp(v.created_at)}
 
 
+def person_json(v: review_pb2.Verdict) -> dict[str, Any]:
+    """The verdict author's user object (as GET .../members shows users); when the profile
+    could not be looked up (the auth service unreachable), only its id is filled in."""
+    if not v.HasField("author"):
+        return {"id": v.author_id, "github_login": "", "name": "", "avatar_url": "",
+                "created_at": None}
+    p = v.author
+    return {"id": p.id, "github_login": p.github_login, "name": p.name,
+            "avatar_url": p.avatar_url, "created_at": timestamp(p.created_at)}
+
+
+def current_verdict_json(v: review_pb2.Verdict) -> dict[str, Any]:
+    """One reviewer's current verdict, as Review.verdicts lists them."""
+    return {"user": person_json(v), "state": VERDICT_NAMES.get(v.state, "comment"),
+            "body": v.body, "at": timestamp(v.created_at)}
+
+
 def review_json(r: review_pb2.Review) -> dict[str, Any]:
     return {
         "id": r.id,
@@ -49,6 +66,8 @@ def review_json(r: review_pb2.Review) -> dict[str, Any]:
         "state": r.state,
         "files": [file_summary_json(f) for f in r.files],
         "verdict": verdict_json(r.verdict) if r.HasField("verdict") else None,
+        "verdicts": [current_verdict_json(v) for v in r.verdicts],
+        "decision": r.decision or None,
         "github_review_id": r.github_review_id or None,
         "published_at": timestamp(r.published_at),
         "created_by": r.created_by,

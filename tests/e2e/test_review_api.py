@@ -25,8 +25,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = "tandem-demo/hello-api"
 REVIEW_FIELDS = {"id", "session_id", "repo", "pull_number", "ref", "head_sha", "base_sha",
-                 "title", "state", "files", "verdict", "github_review_id", "published_at",
-                 "created_by", "created_at", "updated_at"}
+                 "title", "state", "files", "verdict", "verdicts", "decision",
+                 "github_review_id", "published_at", "created_by", "created_at", "updated_at"}
 THREAD_FIELDS = {"id", "review_id", "path", "line", "start_line", "side", "commit_sha",
                  "resolved", "outdated", "comments", "created_by", "created_at", "updated_at"}
 

@@ -17,6 +17,7 @@ from tandem.review.v1 import review_pb2 as rpb
 from tandem.sessions.v1 import sessions_pb2 as spb
 
 from services.common.errors import REASON_KEY, RETRY_AFTER_KEY
+from services.review import views
 from standins.github.data import HELLO_USERS_HEAD
 from tests.helpers.identity import SignedIn
 from tests.review.conftest import PRIVATE_REPO, REPO, WEBHOOK_SECRET, World, expect_code, trailer
@@ -551,3 +552,63 @@ async def test_an_ended_session_keeps_its_review_readable_but_frozen(world: Call
             w, review.id, "app/users.py", 44, RIGHT))
         assert "ended" in ended.details()
         await expect_code(grpc.StatusCode.FAILED_PRECONDITION, import_pull(w))
+
+
+async def test_every_reviewer_keeps_one_current_verdict_and_the_review_says_the_decision(
+        world: Callable[..., Any]) -> None:
+    async with world() as w:
+        review = await import_pull(w)
+        assert (list(review.verdicts), review.decision) == ([], "")
+
+        async def verdict(user: SignedIn, state: rpb.VerdictState.ValueType, body: str) -> str:
+            reply = await w.review.CreateVerdict(
+                rpb.CreateVerdictRequest(review_id=review.id, state=state, body=body),
+                metadata=user.metadata)
+            return reply.verdict.id
+
+        async def shown() -> rpb.Review:
+            got = await w.review.GetReview(rpb.GetReviewRequest(review_id=review.id),
+                                           metadata=w.viewer.metadata)
+            listed = await w.review.ListReviews(rpb.ListReviewsRequest(session_id=w.session_id),
+                                                metadata=w.viewer.metadata)
+            assert listed.reviews[0] == got.review  # the list shows the same
+            return got.review
+
+        def people(r: rpb.Review) -> list[tuple[str, int, str]]:
+            return [(v.author.github_login, v.state, v.body) for v in r.verdicts]
+
+        APPROVE, CHANGES, COMMENT = (rpb.VERDICT_STATE_APPROVE, rpb.VERDICT_STATE_REQUEST_CHANGES,
+                                     rpb.VERDICT_STATE_COMMENT)
+        await verdict(w.owner, CHANGES, "the SQL on line 44 is injectable")
+        await verdict(w.editor, APPROVE, "ship it")
+        now = await shown()
+        assert people(now) == [("hubot", CHANGES, "the SQL on line 44 is injectable"),
+                               ("monalisa", APPROVE, "ship it")]
+        assert now.decision == "changes_requested"  # the editor's approval does not hide it
+        owner_approves = await verdict(w.owner, APPROVE, "fixed, thanks")
+        now = await shown()
+        assert people(now) == [("monalisa", APPROVE, "ship it"), ("hubot", APPROVE, "fixed, thanks")]
+        assert now.decision == "approved"
+        last = await verdict(w.editor, COMMENT, "one more thought")
+        now = await shown()
+        assert people(now) == [("hubot", APPROVE, "fixed, thanks"),
+                               ("monalisa", COMMENT, "one more thought")]
+        assert now.decision == "approved"
+        assert now.verdict.id == last  # the latest of anyone's, as before
+        assert now.verdicts[0].id == owner_approves
+        assert {v.author.id for v in now.verdicts} == {w.owner.user_id, w.editor.user_id}
+        assert all(v.author_id == v.author.id and v.author.avatar_url for v in now.verdicts)
+
+        rendered = views.review_json(now)
+        assert rendered["decision"] == "approved"
+        assert [(v["user"]["github_login"], v["state"]) for v in rendered["verdicts"]] == [
+            ("hubot", "approve"), ("monalisa", "comment")]
+        assert set(rendered["verdicts"][0]) == {"user", "state", "body", "at"}
+        assert set(rendered["verdicts"][0]["user"]) == {"id", "github_login", "name",
+                                                        "avatar_url", "created_at"}
+
+        # Each verdict event carries the review as it then stands, with the same shape.
+        updates = [p for t, p in await events(w) if p.get("change") == "verdict"]
+        assert [u["decision"] for u in updates] == ["changes_requested", "changes_requested",
+                                                    "approved", "approved"]
+        assert updates[-1]["verdicts"] == rendered["verdicts"]

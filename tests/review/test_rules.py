@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +13,15 @@ import pytest
 from pydantic import BaseModel
 from tandem.review.v1 import review_pb2
 
-from gateway.routes.review import CommentOut, FileOut, ReviewOut, ThreadOut, VerdictOut
+from gateway.routes.review import (
+    CommentOut,
+    CurrentVerdictOut,
+    FileOut,
+    ReviewOut,
+    ThreadOut,
+    VerdictOut,
+)
+from gateway.schemas import UserOut
 from services.common.errors import InvalidArgument
 from services.review import views
 from services.review.convert import JsonRenderer, hunk_pb
@@ -28,7 +37,17 @@ from services.review.domain import (
     placeable,
     verify_signature,
 )
-from services.review.models import Comment, FileSummary, Review, ReviewFile, Thread, Verdict
+from services.review.models import (
+    Comment,
+    FileSummary,
+    Person,
+    Review,
+    ReviewFile,
+    Thread,
+    Verdict,
+    current_verdicts,
+    decide,
+)
 from standins.github.data import (
     HELLO_CONFIG_HEAD,
     HELLO_USERS_BASE,
@@ -226,10 +245,12 @@ def test_good_import_requests_pass() -> None:
 
 
 def sample_review(files: int = 2) -> Review:
-    verdict = Verdict("v1", "r1", "u1", "request_changes", "Fix the SQL", NOW)
+    verdict = Verdict("v1", "r1", "u1", "request_changes", "Fix the SQL", NOW,
+                      Person("u1", "hubot", "Hubot", "https://avatars.example/u1", NOW))
     return Review("r1", "s1", "tandem-demo/hello-api", 1, "", "a" * 40, "b" * 40, "Title", "open",
                   "u1", NOW, NOW, files=[FileSummary(f"f{i}.py", "modified", 1, 2, "")
-                                         for i in range(files)], verdict=verdict)
+                                         for i in range(files)], verdict=verdict,
+                  verdicts=[verdict])
 
 
 def fields_of(model: type[BaseModel]) -> set[str]:
@@ -241,6 +262,15 @@ def test_rendered_json_has_exactly_the_documented_fields() -> None:
     review = render.review(sample_review())
     assert set(review) == fields_of(ReviewOut)
     assert ReviewOut.model_validate(review).verdict is not None
+    assert review["decision"] == "changes_requested"
+    [current] = review["verdicts"]
+    assert set(current) == fields_of(CurrentVerdictOut) == {"user", "state", "body", "at"}
+    assert current == {"user": {"id": "u1", "github_login": "hubot", "name": "Hubot",
+                                "avatar_url": "https://avatars.example/u1",
+                                "created_at": "2026-01-02T03:04:05.000000Z"},
+                       "state": "request_changes", "body": "Fix the SQL",
+                       "at": "2026-01-02T03:04:05.000000Z"}
+    assert set(current["user"]) == fields_of(UserOut)
     comment = Comment("c1", "t1", "u1", "body", NOW)
     item = Thread("t1", "r1", "app/users.py", "LEFT", 6, None, "a" * 40, "x", False, True, "u1",
                   NOW, NOW, [comment])
@@ -259,6 +289,47 @@ def test_rendered_json_has_exactly_the_documented_fields() -> None:
     FileOut.model_validate(file_json)
     removed = views.file_json(review_pb2.GetFileResponse(path="x", status="removed"))
     assert removed["content"] is None
+
+
+def at(second: int) -> datetime:
+    return NOW.replace(second=second)
+
+
+def test_each_reviewer_has_one_current_verdict_and_the_newest_replaces_theirs() -> None:
+    given = [Verdict("v3", "r1", "owner", "approve", "now fine", at(30)),
+             Verdict("v1", "r1", "owner", "request_changes", "fix SQL", at(10)),
+             Verdict("v2", "r1", "editor", "approve", "ship it", at(20)),
+             Verdict("v4", "r1", "viewer-turned-editor", "comment", "a thought", at(40))]
+    current = current_verdicts(given)
+    # Ordered by when each current verdict was given; the owner's request is replaced.
+    assert [v.id for v in current] == ["v2", "v3", "v4"]
+    assert current_verdicts([]) == []
+    # Two verdicts of one person in the same instant: the later id is theirs (as SQL orders).
+    tie = [Verdict("b", "r1", "u", "approve", "", NOW), Verdict("a", "r1", "u", "comment", "", NOW)]
+    assert [v.id for v in current_verdicts(tie)] == ["b"]
+
+
+@pytest.mark.parametrize(("states", "decision"), [
+    ((), None),
+    (("comment",), None),
+    (("comment", "approve"), "approved"),
+    (("approve", "request_changes", "approve"), "changes_requested"),
+    (("request_changes", "comment"), "changes_requested"),
+])
+def test_the_decision_follows_the_current_verdicts_as_github_does(
+        states: tuple[str, ...], decision: str | None) -> None:
+    verdicts = [Verdict(f"v{i}", "r1", f"u{i}", state, "", at(i)) for i, state in enumerate(states)]
+    assert decide(verdicts) == decision
+    review = sample_review()
+    assert JsonRenderer().review(replace(review, verdicts=verdicts))["decision"] == decision
+
+
+def test_a_verdict_whose_author_could_not_be_looked_up_still_names_them_by_id() -> None:
+    review = sample_review()
+    bare = replace(review, verdicts=[replace(v, author=None) for v in review.verdicts])
+    [current] = JsonRenderer().review(bare)["verdicts"]
+    assert current["user"] == {"id": "u1", "github_login": "", "name": "", "avatar_url": "",
+                               "created_at": None}
 
 
 def test_event_payload_adds_review_id_and_leaves_the_envelope_alone() -> None:

@@ -850,6 +850,23 @@ export interface components {
             /** Thread Id */
             thread_id: string;
         };
+        /** CurrentVerdictOut */
+        CurrentVerdictOut: {
+            /**
+             * At
+             * @description When they gave it (RFC 3339 UTC)
+             */
+            at: string;
+            /** Body */
+            body: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "approve" | "request_changes" | "comment";
+            /** @description Who gave it (the user object of GET .../members) */
+            user: components["schemas"]["UserOut"];
+        };
         /** DocumentJobIn */
         DocumentJobIn: {
             /**
@@ -1326,6 +1343,11 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by: string;
+            /**
+             * Decision
+             * @description "changes_requested" if any current verdict requests changes, else "approved" if any approves, else null
+             */
+            decision: ("changes_requested" | "approved") | null;
             /** Files */
             files: components["schemas"]["ReviewFileOut"][];
             /** Github Review Id */
@@ -1355,6 +1377,11 @@ export interface components {
             updated_at: string;
             /** @description The latest verdict, what publishing posts */
             verdict: components["schemas"]["VerdictOut"] | null;
+            /**
+             * Verdicts
+             * @description Each reviewer's current verdict (a newer one from the same person replaces theirs), oldest first
+             */
+            verdicts: components["schemas"]["CurrentVerdictOut"][];
         };
         /** SessionCreateIn */
         SessionCreateIn: {
