@@ -10,8 +10,10 @@ from tandem.ai.v1 import ai_pb2
 
 from gateway import keys
 from gateway.auth import authenticate
-from gateway.http import Schema, json_response, parse_json, path_uuid, rfc3339
+from gateway.errors import ApiError
+from gateway.http import Schema, json_response, parse_json, path_uuid, query_int, rfc3339
 from gateway.openapi import Operation, RouteTable
+from gateway.routes.sessions import query_cursor, session_path_id
 
 # Creating a review job reads the review (which may wait on GitHub) first.
 CREATE_TIMEOUT = 30.0
@@ -23,6 +25,7 @@ _STATUS = {ai_pb2.JOB_STATUS_QUEUED: "queued", ai_pb2.JOB_STATUS_RUNNING: "runni
 _SEVERITY = {ai_pb2.SEVERITY_INFO: "info", ai_pb2.SEVERITY_WARNING: "warning",
              ai_pb2.SEVERITY_ERROR: "error"}
 _KIND = {ai_pb2.JOB_KIND_REVIEW: "review", ai_pb2.JOB_KIND_DOCUMENT: "document"}
+_KIND_BY_NAME = {name: kind for kind, name in _KIND.items()}
 Status = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
@@ -72,6 +75,11 @@ class JobOut(Schema):
     created_at: str
     started_at: str | None
     finished_at: str | None
+
+
+class JobList(Schema):
+    items: list[JobOut] = Field(description="Newest first, each with its findings")
+    next_cursor: str | None
 
 
 def finding_json(finding: ai_pb2.Finding) -> dict[str, Any]:
@@ -138,6 +146,44 @@ async def get_job(request: web.Request) -> web.Response:
     return json_response(job_json(reply.job))
 
 
+def _page(request: web.Request) -> tuple[int, str]:
+    return query_int(request, "limit", 20, 1, 100), query_cursor(request)
+
+
+def _jobs_page(reply: ai_pb2.ListJobsResponse) -> web.Response:
+    return json_response({"items": [job_json(j) for j in reply.jobs],
+                          "next_cursor": reply.next_cursor or None})
+
+
+async def list_review_jobs(request: web.Request) -> web.Response:
+    auth = await authenticate(request)
+    review_id = path_uuid(request, "id", "review")
+    limit, cursor = _page(request)
+    backends = request.app[keys.BACKENDS]
+    reply = await backends.call(
+        "ai", "ListJobs", backends.ai.ListJobs,
+        ai_pb2.ListJobsRequest(review_id=review_id, limit=limit, cursor=cursor),
+        token=auth.token)
+    return _jobs_page(reply)
+
+
+async def list_session_jobs(request: web.Request) -> web.Response:
+    auth = await authenticate(request)
+    session_id = session_path_id(request)
+    limit, cursor = _page(request)
+    raw_kind = request.query.get("kind", "")
+    if raw_kind and raw_kind not in _KIND_BY_NAME:
+        raise ApiError(400, "invalid_argument", 'kind must be "review" or "document"',
+                       [{"field": "kind", "message": 'must be "review" or "document"'}])
+    backends = request.app[keys.BACKENDS]
+    reply = await backends.call(
+        "ai", "ListJobs", backends.ai.ListJobs,
+        ai_pb2.ListJobsRequest(session_id=session_id, limit=limit, cursor=cursor,
+                               kind=_KIND_BY_NAME.get(raw_kind, ai_pb2.JOB_KIND_UNSPECIFIED)),
+        token=auth.token)
+    return _jobs_page(reply)
+
+
 async def cancel_job(request: web.Request) -> web.Response:
     auth = await authenticate(request)
     job_id = path_uuid(request, "job_id", "job")
@@ -157,6 +203,20 @@ def add_routes(table: RouteTable) -> None:
                         "Request an AI review of the session's live document (editor+)", "ai",
                         status=202, request=DocumentJobIn, response=JobAccepted,
                         errors=(403, 404, 409, 429)))
+    cursor = ("cursor", {"type": "string"}, "next_cursor of the previous page")
+    limit = ("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+             "Page size")
+    table.add(Operation("GET", "/api/v1/reviews/{id}/ai", list_review_jobs,
+                        "The review's AI review jobs with their findings, newest first (members)",
+                        "ai", response=JobList, errors=(400, 404, 429), query=(limit, cursor)))
+    table.add(Operation("GET", "/api/v1/sessions/{id}/ai", list_session_jobs,
+                        "The session's AI review jobs (its reviews' and its document's, or one "
+                        "kind) with their findings, newest first (members)", "ai",
+                        response=JobList, errors=(400, 404, 429),
+                        query=(("kind", {"type": "string", "enum": ["review", "document"]},
+                                'Only jobs of this kind: "document" (the live document) or '
+                                '"review" (pull requests); default every kind'),
+                               limit, cursor)))
     table.add(Operation("GET", "/api/v1/ai/jobs/{job_id}", get_job,
                         "An AI review job with its findings (members of its session)", "ai",
                         response=JobOut, errors=(404, 429)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -19,6 +20,9 @@ MAX_PATHS = 500
 MAX_MESSAGE = 2_000
 MAX_SUGGESTION = 4_000
 MAX_CATEGORY = 64
+# Job lists: page sizes.
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
 
 
 class JobStatus(StrEnum):
@@ -193,6 +197,38 @@ def parse_uuid(value: str, what: str) -> str:
         return str(uuid.UUID(value))
     except (ValueError, AttributeError, TypeError):
         raise NotFound(f"{what} not found") from None
+
+
+def page_size(limit: int) -> int:
+    """A list's page size: 0 is the default (20), anything else must be 1..100."""
+    if limit == 0:
+        return DEFAULT_PAGE
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}", [
+            FieldViolation("limit", f"must be between 1 and {MAX_PAGE}")])
+    return limit
+
+
+def encode_cursor(created_at: datetime, job_id: str) -> str:
+    """An opaque cursor after a job of a newest-first list."""
+    raw = f"{created_at.isoformat()}|{job_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
+    """The (created_at, id) a cursor of encode_cursor names; None for the first page."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, job_id = raw.partition("|")
+        when = datetime.fromisoformat(at)
+        if when.tzinfo is None:
+            raise ValueError("naive")
+        return when, str(uuid.UUID(job_id))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("cursor is not a cursor returned by this list", [
+            FieldViolation("cursor", "is not a cursor returned by this list")]) from None
 
 
 def check_paths(paths: Sequence[str]) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from services.ai.domain import Finding, Job, JobKind, JobStatus, severity
@@ -144,6 +145,38 @@ class JobRepository:
                 " FROM findings WHERE job_id = %s ORDER BY idx", (job_id,))
             findings = [finding_from_row(r) for r in await cur.fetchall()]
         return job_from_row(row, findings)
+
+    async def list_jobs(self, *, session_id: str, review_id: str | None, kind: JobKind | None,
+                        limit: int, after: tuple[datetime, str] | None) -> list[Job]:
+        """A session's jobs (or one review's), newest first, after a (created_at, id) keyset
+        cursor, each with its findings: two queries in all."""
+        where = ["session_id = %s"]
+        params: list[Any] = [session_id]
+        if review_id is not None:
+            where.append("review_id = %s")
+            params.append(review_id)
+        if kind is not None:
+            where.append("kind = %s")
+            params.append(kind.value)
+        if after is not None:
+            where.append("(created_at, id) < (%s, %s)")
+            params.extend(after)
+        params.append(limit)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
+                " ORDER BY created_at DESC, id DESC LIMIT %s", params)
+            rows = await cur.fetchall()
+            if not rows:
+                return []
+            cur = await conn.execute(
+                "SELECT job_id::text, path, line, end_line, severity, category, message,"
+                " suggestion, source FROM findings WHERE job_id = ANY(%s) ORDER BY job_id, idx",
+                ([r["id"] for r in rows],))
+            findings: dict[str, list[Finding]] = {}
+            for r in await cur.fetchall():
+                findings.setdefault(r["job_id"], []).append(finding_from_row(r))
+        return [job_from_row(row, findings.get(row["id"], ())) for row in rows]
 
     async def status(self, job_id: str) -> JobStatus | None:
         async with self._pool.connection() as conn:

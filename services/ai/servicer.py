@@ -13,6 +13,7 @@ from tandem.ai.v1 import ai_pb2, ai_pb2_grpc
 
 from services.ai.domain import Finding, Job, JobKind, JobStatus
 from services.ai.usecases import AiApp
+from services.common.errors import FieldViolation, InvalidArgument
 from services.common.identity import Authenticator
 from services.common.timeconv import to_timestamp
 
@@ -24,6 +25,7 @@ _STATUS = {JobStatus.QUEUED: ai_pb2.JOB_STATUS_QUEUED, JobStatus.RUNNING: ai_pb2
 _SEVERITY = {"info": ai_pb2.SEVERITY_INFO, "warning": ai_pb2.SEVERITY_WARNING,
              "error": ai_pb2.SEVERITY_ERROR}
 _KIND = {JobKind.REVIEW: ai_pb2.JOB_KIND_REVIEW, JobKind.DOCUMENT: ai_pb2.JOB_KIND_DOCUMENT}
+_KIND_FROM_PB = {pb: kind for kind, pb in _KIND.items()}
 
 
 def _timestamp(value: datetime | None) -> Timestamp | None:
@@ -73,6 +75,22 @@ class AiServiceServicer(ai_pb2_grpc.AiServiceServicer):
     async def GetJob(self, request: ai_pb2.GetJobRequest, context: Ctx) -> ai_pb2.GetJobResponse:
         caller = await self._authn.caller(context)
         return ai_pb2.GetJobResponse(job=job_pb(await self._app.get_job(caller, request.job_id)))
+
+    async def ListJobs(self, request: ai_pb2.ListJobsRequest,
+                       context: Ctx) -> ai_pb2.ListJobsResponse:
+        caller = await self._authn.caller(context)
+        scope = request.WhichOneof("scope")
+        if scope is None:
+            raise InvalidArgument("give review_id or session_id", [
+                FieldViolation("scope", "give review_id or session_id")])
+        if request.kind and request.kind not in _KIND_FROM_PB:
+            raise InvalidArgument("unknown job kind", [
+                FieldViolation("kind", "must be review or document")])
+        jobs, cursor = await self._app.list_jobs(
+            caller, review_id=request.review_id if scope == "review_id" else None,
+            session_id=request.session_id if scope == "session_id" else None,
+            kind=_KIND_FROM_PB.get(request.kind), limit=request.limit, cursor=request.cursor)
+        return ai_pb2.ListJobsResponse(jobs=[job_pb(j) for j in jobs], next_cursor=cursor)
 
     async def CancelJob(self, request: ai_pb2.CancelJobRequest,
                         context: Ctx) -> ai_pb2.CancelJobResponse:

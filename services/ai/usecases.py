@@ -14,7 +14,18 @@ from redis.asyncio.client import PubSub
 
 from services.ai.clients import Membership, Peers
 from services.ai.config import PROVIDERS, AiConfig
-from services.ai.domain import Finding, Job, JobKind, JobStatus, check_paths, new_job, parse_uuid
+from services.ai.domain import (
+    Finding,
+    Job,
+    JobKind,
+    JobStatus,
+    check_paths,
+    decode_cursor,
+    encode_cursor,
+    new_job,
+    page_size,
+    parse_uuid,
+)
 from services.ai.events import Events, job_channel
 from services.ai.jobs import JobRunner
 from services.ai.providers import Provider
@@ -134,6 +145,32 @@ class AiApp:
             raise NotFound("job not found")
         # Existence is not disclosed to people outside the session.
         return job, await self._member(job.session_id, caller.user_id, "job")
+
+    async def list_jobs(self, caller: Caller, *, review_id: str | None, session_id: str | None,
+                        kind: JobKind | None, limit: int, cursor: str) -> tuple[list[Job], str]:
+        """A review's jobs, or a session's (of one kind, or all), newest first, for members:
+        anyone else is told the review or session does not exist."""
+        user = caller.require_user()
+        size = page_size(limit)
+        after = decode_cursor(cursor)
+        if review_id is not None:
+            # The review service answers NotFound to people outside the review's session.
+            review = await self._peers.review(parse_uuid(review_id, "review"), user)
+            session_id_var.set(review.session_id)
+            await self._member(review.session_id, user, "review")
+            sid, rid = review.session_id, review.id
+        else:
+            sid, rid = parse_uuid(session_id or "", "session"), None
+            session_id_var.set(sid)
+            await self._member(sid, user, "session")
+        jobs = await self._repo.list_jobs(session_id=sid, review_id=rid, kind=kind,
+                                          limit=size + 1, after=after)
+        more = len(jobs) > size
+        jobs = jobs[:size]
+        last = jobs[-1] if more else None
+        next_cursor = (encode_cursor(last.created_at, last.id)
+                       if last is not None and last.created_at is not None else "")
+        return jobs, next_cursor
 
     async def get_job(self, caller: Caller, job_id: str) -> Job:
         job, _ = await self._readable(caller, job_id)

@@ -55,6 +55,8 @@ LEAST_ROLE = {
     "POST /api/v1/reviews/{id}/publish": "owner",
     "POST /api/v1/reviews/{id}/ai": "editor",
     "POST /api/v1/sessions/{id}/ai": "editor",
+    "GET /api/v1/reviews/{id}/ai": "viewer",
+    "GET /api/v1/sessions/{id}/ai": "viewer",
     "GET /api/v1/ai/jobs/{job_id}": "viewer",
     # The job's requester, or editor+ (the owner requested it here).
     "POST /api/v1/ai/jobs/{job_id}/cancel": "editor",
