@@ -7,9 +7,11 @@
 Signs octocat (owner), hubot (editor) and monalisa (viewer) in through the GitHub stand-in
 (as scripts.devlogin does), creates a Python session, makes the other two members by
 invitation, writes a module into the shared document over the document socket (the
-y-websocket protocol, as a browser's editor would), posts a few chat messages, and prints
-the address to open and the logins to use. Every run makes a new session and changes
-nothing made before, so running it twice is safe: you get two sessions.
+y-websocket protocol, as a browser's editor would), posts a few chat messages, imports the
+stand-in's pull request tandem-demo/hello-api#1 (as octocat), opens threads on its Python
+file that hubot answers, records hubot's verdict, runs a builtin AI review of the pull request
+to the end, and prints the address to open and the logins to use. Every run makes a new
+session and changes nothing made before, so running it twice is safe: you get two sessions.
 
 Works only against the local GitHub stand-in (it signs any login in at once).
 """
@@ -27,6 +29,7 @@ import httpx
 
 from bench.realtime_scenarios import DocClient
 from scripts.devlogin import SignedIn, sign_in_http
+from standins.github.data import HELLO_USERS_PROBLEMS
 
 OWNER, EDITOR, VIEWER = "octocat", "hubot", "monalisa"
 TITLE = "Demo: rate limiter for hello-api"
@@ -74,6 +77,28 @@ def limiter_for(client_id: str, buckets: dict[str, TokenBucket]) -> TokenBucket:
     return buckets.setdefault(client_id, TokenBucket(rate=20, burst=40))
 '''
 
+# The pull request the room reviews: the stand-in's sample, with problems in its Python file.
+REPO, PULL_NUMBER, PULL_FILE = "tandem-demo/hello-api", 1, "app/users.py"
+# Threads octocat opens on PULL_FILE (problem of the stand-in's sample, body) and hubot's reply.
+THREADS = (
+    ("sql-injection",
+     "The search text goes straight into the SQL here: anyone can end the string and add "
+     "their own query. Let's pass it as a parameter.",
+     "Agreed: `WHERE name LIKE ?` with `(f\"%{text}%\",)`. Escaping % and _ would be nice too, "
+     "or searching for \"_\" matches everybody."),
+    ("eval-on-user-input",
+     "`eval` of the filter query parameter runs whatever a client sends.",
+     "Let's parse `key=value` pairs ourselves; even `ast.literal_eval` is more than we need."),
+    ("hard-coded-password",
+     "A password in the source ends up in every clone and every log of this repository.",
+     "Read it from HELLO_DB_PASSWORD in app/config.py, like the other settings."),
+)
+VERDICT = ("request_changes",
+           "Three security problems to fix first: SQL built from user text, eval of the filter, "
+           "and the password in the source. The rest reads well.")
+AI_PROVIDER = "builtin"
+AI_WAIT_SECONDS = 40.0
+
 CHAT = (
     (OWNER, "Welcome! This is the token bucket hello-api needs before we open the API up."),
     (EDITOR, "Looks good. retry_after rounds down though: a client could retry too early."),
@@ -87,6 +112,8 @@ class Demo:
     url: str
     session_id: str
     people: dict[str, SignedIn]
+    review_id: str
+    ai_summary: str
 
     @property
     def room(self) -> str:
@@ -128,6 +155,48 @@ def _wait_stored(api: httpx.Client, session_id: str, owner: SignedIn, code: str)
         time.sleep(0.2)
 
 
+def _review_pull(api: httpx.Client, session_id: str, people: dict[str, SignedIn]) -> tuple[str, str]:
+    """Import the sample pull request, discuss it, decide, and have it reviewed by the builtin
+    AI provider; (review id, the AI job's summary)."""
+    owner, editor = people[OWNER], people[EDITOR]
+    step(f"importing {REPO} pull request #{PULL_NUMBER} into the session, as {OWNER}")
+    review = _json(api.post(f"/api/v1/sessions/{session_id}/reviews", headers=owner.headers,
+                            json={"repo": REPO, "pull_number": PULL_NUMBER}, timeout=30),
+                   201, "importing the pull request")
+    review_id = str(review["id"])
+    for problem, body, reply in THREADS:
+        line = HELLO_USERS_PROBLEMS[problem][0]
+        step(f"{OWNER} opens a thread on {PULL_FILE} line {line} ({problem}); {EDITOR} replies")
+        thread = _json(api.post(f"/api/v1/reviews/{review_id}/threads", headers=owner.headers,
+                                json={"path": PULL_FILE, "line": line, "side": "RIGHT",
+                                      "body": body}),
+                       201, f"opening the thread on line {line}")
+        _json(api.post(f"/api/v1/reviews/{review_id}/threads/{thread['id']}/comments",
+                       headers=editor.headers, json={"body": reply}),
+              201, f"{EDITOR}'s reply on line {line}")
+    state, body = VERDICT
+    step(f"{EDITOR} finishes the review: {state}")
+    _json(api.post(f"/api/v1/reviews/{review_id}/verdicts", headers=editor.headers,
+                   json={"state": state, "body": body}), 201, f"{EDITOR}'s verdict")
+    step(f"{OWNER} runs an AI review of the pull request ({AI_PROVIDER}) and waits for it")
+    job_id = _json(api.post(f"/api/v1/reviews/{review_id}/ai", headers=owner.headers,
+                            json={"provider": AI_PROVIDER}), 202, "requesting the AI review")["job_id"]
+    deadline = time.monotonic() + AI_WAIT_SECONDS
+    while True:
+        job = _json(api.get(f"/api/v1/ai/jobs/{job_id}", headers=owner.headers), 200,
+                    "reading the AI review")
+        if job["status"] == "done":
+            break
+        if job["status"] in ("failed", "cancelled"):
+            raise RuntimeError(f"the AI review {job['status']}: {job.get('error')}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the AI review was still {job['status']} after "
+                               f"{AI_WAIT_SECONDS:.0f} s (is the ai service running?)")
+        time.sleep(0.2)
+    step(f"AI review done: {job['summary']}")
+    return review_id, str(job["summary"])
+
+
 def seed(url: str) -> Demo:
     url = url.rstrip("/")
     step(f"signing in {OWNER}, {EDITOR} and {VIEWER} through the GitHub stand-in at {url}")
@@ -156,7 +225,8 @@ def seed(url: str) -> Demo:
             _json(api.post(f"/api/v1/sessions/{session_id}/messages",
                            headers=people[login].headers, json={"body": body}),
                   201, f"{login}'s chat message")
-    return Demo(url, session_id, people)
+        review_id, ai_summary = _review_pull(api, session_id, people)
+    return Demo(url, session_id, people, review_id, ai_summary)
 
 
 def report(demo: Demo, seconds: float) -> str:
@@ -166,9 +236,14 @@ def report(demo: Demo, seconds: float) -> str:
         f"  Open {demo.room}",
         "  and Sign in with GitHub; on the GitHub stand-in's page pick:",
         f"    {OWNER:<9} owner   invites, changes roles, renames and ends the session",
-        f"    {EDITOR:<9} editor  edits the document and chats",
+        f"    {EDITOR:<9} editor  edits the document, chats and reviews",
         f"    {VIEWER:<9} viewer  reads and chats, cannot type",
         "  For a second person at once, use a private window or another browser profile.",
+        "",
+        f"  In the room: pull request {REPO} #{PULL_NUMBER} with {len(THREADS)} threads on "
+        f"{PULL_FILE},",
+        f"  {EDITOR}'s verdict ({VERDICT[0].replace('_', ' ')}) and a finished AI review:",
+        f"    {demo.ai_summary}",
         "",
         "  Running `make demo` again makes another session; nothing made before is changed.",
     ))

@@ -1,4 +1,5 @@
-"""`make demo` against the run's shared platform: seeded people, members, chat and code, twice."""
+"""`make demo` against the run's shared platform: seeded people, members, chat and code, an
+imported pull request with threads, a verdict and a finished AI review; twice."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from scripts import demo
 from scripts.platform import ROOT, LocalPlatform, python_env
+from standins.github.data import HELLO_USERS_PROBLEMS
 from tests.helpers.identity import sign_in_http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -41,6 +43,16 @@ def test_demo_seeds_a_session_with_members_chat_and_code_and_runs_twice(
     for login in ("octocat", "hubot", "monalisa"):
         assert login in first
     assert "again" in first  # says that running it twice is fine
+    # A line per step of the review part, in order.
+    progress = [line for line in first.splitlines() if line.startswith("==> ")]
+    review_steps = progress[-(len(demo.THREADS) + 4):]
+    assert "importing tandem-demo/hello-api pull request #1" in review_steps[0], progress
+    for line, (problem, _, _) in zip(review_steps[1:], demo.THREADS, strict=False):
+        assert "opens a thread on app/users.py" in line, progress
+        assert problem in line, progress
+    assert "finishes the review: request_changes" in review_steps[-3], progress
+    assert "runs an AI review" in review_steps[-2], progress
+    assert review_steps[-1].startswith("==> AI review done: "), progress
 
     owner = sign_in_http(platform.url, "octocat")
     with httpx.Client(base_url=platform.url, headers=owner.headers, timeout=10) as api:
@@ -58,3 +70,21 @@ def test_demo_seeds_a_session_with_members_chat_and_code_and_runs_twice(
             compile(document["text"], "demo.py", "exec")  # real Python
             messages = api.get(f"/api/v1/sessions/{sid}/messages").json()["items"]
             assert [(m["author"]["github_login"], m["body"]) for m in messages] == list(demo.CHAT)
+
+            [review] = api.get(f"/api/v1/sessions/{sid}/reviews").json()["items"]
+            assert (review["repo"], review["pull_number"]) == ("tandem-demo/hello-api", 1)
+            logins = {m["user"]["id"]: m["user"]["github_login"] for m in members}
+            assert logins[review["created_by"]] == "octocat"
+            threads = api.get(f"/api/v1/reviews/{review['id']}/threads").json()["items"]
+            assert [(t["path"], t["line"]) for t in threads] == [
+                ("app/users.py", HELLO_USERS_PROBLEMS[problem][0]) for problem, _, _ in demo.THREADS]
+            for thread, (_, body, reply) in zip(threads, demo.THREADS, strict=True):
+                assert [(logins[c["author_id"]], c["body"]) for c in thread["comments"]] == [
+                    ("octocat", body), ("hubot", reply)]
+            assert [(v["user"]["github_login"], v["state"], v["body"])
+                    for v in review["verdicts"]] == [("hubot", *demo.VERDICT)]
+            assert review["decision"] == "changes_requested"
+            [job] = api.get(f"/api/v1/reviews/{review['id']}/ai").json()["items"]
+            assert (job["status"], job["provider"]) == ("done", "builtin")
+            assert job["findings"], job
+            assert job["summary"] in (first if room is rooms[0] else second)
