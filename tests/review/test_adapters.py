@@ -34,6 +34,7 @@ async def test_profiles_come_from_auth_and_are_cached(stack: Callable[..., Any])
         assert list(found) == [hubot.user_id]  # an id auth does not know is left out
         person = found[hubot.user_id]
         assert (person.id, person.github_login) == (hubot.user_id, "hubot")
-        assert person.avatar_url and person.created_at is not None
+        assert person.avatar_url
+        assert person.created_at is not None
     # The channel is closed now: the profile is still known from the cache.
     assert (await directory.people([hubot.user_id]))[hubot.user_id] == person
