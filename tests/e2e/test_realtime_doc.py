@@ -340,26 +340,36 @@ async def test_a_stolen_awareness_client_id_is_ignored_on_every_gateway(
     session_id = crew.session()
     alice = await YSocket.connect(platform.url, session_id, crew.owner.access_token)
     bob = mallory = None
+    # What the owner's client says (the gateway keeps a state naming its own login as sent).
+    first = orjson.dumps({"user": {"name": crew.owner.login}, "cursor": 1}).decode()
+    second = orjson.dumps({"user": {"name": crew.owner.login}, "cursor": 2}).decode()
     try:
-        await alice.tell((1001, 1, '{"user":"alice","cursor":1}'))
+        await alice.tell((1001, 1, first))
         bob = await YSocket.connect(gateway2, session_id, crew.editor.access_token)
-        await bob.wait_for(lambda c: _state(c, 1001) == '{"user":"alice","cursor":1}')
+        await bob.wait_for(lambda c: _state(c, 1001) == first)
         # The viewer reuses alice's client id, on either gateway, to set it and to clear it.
         mallory = await YSocket.connect(gateway2, session_id, crew.viewer.access_token)
         await mallory.tell((1001, 5, '{"user":"mallory"}'), (2002, 1, '{"user":"mallory"}'))
         await mallory.tell((1001, 6, "null"))
-        await alice.tell((1001, 2, '{"user":"alice","cursor":2}'))
+        await alice.tell((1001, 2, second))
         await bob.wait_for(lambda c: _state(c, 2002) is not None
-                           and _state(c, 1001) == '{"user":"alice","cursor":2}')
+                           and _state(c, 1001) == second)
         assert [e for e in bob.awareness() if e.client_id == 1001] == [
-            AwarenessEntry(1001, 1, '{"user":"alice","cursor":1}'),
-            AwarenessEntry(1001, 2, '{"user":"alice","cursor":2}')]
+            AwarenessEntry(1001, 1, first), AwarenessEntry(1001, 2, second)]
+        # Its own id carries its own login, whatever it said.
+        assert orjson.loads(_state(bob, 2002) or "null") == {"user": {"name": crew.viewer.login}}
         assert all(e.client_id != 1001 for e in mallory.awareness()
-                   if "mallory" in e.state or e.state == "null")
+                   if crew.viewer.login in e.state or e.state == "null")
     finally:
         for client in (alice, bob, mallory):
             if client is not None:
                 await client.close()
+
+
+def _n(client: YSocket, client_id: int) -> object:
+    """The `n` of the latest state `client` was sent for `client_id` (None: none yet)."""
+    state = _state(client, client_id)
+    return None if state is None else orjson.loads(state).get("n")
 
 
 async def test_oversized_awareness_is_refused_and_a_joiner_is_sent_little(
@@ -375,12 +385,12 @@ async def test_oversized_awareness_is_refused_and_a_joiner_is_sent_little(
                               for i in range(40)])
         await attacker.tell((5000, 1, '{"big":"' + "z" * 5000 + '"}'), (4000, 2, '{"n":0}'))
         joiner = await YSocket.connect(platform.url, session_id, crew.editor.access_token)
-        await joiner.wait_for(lambda c: _state(c, 4000) == '{"n":0}')
+        await joiner.wait_for(lambda c: _n(c, 4000) == 0)
         for _ in range(3):
             await joiner.ws.send(b"\x03")
         # A marker after the queries: once it is here, their answers have been sent too.
         await attacker.tell((4000, 3, '{"n":"marker"}'))
-        await joiner.wait_for(lambda c: _state(c, 4000) == '{"n":"marker"}')
+        await joiner.wait_for(lambda c: _n(c, 4000) == "marker")
         # Four ids (the first announced, none oversized) were accepted; nothing else.
         assert {e.client_id for e in joiner.awareness()} == {4000, 4001, 4002, 4003}
         assert joiner.awareness_bytes() < 4 * 4096 * 2 + 1024, joiner.awareness_bytes()

@@ -164,14 +164,15 @@ async def test_a_javascript_yjs_client_and_a_pycrdt_client_share_one_document(
         await node.tell(**{"await": "python saw it"})
         await node.hear("seen")
 
-        # The Node client's awareness (user name) reached the Python client.
+        # The Node client's awareness reached the Python client, labelled with the login of
+        # its token (the gateway sets every state's user name; the client said "node").
         seen = Awareness(python.doc)
 
         def node_present(client: DocClient) -> bool:
             for message in client.awareness:
                 seen.apply_awareness_update(message[1:][_prefix(message[1:]):], "interop")
             client.awareness.clear()
-            return any(s.get("user", {}).get("name") == "node" for s in seen.states.values())
+            return any(s.get("user", {}).get("name") == owner.login for s in seen.states.values())
 
         await python.wait_until(node_present)
 
