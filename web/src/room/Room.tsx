@@ -4,6 +4,8 @@ import { currentUser } from "../auth/session";
 import { type Panel, RoomBar, RoomPanel } from "./Actions";
 import { Chat } from "./Chat";
 import { Editor } from "./Editor";
+import { AiPanel } from "../ai/AiPanel";
+import { ReviewMain, ReviewPanel } from "../review";
 import { Members } from "./Members";
 import { People } from "./People";
 import { RoomController } from "./room";
@@ -47,6 +49,7 @@ function Live({ room }: { room: RoomController }) {
   const problem = room.docProblem.value;
   const live = room.liveProblem.value;
   const title = session?.title;
+  const fileView = room.mainView.value.kind === "file";
 
   useEffect(() => {
     if (title === undefined) return;
@@ -80,7 +83,10 @@ function Live({ room }: { room: RoomController }) {
       )}
       {live !== null && <p class="room-banner info" role="status">{live}</p>}
       <div class="room-body">
-        <section class="room-main" aria-label="Document">
+        {/* The editor stays mounted under a review's diff: its view, scroll and diagnostics
+            are there again on the way back. */}
+        {fileView && <section class="room-main review-main" aria-label="Pull request file"><ReviewMain room={room} /></section>}
+        <section class="room-main" aria-label="Document" hidden={fileView}>
           {link !== null
             ? <Editor link={link} readOnly={room.readOnly.value} language={session?.language ?? "plaintext"}
                       onView={(view) => { room.editorView.value = view; }} />
@@ -92,6 +98,8 @@ function Live({ room }: { room: RoomController }) {
         </section>
         <aside class="room-side" aria-label="Session panels">
           <Section name="People" count={room.people.value.length}><People room={room} /></Section>
+          <Section name="Review"><ReviewPanel room={room} /></Section>
+          <Section name="AI"><AiPanel room={room} /></Section>
           <Section name="Chat" grow><Chat room={room} /></Section>
           <Section name="Members" count={room.members.value.length}><Members room={room} /></Section>
         </aside>

@@ -1,9 +1,10 @@
 // Peers' awareness states (cursors, names, colours) are untrusted: y-codemirror.next renders a
 // peer's `user.name` as text, its `user.color` / `colorLight` into an inline style attribute
 // and its `cursor` through Yjs' relative positions (which throw on some shapes, crashing the
-// plugin that draws every remote cursor). The gateway may rewrite `user` one day; the room does
-// not count on it: every awareness update from the document socket is cleaned before it is
-// applied, so nothing hostile ever reaches the Awareness states y-codemirror reads.
+// plugin that draws every remote cursor). The gateway rewrites `user` as well (the name is the
+// connection's login, only hex colours pass), but the room does not count on it: every
+// awareness update from the document socket is cleaned before it is applied, so nothing
+// hostile ever reaches the Awareness states y-codemirror reads.
 import * as decoding from "lib0/decoding";
 import * as encoding from "lib0/encoding";
 import { personColor } from "../lib/colors";
