@@ -57,9 +57,8 @@ function clock(iso: string | null): string {
   return Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function where(finding: JobFinding, document: boolean): string {
+function where(finding: JobFinding): string {
   const lines = finding.end_line > finding.line ? `${String(finding.line)}–${String(finding.end_line)}` : String(finding.line);
-  if (document) return finding.end_line > finding.line ? `Lines ${lines}` : `Line ${lines}`;
   return `${finding.path}:${lines}`;
 }
 
@@ -239,7 +238,7 @@ function FindingItem({ ai, finding, document, dismissed }: {
         </span>
         {finding.category !== "" && <span class="ai-category">{finding.category}</span>}
         <button type="button" class="link ai-where" onClick={go}
-                title={document ? "Show in the shared document" : "Show in the diff"}>{where(finding, document)}</button>
+                title={document ? "Show in the shared document" : "Show in the diff"}>{where(finding)}</button>
       </div>
       <p class="ai-message">{finding.message}</p>
       {suggestion !== "" && (

@@ -1,7 +1,6 @@
 // The REST calls of the AI panel, behind an interface so the controller is testable. Every
 // call throws an ApiError with the API's own words.
-import { api, call, errorFrom, networkError, type Schemas } from "../api/client";
-import { getToken } from "../auth/session";
+import { api, call, type Schemas } from "../api/client";
 import type { Job } from "./jobs";
 
 export type Review = Schemas["ReviewOut"];
@@ -16,7 +15,7 @@ export interface ThreadRequest {
 
 export interface AiApi {
   listReviews(sessionId: string): Promise<Review[]>;
-  /** The session's jobs, newest first (every kind); [] where the server has no such list. */
+  /** The session's latest jobs (document and pull request ones). */
   listJobs(sessionId: string): Promise<Job[]>;
   getJob(jobId: string): Promise<Job>;
   /** Answers the new job's id. */
@@ -24,22 +23,6 @@ export interface AiApi {
   startDocument(sessionId: string): Promise<string>;
   cancel(jobId: string): Promise<Job>;
   createThread(reviewId: string, thread: ThreadRequest): Promise<void>;
-}
-
-/** GET of a route the generated types do not have yet (the job lists). */
-async function getJson<T>(path: string): Promise<T> {
-  const token = await getToken();
-  let response: Response;
-  try {
-    response = await fetch(location.origin + path, {
-      credentials: "same-origin",
-      headers: token === null ? {} : { Authorization: `Bearer ${token}` },
-    });
-  } catch (cause) {
-    throw networkError(cause);
-  }
-  if (!response.ok) throw await errorFrom(response);
-  return (await response.json()) as T;
 }
 
 export const restApi: AiApi = {
@@ -50,16 +33,13 @@ export const restApi: AiApi = {
     return page.items;
   },
   async listJobs(sessionId) {
-    try {
-      const page = await getJson<{ items: Job[] }>(`/api/v1/sessions/${encodeURIComponent(sessionId)}/ai?limit=20`);
-      return page.items;
-    } catch (error) {
-      // A gateway without job lists: the page shows the jobs it sees live. (The session's own
-      // 404 is the room's business: it leaves.)
-      const status = (error as { status?: number }).status;
-      if (status === 404 || status === 405) return [];
-      throw error;
-    }
+    // The newest document jobs apart: many pull request jobs must not hide the one whose
+    // findings are the editor's diagnostics.
+    const page = (kind: "document" | "review", limit: number) => call(api.GET("/api/v1/sessions/{id}/ai", {
+      params: { path: { id: sessionId }, query: { kind, limit } },
+    }));
+    const [documents, reviews] = await Promise.all([page("document", 5), page("review", 20)]);
+    return [...documents.items, ...reviews.items];
   },
   getJob(jobId) {
     return call(api.GET("/api/v1/ai/jobs/{job_id}", { params: { path: { job_id: jobId } } }));

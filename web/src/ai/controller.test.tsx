@@ -7,7 +7,9 @@ import { AiView, refusalOf, refusalText } from "./AiPanel";
 import type { AiApi, Review } from "./api";
 import { AiController, diffFindings, threadRequest } from "./controller";
 import { dismissedKey } from "./dismiss";
-import { emptyJob, withFinding, type Job, type JobFinding } from "./jobs";
+import { emptyJob, received, withFinding, type Job, type JobFinding } from "./jobs";
+import * as Y from "yjs";
+import type { DocLink } from "../room/doc";
 
 const me: User = { id: "u1", github_login: "octocat", avatar_url: "" } as User;
 
@@ -153,6 +155,38 @@ describe("AiController", () => {
     expect(ok.shown.value?.id).toBe("j8");
     expect(ok.shown.value?.kind).toBe("document");
     ok.stop();
+  });
+});
+
+describe("Apply fix", () => {
+  it("replaces the finding's lines in the shared text while they hold what they held", async () => {
+    const r = room();
+    const doc = new Y.Doc();
+    const ytext = doc.getText("code");
+    ytext.insert(0, "import os\nx = eval(s)\n");
+    r.docLink.value = { ytext, loaded: true } as unknown as DocLink;
+    r.docLoaded.value = true;
+    const ai = new AiController(r, fakeApi({ getJob: (id) => Promise.resolve(job({ job_id: id, kind: "document", review_id: null })) }));
+    ai.start();
+    const finding = (index: number, line: number, suggestion: string) => ({ type: "ai.finding", job_id: "d1", index,
+      finding: { path: "document.py", line, end_line: line, severity: "error", category: "security", message: "m", suggestion } });
+    emit(r, finding(0, 2, "Use this:\n```python\nx = ast.literal_eval(s)\n```"));
+    emit(r, finding(1, 1, "Remove unused import: `os`"));
+    emit(r, finding(2, 2, "```\nx = 2\n```"));
+    await flush();
+    const [evalFix, advice, second] = received(ai.shown.value ?? emptyJob("none"));
+    if (evalFix === undefined || advice === undefined || second === undefined) throw new Error("findings missing");
+    // Advice in words is not code to put in place of the line.
+    expect(ai.fixable(advice)).toBe(false);
+    expect(ai.fixable(evalFix)).toBe(true);
+    ytext.insert(0, "# top\n");
+    expect(ai.applyFix(evalFix)).toBe("applied");
+    expect(ytext.toJSON()).toBe("# top\nimport os\nx = ast.literal_eval(s)\n");
+    // The other finding on that line saw the old text: refused.
+    expect(ai.applyFix(second)).toBe("changed");
+    r.role.value = "viewer";
+    expect(ai.fixable(evalFix)).toBe(false);
+    ai.stop();
   });
 });
 

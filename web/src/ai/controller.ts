@@ -9,7 +9,7 @@ import { findingsKey, findingsSlot, type DiffFinding } from "../review/findings"
 import { restApi, type AiApi, type Review, type ThreadRequest } from "./api";
 import { showInEditor, toDiffFinding, type Placed } from "./diagnostics";
 import { loadDismissed, saveDismissed } from "./dismiss";
-import { anchorLines, anchorRange, applyFix, type Anchor } from "./fix";
+import { anchorLines, anchorRange, applyFix, suggestsCode, type Anchor } from "./fix";
 import {
   emptyFailure, emptyJob, incomplete, isFinal, newestFirst, received, withDone, withFailed,
   withFinding, withServer, type Job, type JobFinding, type JobState,
@@ -361,10 +361,11 @@ export class AiController {
     return applyFix(link.ytext, anchor, suggestion) ? "applied" : "changed";
   }
 
-  /** Whether "Apply fix" is offered for a finding. */
+  /** Whether "Apply fix" is offered for a finding: a document finding whose suggestion is
+   * code (see `suggestsCode`), while this person may edit. */
   fixable(finding: JobFinding): boolean {
     const job = this.jobs.value.get(finding.jobId);
-    return job !== undefined && isDocumentJob(job) && (finding.suggestion ?? "") !== "" && !this.room.readOnly.value;
+    return job !== undefined && isDocumentJob(job) && suggestsCode(finding.suggestion) && !this.room.readOnly.value;
   }
 
   reviewOf(job: JobState): Review | undefined {

@@ -85,10 +85,19 @@ export function locate(ytext: Y.Text, anchor: Anchor): Range | null {
   return null;
 }
 
+const FENCE = /```[^\n]*\n([\s\S]*?)\n?```/;
+
+/** Whether a suggestion carries replacement code (a fenced block). The builtin provider's
+ * suggestions are advice in words ("Use yaml.safe_load", ruff's fix descriptions): putting
+ * those in place of the code would break it, so they are not offered as a fix. */
+export function suggestsCode(suggestion: string | null | undefined): boolean {
+  return suggestion !== null && suggestion !== undefined && FENCE.test(suggestion);
+}
+
 /** The code a suggestion proposes: the first fenced block's content when it has one, else
  * the suggestion itself, without a final line break. */
 export function fixText(suggestion: string): string {
-  const fence = /```[^\n]*\n([\s\S]*?)\n?```/.exec(suggestion);
+  const fence = FENCE.exec(suggestion);
   const code = fence?.[1] ?? suggestion;
   return code.replace(/\r?\n$/, "");
 }
