@@ -3,6 +3,7 @@
 // and where findings are shown besides the list: the shared editor's diagnostics and the
 // review diff's `findingsSlot`.
 import { batch, computed, effect, signal } from "@preact/signals";
+import type { EditorView } from "@codemirror/view";
 import type { ApiError } from "../api/client";
 import type { RoomController, ServerEvent } from "../room/room";
 import { findingsKey, findingsSlot, type DiffFinding } from "../review/findings";
@@ -104,6 +105,8 @@ export class AiController {
   private reviewsTimer: ReturnType<typeof setTimeout> | undefined;
   private pollTimer: ReturnType<typeof setTimeout> | undefined;
   private welcomes = 0;
+  private shownIn: EditorView | null = null;
+  private shownSignature = "";
   private stopped = false;
 
   constructor(readonly room: RoomController, private readonly api: AiApi = restApi) {}
@@ -126,6 +129,11 @@ export class AiController {
         const range = anchor !== undefined && ytext !== undefined && loaded ? anchorRange(ytext, anchor) : null;
         placed.push({ finding, range });
       }
+      // Streaming review findings change the jobs too: the editor is told only of a change.
+      const signature = JSON.stringify(placed.map((p) => [p.finding.key, p.range?.from, p.range?.to]));
+      if (view === this.shownIn && signature === this.shownSignature) return;
+      this.shownIn = view;
+      this.shownSignature = signature;
       showInEditor(view, placed);
     }));
     // The review diff's findings.
