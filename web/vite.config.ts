@@ -23,7 +23,7 @@ function precompress(): Plugin {
         if (raw.length < 1024) continue;
         writeFileSync(path + ".gz", gzipSync(raw, { level: 9 }));
         writeFileSync(path + ".br", brotliCompressSync(raw, {
-          params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length },
+          params: { [constants.BROTLI_PARAM_QUALITY]: 9, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length },
         }));
       }
     },
