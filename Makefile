@@ -118,17 +118,21 @@ soak: $(GEN) ## long mixed traffic, zero errors and flat memory (SOAK_MINUTES=10
 demo: $(GEN) ## seed people, a session, chat and code into a running `make run` (ARGS="--url URL")
 	@$(PY) -m scripts.demo $(ARGS)
 
-screenshot: $(GEN) tools ## retake docs/screenshot-room.png (the room, two people) in Chromium from the browser tests
+screenshot: $(GEN) tools ## retake the README's pictures (docs/screenshot-room.png, -review.png, -ai.png) in Chromium from the browser tests
 	@$(PY) -m scripts.run --deps-only
-	@echo "==> taking docs/screenshot-room.png with tests/browser/test_screenshot.py"
-	@rm -f .data/screenshot-room.png
+	@echo "==> taking docs/screenshot-{room,review,ai}.png with tests/browser/test_screenshot.py"
+	@rm -f .data/screenshot-room.png .data/screenshot-review.png .data/screenshot-ai.png
 	@set -a; source $(LOCAL_ENV); set +a; \
 		TEST_DATABASE_URL=$$DATABASE_URL TEST_REDIS_URL=$$REDIS_URL \
 		TANDEM_SCREENSHOT_ROOM=$(CURDIR)/.data/screenshot-room.png \
+		TANDEM_SCREENSHOT_REVIEW=$(CURDIR)/.data/screenshot-review.png \
+		TANDEM_SCREENSHOT_AI=$(CURDIR)/.data/screenshot-ai.png \
 		$(BIN)/pytest tests/browser/test_screenshot.py -q -p no:cacheprovider -rs $(ARGS)
-	@test -s .data/screenshot-room.png || { echo "no screenshot was taken (see the skip reason above)"; exit 1; }
-	@mv .data/screenshot-room.png docs/screenshot-room.png
-	@echo "==> wrote docs/screenshot-room.png"
+	@for shot in room review ai; do \
+		test -s .data/screenshot-$$shot.png || { echo "no screenshot-$$shot.png was taken (see the skip reason above)"; exit 1; }; \
+	done
+	@for shot in room review ai; do mv .data/screenshot-$$shot.png docs/screenshot-$$shot.png; done
+	@echo "==> wrote docs/screenshot-room.png, docs/screenshot-review.png and docs/screenshot-ai.png"
 
 bench-compare: $(STAMP) ## compare two bench results: make bench-compare A=<file|commit> B=<file|commit>
 	@$(PY) -m bench.compare $(A) $(B)

@@ -37,6 +37,13 @@ EDITOR_TEXT = """() => {
 CONNECTED = "Connected"
 RECONNECTING = "Reconnecting…"
 
+# The GitHub stand-in's sample pull request (standins/github/data.py): it changes app/users.py,
+# whose head version carries problems a reviewer should flag (HELLO_USERS_PROBLEMS).
+SAMPLE_REPO = "tandem-demo/hello-api"
+SAMPLE_PULL = 1
+SAMPLE_TITLE = "Add user lookup endpoint"
+SAMPLE_FILE = "app/users.py"
+
 
 def new_login(tag: str) -> str:
     """A GitHub login of this test's own (the stand-in creates unknown logins on the fly)."""
@@ -143,6 +150,40 @@ class Person:
     def chat_message(self, body: str) -> Locator:
         return self.chat.get_by_text(body, exact=True)
 
+    # --- review and AI (docs/web.md's review and AI rows) ---
+
+    @property
+    def files(self) -> Locator:
+        return self.page.get_by_role("region", name="Files", exact=True)
+
+    @property
+    def ai_findings(self) -> Locator:
+        """The findings list (the side panel's section of the same name holds it)."""
+        return self.page.get_by_role("region", name="AI findings", exact=True).last
+
+    def button(self, name: str) -> Locator:
+        return self.page.get_by_role("button", name=name, exact=True)
+
+    def file_button(self, path: str) -> Locator:
+        return self.files.get_by_role("button", name=path, exact=True)
+
+    def import_pull_request(self, repo: str = SAMPLE_REPO, number: int = SAMPLE_PULL) -> None:
+        self.button("Import pull request").click()
+        self.page.get_by_role("textbox", name="Repository", exact=True).fill(repo)
+        self.page.get_by_role("textbox", name="Pull request number", exact=True).fill(str(number))
+        self.button("Import").click()
+
+    def open_file(self, path: str = SAMPLE_FILE) -> None:
+        from playwright.sync_api import expect
+
+        self.file_button(path).click()
+        expect(self.button("Back to the document")).to_be_visible()
+
+    def comment_on_line(self, line: int, body: str) -> None:
+        self.button(f"Comment on line {line}").click()
+        self.page.get_by_role("textbox", name="Comment", exact=True).fill(body)
+        self.button("Add comment").click()
+
 
 @dataclass
 class Api:
@@ -194,3 +235,92 @@ class Api:
                           params={"limit": 100})
         assert reply.status_code == 200, reply.text
         return [m["body"] for m in reply.json()["items"]]
+
+    def import_review(self, session_id: str, login: str, repo: str = SAMPLE_REPO,
+                      number: int = SAMPLE_PULL) -> dict[str, Any]:
+        """The sample pull request imported into the session through the API (not the UI)."""
+        reply = self.call("POST", f"/api/v1/sessions/{session_id}/reviews", login,
+                          json={"repo": repo, "pull_number": number}, timeout=30)
+        assert reply.status_code == 201, reply.text
+        review: dict[str, Any] = reply.json()
+        return review
+
+    def reviews(self, session_id: str, login: str) -> list[dict[str, Any]]:
+        reply = self.call("GET", f"/api/v1/sessions/{session_id}/reviews", login)
+        assert reply.status_code == 200, reply.text
+        items: list[dict[str, Any]] = reply.json()["items"]
+        return items
+
+    def review(self, review_id: str, login: str) -> dict[str, Any]:
+        reply = self.call("GET", f"/api/v1/reviews/{review_id}", login)
+        assert reply.status_code == 200, reply.text
+        review: dict[str, Any] = reply.json()
+        return review
+
+    def open_thread(self, review_id: str, login: str, body: str, *, path: str = SAMPLE_FILE,
+                    line: int, side: str = "RIGHT") -> dict[str, Any]:
+        reply = self.call("POST", f"/api/v1/reviews/{review_id}/threads", login,
+                          json={"path": path, "line": line, "side": side, "body": body})
+        assert reply.status_code == 201, reply.text
+        thread: dict[str, Any] = reply.json()
+        return thread
+
+    def threads(self, review_id: str, login: str) -> list[dict[str, Any]]:
+        reply = self.call("GET", f"/api/v1/reviews/{review_id}/threads", login)
+        assert reply.status_code == 200, reply.text
+        items: list[dict[str, Any]] = reply.json()["items"]
+        return items
+
+
+@dataclass
+class Standin:
+    """The GitHub stand-in beside the platform: its public API and its /_standin/ controls."""
+
+    url: str
+
+    def push(self, files: Mapping[str, str | None], *, repo: str = SAMPLE_REPO,
+             number: int = SAMPLE_PULL, message: str = "Push from a browser test") -> dict[str, Any]:
+        """A new commit on the pull request's head; the stand-in sends the signed webhook."""
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            reply = client.post(f"/_standin/repos/{repo}/pulls/{number}/push",
+                                json={"files": dict(files), "message": message})
+        assert reply.status_code == 200, reply.text
+        pushed: dict[str, Any] = reply.json()
+        assert pushed["webhook_status"] == 200, pushed
+        return pushed
+
+    def reset(self) -> None:
+        """The sample data as seeded: pull requests back at their first head, no reviews.
+        Accounts and tokens survive, so everyone stays signed in."""
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            reply = client.post("/_standin/reset")
+        assert reply.status_code == 200, reply.text
+
+    def pull(self, *, repo: str = SAMPLE_REPO, number: int = SAMPLE_PULL) -> dict[str, Any]:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            reply = client.get(f"/repos/{repo}/pulls/{number}")
+        assert reply.status_code == 200, reply.text
+        pull: dict[str, Any] = reply.json()
+        return pull
+
+    def review_comments(self, review_id: int, *, repo: str = SAMPLE_REPO,
+                        number: int = SAMPLE_PULL) -> list[dict[str, Any]]:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            reply = client.get(f"/repos/{repo}/pulls/{number}/reviews/{review_id}/comments",
+                               params={"per_page": 100})
+        assert reply.status_code == 200, reply.text
+        comments: list[dict[str, Any]] = reply.json()
+        return comments
+
+    def reviews(self, *, repo: str = SAMPLE_REPO, number: int = SAMPLE_PULL) -> list[dict[str, Any]]:
+        """The pull request's reviews as GitHub's API lists them (every page)."""
+        found: list[dict[str, Any]] = []
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            for page_number in range(1, 50):
+                reply = client.get(f"/repos/{repo}/pulls/{number}/reviews",
+                                   params={"per_page": 100, "page": page_number})
+                assert reply.status_code == 200, reply.text
+                found += reply.json()
+                if len(reply.json()) < 100:
+                    break
+        return found
