@@ -331,8 +331,11 @@ export function Diff({ file, whole, canWrite, threads, findings, actions, addThr
     }
     focused.current = focusLine;
     const el = host.current?.querySelector<HTMLElement>(`.diff-row[data-target="${String(focusLine)}"]`);
-    el?.scrollIntoView({ block: "center" });
-    el?.classList.add("flash");
+    if (el === null || el === undefined) return;
+    el.scrollIntoView({ block: "center" });
+    el.classList.add("flash");
+    const timer = setTimeout(() => el.classList.remove("flash"), 1700);
+    return () => clearTimeout(timer);
   }, [focusLine, rows, expansion]);
 
   function onKeyDown(e: KeyboardEvent) {

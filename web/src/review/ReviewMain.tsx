@@ -99,9 +99,12 @@ export function ReviewMain({ room }: { room: RoomController }) {
   const threadsState = store.threadsState.value.get(reviewId);
 
   return (
-    <div class="review-main" ref={top}>
+    <div class="review-view" ref={top}>
       <div class="review-main-bar">
-        <button type="button" class="small" onClick={() => { room.mainView.value = { kind: "document" }; }}>Back to the document</button>
+        <button type="button" class="small" onClick={() => {
+          room.mainView.value = { kind: "document" };
+          requestAnimationFrame(() => room.editorView.value?.focus());
+        }}>Back to the document</button>
         <h2 class="review-main-path" title={path}>{path}</h2>
         {summary !== undefined && (
           <span class="review-file-facts">

@@ -229,7 +229,7 @@ function Files({ room, review }: { room: RoomController; review: Review }) {
                 <span class={`badge status-${f.status}`}>{f.status}</span>
                 <span class="adds" aria-label={`${String(f.additions)} additions`}>+{f.additions}</span>
                 <span class="dels" aria-label={`${String(f.deletions)} deletions`}>−{f.deletions}</span>
-                {count > 0 && <span class="threads-count" aria-label={`${String(count)} open ${count === 1 ? "thread" : "threads"}`}>💬 {count}</span>}
+                {count > 0 && <span class="threads-count">{count} open {count === 1 ? "thread" : "threads"}</span>}
                 <label class="viewed-box">
                   <input type="checkbox" checked={viewed.has(f.path)} aria-label={`Viewed ${f.path}`}
                          onChange={(e) => setViewed(room.me.id, review.id, review.head_sha, f.path, e.currentTarget.checked)} />

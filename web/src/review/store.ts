@@ -159,8 +159,12 @@ export class ReviewStore {
       }));
       if (this.stopped) return;
       batch(() => {
+        const chosen = this.selectedId.value;
         // Oldest first, so each lands at the top as if it had just been created.
         for (const review of [...page.items].reverse()) this.adoptReview(review);
+        // The newest is shown first; one imported later does not take its place.
+        const newest = this.reviews.value[0];
+        if (chosen === null && newest !== undefined) this.selectedId.value = newest.id;
         this.list.value = { state: "done", error: null };
       });
     } catch (error) {
@@ -419,6 +423,7 @@ export class ReviewStore {
     const shown = this.review(review.id);
     if (shown === undefined) {
       this.reviews.value = [review, ...this.reviews.value];
+      if (this.selectedId.value === null) this.selectedId.value = review.id;
       return;
     }
     if (!notOlder(review, shown) && review.head_sha === shown.head_sha) return;
