@@ -206,11 +206,11 @@ export interface DiffProps {
   findings: readonly DiffFinding[];
   actions: ThreadActions;
   addThread: (c: Composer, body: string) => Promise<unknown>;
-  /** A head line to bring into view (and reveal when it is hidden). */
-  focusLine?: number | undefined;
+  /** A head line to bring into view (and reveal when it is hidden); a new object asks again. */
+  focus?: { readonly line?: number | undefined } | undefined;
 }
 
-export function Diff({ file, whole, canWrite, threads, findings, actions, addThread, focusLine }: DiffProps) {
+export function Diff({ file, whole, canWrite, threads, findings, actions, addThread, focus }: DiffProps) {
   const [expansion, setExpansion] = useState<Expansion>(new Map());
   const [composer, setComposer] = useState<Composer | null>(null);
   const [tokens, setTokens] = useState<{ head: Token[][] | null; base: Map<number, Token[]> } | null>(null);
@@ -320,23 +320,24 @@ export function Diff({ file, whole, canWrite, threads, findings, actions, addThr
   }, [shown, threads]);
 
   // Bring a requested line into view, revealing it when it is folded.
-  const focused = useRef<number | null>(null);
+  const focused = useRef<object | null>(null);
+  const focusLine = focus?.line;
   useEffect(() => {
-    if (focusLine === undefined) { focused.current = null; return; }
-    if (focused.current === focusLine) return;
+    if (focus === undefined || focusLine === undefined) { focused.current = null; return; }
+    if (focused.current === focus) return;
     const visible = rows.some((r) => r.kind === "line" && r.target === focusLine);
     if (!visible) {
       const next = reveal(expansion, rows, focusLine);
       if (next !== expansion) { setExpansion(next); return; }
     }
-    focused.current = focusLine;
+    focused.current = focus;
     const el = host.current?.querySelector<HTMLElement>(`.diff-row[data-target="${String(focusLine)}"]`);
     if (el === null || el === undefined) return;
     el.scrollIntoView({ block: "center" });
     el.classList.add("flash");
     const timer = setTimeout(() => el.classList.remove("flash"), 1700);
     return () => clearTimeout(timer);
-  }, [focusLine, rows, expansion]);
+  }, [focus, rows, expansion]);
 
   function onKeyDown(e: KeyboardEvent) {
     const target = e.target as HTMLElement | null;

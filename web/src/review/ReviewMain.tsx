@@ -38,7 +38,6 @@ export function ReviewMain({ room }: { room: RoomController }) {
   const store = reviewStore(room);
   const reviewId = view.kind === "file" ? view.reviewId : null;
   const path = view.kind === "file" ? view.path : null;
-  const line = view.kind === "file" ? view.line : undefined;
   const review = reviewId === null ? undefined : store.review(reviewId);
   const version = store.diffVersion.value;
   const head = review?.head_sha;
@@ -133,7 +132,7 @@ export function ReviewMain({ room }: { room: RoomController }) {
         : loaded.file === null
           ? <p class="error" role="alert">Could not load {path}: {loaded.error}</p>
           : <Diff file={loaded.file} whole={whole} canWrite={canWrite} threads={threads}
-                  findings={findings ?? []} actions={actions} addThread={addThread} focusLine={line} />}
+                  findings={findings ?? []} actions={actions} addThread={addThread} focus={view.line !== undefined ? view : undefined} />}
     </div>
   );
 }
