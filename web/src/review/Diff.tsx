@@ -428,7 +428,19 @@ export function Diff({ file, whole, canWrite, threads, findings, actions, addThr
       {elsewhere.length > 0 && (
         <section class="diff-elsewhere" aria-label="Threads on lines not shown">
           <h3>Threads on lines not shown here</h3>
-          {elsewhere.map((t) => <ThreadView key={t.id} thread={t} actions={actions} />)}
+          {elsewhere.map((t) => {
+            const folded = t.side === "RIGHT" && rows.some((r) => r.kind === "gap" && r.expandable && r.firstHidden <= t.line && t.line <= r.lastHidden);
+            return (
+              <div key={t.id} class="diff-elsewhere-item">
+                {folded && (
+                  <button type="button" class="small" onClick={() => setExpansion((e) => reveal(e, rows, t.line))}>
+                    Show line {t.line}
+                  </button>
+                )}
+                <ThreadView thread={t} actions={actions} />
+              </div>
+            );
+          })}
         </section>
       )}
     </div>

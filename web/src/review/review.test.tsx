@@ -119,4 +119,37 @@ describe("the diff", () => {
     expect(names(host)).toContain("Back to the document");
     render(null, host);
   });
+
+  it("a thread on a folded line is listed under the diff and its line can be shown", async () => {
+    const long: FileDiff = {
+      ...file,
+      content: Array.from({ length: 30 }, (_, i) => `line ${String(i + 1)}`).join("\n") + "\n",
+      hunks: [{
+        source_start: 30, source_length: 1, target_start: 30, target_length: 1, section_header: "",
+        lines: [
+          { kind: "-", source_line: 30, target_line: null, value: "old 30" },
+          { kind: "+", source_line: null, target_line: 30, value: "line 30" },
+        ],
+      }],
+    };
+    const folded = { ...thread, line: 12 };
+    vi.spyOn(api, "GET").mockImplementation(((path: string) => {
+      const data = path === "/api/v1/sessions/{id}/reviews" ? { items: [review], next_cursor: null }
+        : path === "/api/v1/reviews/{id}/threads" ? { items: [folded], next_cursor: null }
+        : path === "/api/v1/reviews/{id}/files/{path}" ? long
+        : review;
+      return Promise.resolve({ data, response: new Response("{}") });
+    }) as never);
+    const room = roomAs("editor");
+    room.mainView.value = { kind: "file", reviewId: "r1", path: "app/users.py" };
+    const host = document.createElement("div");
+    await act(() => { render(<ReviewMain room={room} />, host); });
+    await vi.waitFor(() => expect(host.querySelector("[aria-label='Threads on lines not shown'] .thread")).not.toBeNull());
+    const show = [...host.querySelectorAll("button")].find((b) => b.textContent === "Show line 12");
+    if (show === undefined) throw new Error("no Show line 12");
+    await act(() => { show.click(); });
+    expect(host.querySelector("[aria-label='Threads on lines not shown']")).toBeNull();
+    expect(host.querySelector('.diff-row[data-target="12"] + .thread')).not.toBeNull();
+    render(null, host);
+  });
 });
