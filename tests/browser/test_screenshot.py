@@ -37,7 +37,11 @@ AI_SHOT_ENV = "TANDEM_SCREENSHOT_AI"
 EVAL_LINE = 52  # app/users.py at the pull request's head: return eval(raw)
 
 
-def _seed(app_url: str) -> demo.Demo:
+@pytest.fixture(scope="module")
+def seeded(app_url: str) -> demo.Demo:
+    """One demo session for the pictures. One, not one each: the AI service reuses its results
+    for unchanged files, so a second demo's AI review would say "0 files reviewed, 5 unchanged
+    reused" in the picture instead of "5 files reviewed"."""
     # The demo seeds with asyncio (the document socket), and Playwright's sync API keeps this
     # thread's event loop busy: so in a thread of its own.
     with ThreadPoolExecutor(1) as pool:
@@ -50,8 +54,7 @@ def _target(env: str, default: Path) -> Path:
     return target
 
 
-def test_the_room_with_two_people_for_the_readme(person: Factory, app_url: str, tmp_path: Path) -> None:
-    seeded = _seed(app_url)
+def test_the_room_with_two_people_for_the_readme(person: Factory, seeded: demo.Demo, tmp_path: Path) -> None:
     octocat = person("octocat", login=demo.OWNER, viewport=DESKTOP)
     hubot = person("hubot", login=demo.EDITOR, viewport=DESKTOP)
     octocat.open_room(seeded.session_id)
@@ -87,8 +90,7 @@ def test_the_room_with_two_people_for_the_readme(person: Factory, app_url: str, 
 
 
 def test_a_review_with_a_thread_and_its_ai_findings_for_the_readme(
-        person: Factory, app_url: str, tmp_path: Path) -> None:
-    seeded = _seed(app_url)
+        person: Factory, seeded: demo.Demo, tmp_path: Path) -> None:
     octocat = person("octocat", login=demo.OWNER, viewport=DESKTOP)
     hubot = person("hubot", login=demo.EDITOR, viewport=DESKTOP)
     octocat.open_room(seeded.session_id)
