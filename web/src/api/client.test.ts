@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { errorFrom, networkError, newId } from "./client";
+import createClient from "openapi-fetch";
+import type { paths } from "./schema";
+import { call, errorFrom, networkError, newId } from "./client";
 
 describe("errorFrom", () => {
   it("reads the standard error body", async () => {
@@ -38,5 +40,18 @@ describe("newId", () => {
     const ids = new Set(Array.from({ length: 50 }, () => newId(noRandomUUID)));
     expect(ids.size).toBe(50);
     for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+});
+
+describe("call", () => {
+  it("keeps the API's own words when openapi-fetch has read the failed body", async () => {
+    const body = { error: { code: "not_found", message: "repository nobody/nothing not found", request_id: "r" } };
+    const client = createClient<paths>({
+      baseUrl: "http://tandem.test",
+      fetch: () => Promise.resolve(new Response(JSON.stringify(body), {
+        status: 404, headers: { "Content-Type": "application/json" } })),
+    });
+    const failed = call(client.GET("/api/v1/me", {}));
+    await expect(failed).rejects.toMatchObject({ status: 404, code: "not_found", message: "repository nobody/nothing not found" });
   });
 });

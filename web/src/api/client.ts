@@ -37,13 +37,19 @@ interface ErrorBody {
   error?: { code?: string; message?: string; details?: { field: string; message: string }[] };
 }
 
-/** Reads the standard error body of a failed response (or says what the status means). */
-export async function errorFrom(response: Response): Promise<ApiError> {
+/** Reads the standard error body of a failed response (or says what the status means).
+ * `parsed` is the body when something has read it already (openapi-fetch reads a failed
+ * answer's body into `error`, after which the response's own body cannot be read again). */
+export async function errorFrom(response: Response, parsed?: unknown): Promise<ApiError> {
   let body: ErrorBody = {};
-  try {
-    body = (await response.clone().json()) as ErrorBody;
-  } catch {
-    // Not JSON (a proxy's page, say): fall back to the status.
+  if (typeof parsed === "object" && parsed !== null) {
+    body = parsed;
+  } else {
+    try {
+      body = (await response.clone().json()) as ErrorBody;
+    } catch {
+      // Not JSON (a proxy's page, say), or read already: fall back to the status.
+    }
   }
   const retry = response.headers.get("Retry-After");
   return new ApiError(
@@ -88,7 +94,7 @@ export async function call<T>(pending: Promise<{ data?: T; error?: unknown; resp
   } catch (cause) {
     throw networkError(cause);
   }
-  if (!result.response.ok) throw await errorFrom(result.response);
+  if (!result.response.ok) throw await errorFrom(result.response, result.error);
   return result.data as T;
 }
 
