@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from scripts.platform import LocalPlatform
-from tests.browser.harness import PHONE
+from tests.browser.harness import PHONE, ConsoleLog
 from tests.browser.people import (
     SAMPLE_FILE,
     SAMPLE_PULL,
@@ -68,6 +68,29 @@ def test_an_import_through_the_ui_appears_live_for_the_other_person(person: Fact
     paths = {f["path"] for f in reviews[0]["files"]}
     assert SAMPLE_FILE in paths, paths
     assert len(paths) >= 2, paths
+
+
+@pytest.mark.xfail(strict=True, reason="web/src/api/client.ts call(): openapi-fetch has already read an "
+                   "error response's body, so errorFrom() cannot and every API error reads 'the server "
+                   "answered 404 Not Found' instead of the API's message (/tmp/coord/p2-bugs.md #5)")
+def test_an_import_github_cannot_find_says_the_apis_words_next_to_the_form(
+        person: Factory, api: Api, console: ConsoleLog) -> None:
+    ana = person("ana")
+    session_id = api.session(ana.login)
+    ana.open_room(session_id)
+    missing = f"tandem-demo/no-such-repo-{secrets.token_hex(2)}"
+    refused = api.call("POST", f"/api/v1/sessions/{session_id}/reviews", ana.login,
+                       json={"repo": missing, "pull_number": 1})
+    assert refused.status_code == 404, refused.text
+    message = refused.json()["error"]["message"]
+
+    ana.import_pull_request(missing, 1)
+    form = ana.page.get_by_role("form", name="Import a pull request", exact=True)
+    expect(form.get_by_role("alert")).to_contain_text(message)
+    expect(form.get_by_role("textbox", name="Repository", exact=True)).to_have_value(missing)
+    assert api.reviews(session_id, ana.login) == []
+    # Chromium itself logs every 4xx answer to a fetch.
+    console.allow(r"Failed to load resource: the server responded with a status of 404")
 
 
 def test_a_thread_its_reply_and_its_resolution_appear_live(person: Factory, api: Api) -> None:
