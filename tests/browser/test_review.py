@@ -70,9 +70,6 @@ def test_an_import_through_the_ui_appears_live_for_the_other_person(person: Fact
     assert len(paths) >= 2, paths
 
 
-@pytest.mark.xfail(strict=True, reason="web/src/api/client.ts call(): openapi-fetch has already read an "
-                   "error response's body, so errorFrom() cannot and every API error reads 'the server "
-                   "answered 404 Not Found' instead of the API's message (/tmp/coord/p2-bugs.md #5)")
 def test_an_import_github_cannot_find_says_the_apis_words_next_to_the_form(
         person: Factory, api: Api, console: ConsoleLog) -> None:
     ana = person("ana")
