@@ -98,9 +98,11 @@ function Live({ room }: { room: RoomController }) {
         </section>
         <aside class="room-side" aria-label="Session panels">
           <Section name="People" count={room.people.value.length}><People room={room} /></Section>
+          {/* Chat right after People: it is what a live room talks in, and stays above the
+              fold when a pull request's panels are long (the side panel scrolls). */}
+          <Section name="Chat" grow><Chat room={room} /></Section>
           <Section name="Review"><ReviewPanel room={room} /></Section>
           <Section name="AI"><AiPanel room={room} /></Section>
-          <Section name="Chat" grow><Chat room={room} /></Section>
           <Section name="Members" count={room.members.value.length}><Members room={room} /></Section>
         </aside>
       </div>
