@@ -188,6 +188,24 @@ describe("Apply fix", () => {
     expect(ai.fixable(evalFix)).toBe(false);
     ai.stop();
   });
+
+  it("does not offer Apply fix for a finding brought back by a job list (its lines were not seen as the job read them)", async () => {
+    const r = room();
+    const doc = new Y.Doc();
+    doc.getText("code").insert(0, "x = eval(s)\n");
+    r.docLink.value = { ytext: doc.getText("code"), loaded: true } as unknown as DocLink;
+    r.docLoaded.value = true;
+    const listed = job({ job_id: "old", kind: "document", review_id: null, status: "done", findings: [
+      { path: "document.py", line: 1, end_line: 1, severity: "error", category: "security", message: "m",
+        suggestion: "```\nx = ast.literal_eval(s)\n```" }] });
+    const ai = new AiController(r, fakeApi({ listJobs: () => Promise.resolve([listed]) }));
+    ai.start();
+    await flush();
+    const [fromList] = received(ai.shown.value ?? emptyJob("none"));
+    if (fromList === undefined) throw new Error("finding missing");
+    expect(ai.fixable(fromList)).toBe(false);
+    ai.stop();
+  });
 });
 
 describe("findings", () => {

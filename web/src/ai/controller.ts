@@ -100,6 +100,11 @@ export class AiController {
   });
 
   private readonly anchors = new Map<string, Anchor>();
+  /** Findings that streamed in while this page was open (keys): only their anchor, taken
+   * as they arrive, shows what the job read. One brought back by a job list after a reload
+   * would be anchored to today's text, so its "has the code changed?" check could not fail:
+   * Apply fix is not offered for it. */
+  private readonly liveAnchors = new Set<string>();
   private readonly fetching = new Map<string, boolean>();
   private readonly disposers: (() => void)[] = [];
   private reviewsTimer: ReturnType<typeof setTimeout> | undefined;
@@ -177,6 +182,7 @@ export class AiController {
         const jobId = event["job_id"];
         const index = event["index"];
         if (typeof jobId !== "string" || typeof index !== "number") break;
+        this.liveAnchors.add(`${jobId}:${String(index)}`);
         const job = this.update(jobId, (j) => withFinding(j, index, event["finding"]));
         if (!job.fetched && (job.kind === null || job.requestedBy === null)) this.fetchJob(jobId);
         break;
@@ -238,7 +244,17 @@ export class AiController {
       .finally(() => {
         const again = this.fetching.get(jobId) === true;
         this.fetching.delete(jobId);
-        if (again) this.fetchJob(jobId);
+        if (again) {
+          this.fetchJob(jobId);
+          return;
+        }
+        // A read that failed changes no signal, so the poll of the job on screen is armed
+        // again here (else a job seen while the events socket is down stays "running").
+        const shown = this.shown.peek();
+        if (!this.stopped && shown !== null && shown.id === jobId && !isFinal(shown.status)) {
+          clearTimeout(this.pollTimer);
+          this.pollTimer = setTimeout(() => { if (!this.stopped) this.fetchJob(jobId); }, POLL_MS);
+        }
       });
   }
 
@@ -373,7 +389,8 @@ export class AiController {
    * code (see `suggestsCode`), while this person may edit. */
   fixable(finding: JobFinding): boolean {
     const job = this.jobs.value.get(finding.jobId);
-    return job !== undefined && isDocumentJob(job) && suggestsCode(finding.suggestion) && !this.room.readOnly.value;
+    return job !== undefined && isDocumentJob(job) && suggestsCode(finding.suggestion) && !this.room.readOnly.value
+      && this.liveAnchors.has(finding.key);
   }
 
   reviewOf(job: JobState): Review | undefined {

@@ -131,7 +131,7 @@ export function ReviewMain({ room }: { room: RoomController }) {
         ? <p class="review-loading muted" role="status">Loading the diff…</p>
         : loaded.file === null
           ? <p class="error" role="alert">Could not load {path}: {loaded.error}</p>
-          : <Diff file={loaded.file} whole={whole} canWrite={canWrite} threads={threads}
+          : <Diff key={`${view.reviewId}\n${view.path}\n${loaded.file.sha}`} file={loaded.file} whole={whole} canWrite={canWrite} threads={threads}
                   findings={findings ?? []} actions={actions} addThread={addThread} focus={view.line !== undefined ? view : undefined} />}
     </div>
   );

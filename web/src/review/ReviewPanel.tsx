@@ -180,7 +180,9 @@ function Publish({ room, review }: { room: RoomController; review: Review }) {
     }
   }
 
-  const url = result?.published.html_url ?? null;
+  // Only an https address is a link (GitHub's, or the stand-in's over http on this machine):
+  // the address comes from GitHub's answer, and a javascript: one must never be clickable.
+  const url = safeLink(result?.published.html_url ?? null);
   return (
     <div class="review-publish">
       <button type="button" class="small" disabled={busy} onClick={() => void publish()}>
@@ -309,4 +311,15 @@ export function ReviewPanel({ room }: { room: RoomController }) {
       {selected !== undefined && <ReviewDetail key={selected.id} room={room} review={selected} />}
     </div>
   );
+}
+
+/** `url` when it is an http(s) address, else null. */
+export function safeLink(url: string | null): string | null {
+  if (url === null) return null;
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "https:" || parsed.protocol === "http:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
 }

@@ -124,6 +124,8 @@ export class ReviewStore {
   private welcomes = 0;
   private stopped = false;
   private readonly files = new Map<string, Promise<FileDiff>>();
+  /** The latest threads request per review: an older answer that lands later is dropped. */
+  private readonly threadLoads = new Map<string, number>();
 
   constructor(private readonly room: ReviewRoom) {}
 
@@ -177,6 +179,8 @@ export class ReviewStore {
     const known = this.threadsState.value.get(reviewId);
     if (!force && known !== undefined && known.state !== "error") return;
     this.setThreadsState(reviewId, { state: "loading", error: null });
+    const request = (this.threadLoads.get(reviewId) ?? 0) + 1;
+    this.threadLoads.set(reviewId, request);
     try {
       const all: Thread[] = [];
       let cursor: string | undefined;
@@ -188,22 +192,20 @@ export class ReviewStore {
         if (answer.next_cursor === null || answer.next_cursor === "") break;
         cursor = answer.next_cursor;
       }
-      if (this.stopped) return;
+      if (this.stopped || this.threadLoads.get(reviewId) !== request) return;
       batch(() => {
-        const current = force ? [] : this.threads.value.get(reviewId) ?? [];
-        let next: Thread[] = current.slice();
+        // Merged into what is shown, forced or not: a comment or resolve that arrived live
+        // while the answer was on its way is newer than the answer (upsertThread keeps the
+        // newer thread by updated_at and merges comments by id).
+        let next: Thread[] = (this.threads.value.get(reviewId) ?? []).slice();
         for (const t of all) next = upsertThread(next, t);
-        if (force) {
-          // Threads created live while the answer was on its way stay too.
-          for (const t of this.threads.value.get(reviewId) ?? []) {
-            if (!next.some((n) => n.id === t.id)) next = upsertThread(next, t);
-          }
-        }
         this.setThreads(reviewId, next);
         this.setThreadsState(reviewId, { state: "done", error: null });
       });
     } catch (error) {
-      if (!this.stopped) this.setThreadsState(reviewId, { state: "error", error: (error as ApiError).message });
+      if (!this.stopped && this.threadLoads.get(reviewId) === request) {
+        this.setThreadsState(reviewId, { state: "error", error: (error as ApiError).message });
+      }
     }
   }
 
