@@ -462,7 +462,7 @@ class Hub:
         finally:
             self._pubsub = None
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
             with contextlib.suppress(Exception):
                 await client.aclose()
 

@@ -408,7 +408,7 @@ class JobRunner:
                 log.debug("cancel listener reconnecting: %s", type(exc).__name__)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
                 with contextlib.suppress(Exception):
                     await client.aclose()
             await asyncio.sleep(1.0)

@@ -242,7 +242,7 @@ class AiApp:
                 await self._next_signal(pubsub if subscribed else None, sent)
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
 
     @staticmethod
     async def _next_signal(pubsub: PubSub | None, sent: int) -> None:
