@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -207,28 +206,6 @@ def page_size(limit: int) -> int:
         raise InvalidArgument(f"limit must be between 1 and {MAX_PAGE}", [
             FieldViolation("limit", f"must be between 1 and {MAX_PAGE}")])
     return limit
-
-
-def encode_cursor(created_at: datetime, job_id: str) -> str:
-    """An opaque cursor after a job of a newest-first list."""
-    raw = f"{created_at.isoformat()}|{job_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
-    """The (created_at, id) a cursor of encode_cursor names; None for the first page."""
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, job_id = raw.partition("|")
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None:
-            raise ValueError("naive")
-        return when, str(uuid.UUID(job_id))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("cursor is not a cursor returned by this list", [
-            FieldViolation("cursor", "is not a cursor returned by this list")]) from None
 
 
 def check_paths(paths: Sequence[str]) -> tuple[str, ...]:

@@ -20,8 +20,6 @@ from services.ai.domain import (
     JobKind,
     JobStatus,
     check_paths,
-    decode_cursor,
-    encode_cursor,
     new_job,
     page_size,
     parse_uuid,
@@ -32,6 +30,7 @@ from services.ai.providers import Provider
 from services.ai.repository import JobRepository
 from services.common import metrics
 from services.common.context import session_id_var
+from services.common.cursors import decode_cursor, encode_cursor
 from services.common.errors import (
     Conflict,
     FailedPrecondition,

@@ -8,7 +8,6 @@ fakes where a real service is not wanted.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import logging
@@ -22,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from services.common.context import session_id_var
+from services.common.cursors import decode_cursor, encode_cursor
 from services.common.errors import (
     DomainError,
     FailedPrecondition,
@@ -248,23 +248,6 @@ def verify_signature(secret: str, body: bytes, signature: str) -> bool:
     """X-Hub-Signature-256: "sha256=" + hex HMAC-SHA256 of the raw body, compared in constant time."""
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), signature.strip().encode())
-
-
-def encode_cursor(at: datetime, item_id: str) -> str:
-    raw = f"{at.isoformat()}|{item_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str] | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, item_id = raw.partition("|")
-        return datetime.fromisoformat(at), str(uuid.UUID(item_id))
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidArgument("cursor is not one this API gave out",
-                              [FieldViolation("cursor", "invalid")]) from None
 
 
 def _uuid(value: str) -> str | None:
