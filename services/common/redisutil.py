@@ -7,7 +7,12 @@ import asyncio
 import redis.exceptions
 from redis.asyncio import Redis
 
-# What a loop that must ride out a Redis outage catches.
+# What code around a Redis call catches to ride out an outage: the one tuple of the tree.
+# All of RedisError, not only its ConnectionError and TimeoutError: while Redis is in
+# trouble it also answers with errors (LOADING after a restart, READONLY during a failover,
+# OOM at maxmemory, MISCONF when it cannot persist), and those are the dependency's failure,
+# not the caller's. OSError: socket errors raised outside redis-py's wrapping; TimeoutError
+# (an OSError too, listed for the reader): what asyncio.timeout() around a call raises.
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 
 
