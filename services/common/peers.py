@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
 from services.common import metrics
@@ -23,7 +24,14 @@ from services.common.config import DOCUMENT_MAX_BYTES, CommonConfig, grpc_messag
 from services.common.context import REQUEST_ID_METADATA, request_id_var
 from services.common.errors import InvalidArgument, NotFound
 from services.common.grpcerrors import from_rpc_error
-from services.common.identity import ON_BEHALF_OF_METADATA, SERVICE_TOKEN_METADATA
+from services.common.identity import (
+    ON_BEHALF_OF_METADATA,
+    SERVICE_TOKEN_METADATA,
+    Authenticator,
+    JwksFetcher,
+    TokenVerifier,
+    service_metadata,
+)
 from services.common.membership import Membership
 from services.common.ttlcache import TtlCache
 
@@ -144,3 +152,27 @@ class MembershipClient:
         if self._cache is not None:
             self._cache.put(key, found)
         return found
+
+
+def auth_jwks_fetcher(channel: grpc.aio.Channel, service_token: str,
+                      timeout: float = 2.0) -> JwksFetcher:
+    """Fetch the JWKS from the auth service over gRPC."""
+    stub = auth_pb2_grpc.AuthServiceStub(channel)
+    metadata = service_metadata(service_token)
+
+    async def fetch() -> str:
+        reply = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=timeout, metadata=metadata)
+        return reply.jwks_json
+
+    return fetch
+
+
+def service_authenticator(res: Any) -> Authenticator:
+    """An Authenticator for a service other than auth: JWKS over gRPC from the auth service.
+
+    `res` is the kit's Resources; the verifier loads keys on first use and
+    whenever it meets an unknown `kid`.
+    """
+    verifier = TokenVerifier(auth_jwks_fetcher(res.channel("auth"), res.config.service_token),
+                             res.config.jwt_issuer, res.config.jwt_audience)
+    return Authenticator(verifier, res.config.service_token)
