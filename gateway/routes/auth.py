@@ -23,7 +23,6 @@ from gateway.openapi import Operation, RouteTable
 from gateway.origins import is_own_origin
 from gateway.schemas import UserOut, user_out
 
-RATE = "rate_limiter"
 security = logging.getLogger("tandem.security")
 
 # Login CSRF: the state is bound to the browser that started the flow. The login route
