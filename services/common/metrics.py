@@ -218,7 +218,18 @@ class MetricsServer:
     A few dozen lines on asyncio streams instead of aiohttp, which a service would import
     (about 10 MB of resident memory) only for this one route. Anything else is 404, another
     method on /metrics 405, a malformed request 400; connections are kept alive for
-    Prometheus and all closed by close().
+    Prometheus and all closed by close(). tests/common/test_metrics_server.py reads what it
+    serves with prometheus_client's own text parser.
+
+    Kept over prometheus_client's `start_http_server` (issue 17), measured with the same
+    registry in a child process, 1,000-2,000 scrapes over keep-alive (the script is in the
+    kit's report for issue 17): idle RSS 25.4 vs 25.9 MB (25.7 vs 26.3-26.7 MB after
+    scraping), and server CPU per scrape about 1.1 ms lower without compression and 2.5 ms
+    lower with `Accept-Encoding: gzip` (what Prometheus sends; ours never compresses) on a
+    loaded 2-core VM where rendering the 32 KB exposition alone took ~6 ms. The memory is
+    small; what decides is that prometheus_client's server renders in a thread of its own,
+    so collectors such as `track_pool` would read the event loop's objects from another
+    thread, and its WSGI app answers the exposition on every path and method.
     """
 
     def __init__(self) -> None:
