@@ -52,6 +52,9 @@ from gateway.realtime.events import upgrade_check
 from gateway.realtime.flow import TokenBucket, expiry_step
 from gateway.realtime.hub import DocMember, Hub
 from gateway.realtime.protocol import (
+    error_event,
+)
+from gateway.realtime.ywebsocket import (
     EMPTY_UPDATE,
     MESSAGE_AWARENESS,
     SYNC_STEP1,
@@ -63,7 +66,6 @@ from gateway.realtime.protocol import (
     YProtocolError,
     awareness_message,
     encode_awareness,
-    error_event,
     owned_state,
     parse_y_message,
     permission_denied,

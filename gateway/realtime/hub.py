@@ -27,12 +27,14 @@ from gateway.realtime.config import RealtimeConfig
 from gateway.realtime.connection import CLOSE_RESTART
 from gateway.realtime.presence import PresenceStore, public
 from gateway.realtime.protocol import (
+    dumps,
+    envelope,
+)
+from gateway.realtime.ywebsocket import (
     MAX_AWARENESS_CLIENTS,
     AwarenessEntry,
     awareness_message,
-    dumps,
     encode_awareness,
-    envelope,
     sync_update,
 )
 from services.common.channels import TO_USER, RealtimeChannels

@@ -25,7 +25,7 @@ from bench.realtime_scenarios import (
     typing_updates,
     ws_url,
 )
-from gateway.realtime.protocol import (
+from gateway.realtime.ywebsocket import (
     AwarenessEntry,
     AwarenessMessage,
     awareness_message,

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from gateway import keys
-from gateway.realtime.protocol import (
+from gateway.realtime.ywebsocket import (
     AwarenessEntry,
     AwarenessMessage,
     awareness_message,

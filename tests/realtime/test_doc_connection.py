@@ -13,7 +13,7 @@ from gateway.auth import Auth
 from gateway.errors import ApiError
 from gateway.realtime.doc import DocConnection
 from gateway.realtime.hub import Hub
-from gateway.realtime.protocol import (
+from gateway.realtime.ywebsocket import (
     AwarenessEntry,
     awareness_message,
     encode_awareness,

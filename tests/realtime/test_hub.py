@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from gateway.realtime.hub import DocMember, EventsMember, Hub
 from gateway.realtime.presence import PresenceStore
-from gateway.realtime.protocol import (
+from gateway.realtime.ywebsocket import (
     MAX_AWARENESS_CLIENTS,
     AwarenessEntry,
     awareness_message,

@@ -23,7 +23,11 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.realtime_scenarios import DocClient, EventsClient, ws_url
 from gateway.realtime.config import DOC_FRAME_FRAMING
-from gateway.realtime.protocol import AwarenessEntry, awareness_message, encode_awareness
+from gateway.realtime.ywebsocket import (
+    AwarenessEntry,
+    awareness_message,
+    encode_awareness,
+)
 from services.common.config import DOCUMENT_MAX_BYTES
 from tests.helpers.realtime import Crew
 from tests.reliability.support import FaultyWorld, aget
