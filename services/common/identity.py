@@ -7,9 +7,13 @@ from the auth service, cached, refreshed on an unknown `kid` at most once per
 
 Verification is done here with `cryptography`'s Ed25519 directly, with the
 claim checks PyJWT makes (same order, same leeway rules): PyJWT itself loads
-every algorithm it supports (RSA, EC, X.509, a JWKS HTTP client), about 2 MB of
-resident memory in every process that only ever verifies one kind of token.
-The auth service, which signs, still uses PyJWT.
+every algorithm it supports (RSA, EC, X.509, a JWKS HTTP client). Measured for
+issue 17 (script in the kit's report): importing PyJWT adds 4.8 MB of resident
+memory against 1.1 MB for this module, in every process that only ever verifies
+one kind of token, and a token seen for the first time costs ~270 us of CPU here
+against ~345 us in `jwt.decode` (a cached one ~1 us). The auth service, which
+signs, still uses PyJWT; tests/common/test_identity_pyjwt.py holds this verifier
+to PyJWT's verdicts both ways, and tests/auth/test_tokens.py claim by claim.
 """
 
 from __future__ import annotations
