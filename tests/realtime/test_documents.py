@@ -9,7 +9,6 @@ import grpc
 from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2 as pb
 
-from bench.realtime_scenarios import seed_document
 from services.common.config import Env
 from services.common.docframes import DOC_UPDATE, DocFrame
 from services.common.identity import Caller
@@ -190,8 +189,13 @@ async def test_a_document_with_many_stored_updates_syncs_whole_and_compacts_on_t
     session = await world.create()
     author: Doc = Doc()
     updates = [edit(author, i, "x") for i in range(5000)]
-    # Stored as the service stores them, in bulk: 5000 RPCs would be a slow test.
-    await seed_document(world.res.pool, session.id, updates)
+    # Stored as the service stores them (the log and the document's version), in one
+    # statement each: 5000 RPCs would be a slow test.
+    await world.sql("INSERT INTO documents (session_id, version) VALUES (%s, %s)",
+                    session.id, len(updates))
+    await world.sql("INSERT INTO document_updates (session_id, update) "
+                    "SELECT %s, u FROM unnest(%s::bytea[]) WITH ORDINALITY AS t(u, n) ORDER BY n",
+                    session.id, updates)
     fresh: Doc = Doc()
     reply = await world.stub.SyncDocument(
         pb.SyncDocumentRequest(session_id=session.id, state_vector=fresh.get_state()),

@@ -23,7 +23,7 @@ from gateway.realtime.ywebsocket import (
 )
 from services.common.channels import RealtimeChannels
 from services.common.docframes import DOC_AWARENESS, DOC_QUERY, DOC_UPDATE, NOBODY, DocFrame
-from services.common.redisutil import KeySpace
+from services.common.redisutil import KeySpace, create_redis
 from tests.realtime.fakes import RecordingRedis, config
 
 SESSION = "33333333-3333-3333-3333-333333333333"
@@ -261,13 +261,11 @@ async def test_the_heartbeat_refreshes_local_entries_and_announces_swept_ones(
     hub, _ = _hub(redis)
     clock = Clock()
     hub.presence = PresenceStore(redis, KeySpace(redis_prefix + "hb:", "gateway"), 30, clock)
-    published: list[dict[str, Any]] = []
-
-    async def publish(session_id: str, event: dict[str, Any]) -> bool:
-        published.append(event)
-        return True
-
-    hub.publish = publish  # type: ignore[method-assign]
+    hub.channels = RealtimeChannels(redis_prefix + "hb:")
+    # What the hub publishes, read off real Redis as every other gateway would.
+    listener = redis.pubsub()
+    await listener.subscribe(hub.events_channel(SESSION))
+    assert (await listener.get_message(timeout=2.0) or {}).get("type") == "subscribe"
     local = Member("alive", 1)
     local.presence_entry = lambda: {  # type: ignore[method-assign]
         "connection_id": "alive", "user_id": "alive", "status": "online", "cursor": None,
@@ -277,6 +275,17 @@ async def test_the_heartbeat_refreshes_local_entries_and_announces_swept_ones(
                                      "status": "online", "cursor": None, "since": "x"})
     clock.now += 31
     await hub.heartbeat()
+    # Redis delivers a channel's messages in order: all the hub published comes before this.
+    await redis.publish(hub.events_channel(SESSION), b'{"type":"end-of-test"}')
+    published: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 3.0
+    while not published or published[-1]["type"] != "end-of-test":
+        assert time.monotonic() < deadline, "the marker did not arrive"
+        message = await listener.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if message is not None:
+            published.append(orjson.loads(message["data"]))
+    published.pop()
+    await listener.aclose()
     assert [(e["type"], e["user_id"]) for e in published] == [("presence.left", "ghost")]
     assert [e["user_id"] for e in await hub.presence.entries(SESSION)] == ["alive"]
 
@@ -366,3 +375,19 @@ async def test_every_document_socket_gets_the_same_tiny_keepalive() -> None:
     assert [m.frames for m in members] == [[b"\x01\x01\x00"]] * 2
     assert members[0].frames[0] is members[1].frames[0], "one bytes object for every socket"
     assert parse_awareness(members[0].frames[0][2:]) == ()
+
+
+async def test_an_event_for_one_user_reaches_their_local_sockets_when_redis_is_down() -> None:
+    # A real client on a port where nothing listens: every publish fails as in an outage.
+    dead = create_redis("redis://127.0.0.1:1/0")
+    try:
+        hub, _ = _hub(dead)
+        ada, grace = Member("ada", 1), Member("grace", 2)
+        _join(hub, [ada, grace], [])
+        refusal = {"type": "error", "session_id": SESSION, "code": "permission_denied"}
+        assert not await hub.publish(SESSION, refusal)
+        await hub.tell_user(SESSION, "ada", refusal)
+        assert [event for event, _ in ada.events] == [refusal]
+        assert grace.events == [], "only the user it is meant for"
+    finally:
+        await dead.aclose()
