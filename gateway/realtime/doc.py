@@ -73,10 +73,10 @@ from gateway.realtime.ywebsocket import (
     sync_step1,
     sync_step2,
 )
-from gateway.routes.sessions import ROLE_NAMES
 from services.common import metrics
 from services.common.context import session_id_var
 from services.common.docframes import DOC_AWARENESS, DOC_QUERY, NOBODY, DocFrame
+from services.common.peers import ROLE_NAMES
 
 log = logging.getLogger(__name__)
 

@@ -43,11 +43,12 @@ from gateway.realtime.protocol import (
     parse_client_frame,
     stored_event,
 )
-from gateway.routes.sessions import ROLE_NAMES, session_out
+from gateway.routes.sessions import session_out
 from gateway.schemas import user_out
 from services.common.context import session_id_var
 from services.common.errors import Unauthenticated
 from services.common.identity import TokenVerifier
+from services.common.peers import ROLE_NAMES
 from services.common.timeconv import epoch_rfc3339, now_rfc3339, rfc3339
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,7 @@ from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import (
     CURSOR_QUERY,
     LIMIT_QUERY,
-    ROLE_NAMES,
     ROLE_PB,
-    RoleName,
     SessionOut,
     UserRef,
     query_cursor,
@@ -24,6 +22,8 @@ from gateway.routes.sessions import (
     session_path_id,
     users_by_id,
 )
+from services.common.membership import RoleName
+from services.common.peers import ROLE_NAMES
 from services.common.timeconv import rfc3339
 
 _STATES = {pb.INVITATION_STATUS_PENDING: "pending", pb.INVITATION_STATUS_ACCEPTED: "accepted",

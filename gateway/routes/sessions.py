@@ -17,11 +17,10 @@ from gateway.http import Schema, json_response, no_content, parse_json, path_uui
 from gateway.idempotency import HEADER_DOC, idempotent
 from gateway.openapi import Operation, RouteTable
 from services.common.context import session_id_var
+from services.common.membership import RoleName
+from services.common.peers import ROLE_NAMES
 from services.common.timeconv import rfc3339
 
-RoleName = Literal["owner", "editor", "viewer"]
-ROLE_NAMES: dict[pb.Role.ValueType, RoleName] = {pb.ROLE_OWNER: "owner", pb.ROLE_EDITOR: "editor",
-                                   pb.ROLE_VIEWER: "viewer"}
 ROLE_PB = {name: value for value, name in ROLE_NAMES.items()}
 _STATUS_NAMES = {pb.SESSION_STATUS_ACTIVE: "active", pb.SESSION_STATUS_ENDED: "ended"}
 _CURSOR_MAX = 512

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+RoleName = Literal["owner", "editor", "viewer"]
 
 
 @dataclass(frozen=True, slots=True)
 class Membership:
     """What the sessions service answers about a member: their role and the session's state."""
 
-    role: str  # "owner", "editor" or "viewer"
+    role: RoleName
     active: bool  # False once the session has ended

@@ -32,7 +32,7 @@ from services.common.identity import (
     TokenVerifier,
     service_metadata,
 )
-from services.common.membership import Membership
+from services.common.membership import Membership, RoleName
 from services.common.ttlcache import TtlCache
 
 Resp = TypeVar("Resp")
@@ -107,8 +107,11 @@ class Peer:
             raise from_rpc_error(exc, self.name) from None
 
 
-ROLE_NAMES = {sessions_pb2.ROLE_OWNER: "owner", sessions_pb2.ROLE_EDITOR: "editor",
-              sessions_pb2.ROLE_VIEWER: "viewer"}
+# The sessions service's role enum by name: the one mapping (the gateway's API and the
+# services' Membership both speak the names).
+ROLE_NAMES: dict[sessions_pb2.Role.ValueType, RoleName] = {
+    sessions_pb2.ROLE_OWNER: "owner", sessions_pb2.ROLE_EDITOR: "editor",
+    sessions_pb2.ROLE_VIEWER: "viewer"}
 
 
 class MembershipClient:
