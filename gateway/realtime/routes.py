@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from aiohttp import web
 from tandem.sessions.v1 import sessions_pb2
@@ -60,25 +61,36 @@ def add_routes(table: RouteTable) -> None:
         extra={"description": DOC_DESCRIPTION}))
 
 
+T = TypeVar("T")
+
+
+async def _as_any_member(members: Sequence[object], what: str,
+                         read: Callable[[str], Awaitable[T]]) -> T | None:
+    """`read(token)` with the token of the first connected member it works for; None if none."""
+    for member in members:
+        token = getattr(member, "token", None)
+        if not isinstance(token, str):
+            continue
+        try:
+            return await read(token)
+        except ApiError as exc:
+            log.warning("%s failed: %s", what, exc.code)
+    return None
+
+
 def document_resync(backends: Backends) -> DocResync:
     """The stored document, read with the token of any member still connected."""
 
     async def resync(session_id: str, members: list[DocMember]) -> tuple[bytes, int] | None:
-        for member in members:
-            token = getattr(member, "token", None)
-            if not isinstance(token, str):
-                continue
-            try:
-                reply = await backends.call(
-                    "sessions", "SyncDocument", backends.sessions.SyncDocument,
-                    # The encoded empty state vector: "send me everything".
-                    sessions_pb2.SyncDocumentRequest(session_id=session_id, state_vector=b"\x00"),
-                    token=token)
-            except ApiError as exc:
-                log.warning("document resync failed: %s", exc.code)
-                continue
+        async def read(token: str) -> tuple[bytes, int]:
+            reply = await backends.call(
+                "sessions", "SyncDocument", backends.sessions.SyncDocument,
+                # The encoded empty state vector: "send me everything".
+                sessions_pb2.SyncDocumentRequest(session_id=session_id, state_vector=b"\x00"),
+                token=token)
             return reply.update, reply.version
-        return None
+
+        return await _as_any_member(members, "document resync", read)
 
     return resync
 
@@ -87,19 +99,14 @@ def last_seq_probe(backends: Backends) -> SeqProbe:
     """The session's last_seq, read with the token of a member still connected."""
 
     async def probe(session_id: str, members: list[EventsMember]) -> int | None:
-        for member in members:
-            token = getattr(member, "token", None)
-            if not isinstance(token, str):
-                continue
-            try:
-                reply = await backends.call(
-                    "sessions", "GetSession", backends.sessions.GetSession,
-                    sessions_pb2.GetSessionRequest(session_id=session_id, include_last_seq=True),
-                    token=token)
-            except ApiError:
-                continue
-            return reply.session.last_seq
-        return None
+        async def read(token: str) -> int:
+            reply = await backends.call(
+                "sessions", "GetSession", backends.sessions.GetSession,
+                sessions_pb2.GetSessionRequest(session_id=session_id, include_last_seq=True),
+                token=token)
+            return int(reply.session.last_seq)
+
+        return await _as_any_member(members, "last_seq probe", read)
 
     return probe
 
