@@ -18,7 +18,8 @@ from services.common.errors import (
     Unavailable,
 )
 from services.review.diffs import parse_patch
-from services.review.github import CachedAnswer, GitHub, OutcomeUnknown, deadline_var
+from services.review.domain import CachedAnswer, OutcomeUnknown
+from services.review.github import GitHub, deadline_var
 from standins.github.data import HELLO_USERS_HEAD
 from tests.review.conftest import PRIVATE_REPO, REPO
 
@@ -199,7 +200,8 @@ async def test_posting_a_review_returns_its_id(env: Env) -> None:
     token = await env.token("hubot")
     posted = await env.github.create_review(token, REPO, 1, {"event": "COMMENT", "body": "hi"})
     listed = await env.github.reviews(token, REPO, 1)
-    assert [r["id"] for r in listed] == [posted.id]
+    me = await env.github.viewer(token)
+    assert [(r.id, r.body, r.author_id) for r in listed] == [(posted.id, "hi", me.id)]
     assert posted.html_url.endswith(f"#pullrequestreview-{posted.id}")
 
 

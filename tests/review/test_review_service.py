@@ -16,8 +16,8 @@ from prometheus_client import REGISTRY
 from tandem.review.v1 import review_pb2 as rpb
 from tandem.sessions.v1 import sessions_pb2 as spb
 
+from services.common import reviewjson
 from services.common.errors import REASON_KEY, RETRY_AFTER_KEY
-from services.review import views
 from standins.github.data import HELLO_USERS_HEAD
 from tests.helpers.identity import SignedIn
 from tests.review.conftest import PRIVATE_REPO, REPO, WEBHOOK_SECRET, World, expect_code, trailer
@@ -599,7 +599,7 @@ async def test_every_reviewer_keeps_one_current_verdict_and_the_review_says_the_
         assert {v.author.id for v in now.verdicts} == {w.owner.user_id, w.editor.user_id}
         assert all(v.author_id == v.author.id and v.author.avatar_url for v in now.verdicts)
 
-        rendered = views.review_json(now)
+        rendered = reviewjson.review_json(now)
         assert rendered["decision"] == "approved"
         assert [(v["user"]["github_login"], v["state"]) for v in rendered["verdicts"]] == [
             ("hubot", "approve"), ("monalisa", "comment")]

@@ -1,4 +1,4 @@
-"""The review service's adapters on their own: profiles of verdict authors from auth."""
+"""The review service's peer clients on their own: profiles of verdict authors from auth."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from services.review.adapters import AuthDirectory
+from services.review.clients import AuthDirectory
 from tests.helpers.identity import sign_in_grpc
 
 
