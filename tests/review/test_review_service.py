@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -501,9 +500,9 @@ async def test_github_down_or_slow_is_unavailable_with_nothing_half_imported(
         await expect_code(grpc.StatusCode.UNAVAILABLE, import_pull(w))
         await w.clear_faults()
         await w.faults(latency_ms=1500)
-        started = time.monotonic()
         slow = await expect_code(grpc.StatusCode.UNAVAILABLE, import_pull(w))
-        assert time.monotonic() - started < 1.5
+        # Every attempt gave up at the 0.3s timeout instead of waiting out the latency.
+        assert "no answer within 0.3s" in slow.details()
         assert trailer(slow, REASON_KEY) == "github_unavailable"
         await w.clear_faults()
         page = await w.review.ListReviews(rpb.ListReviewsRequest(session_id=w.session_id),
