@@ -18,21 +18,11 @@ from services.common.errors import (
     Unavailable,
 )
 from services.review.diffs import parse_patch
-from services.review.domain import CachedAnswer, OutcomeUnknown
+from services.review.domain import OutcomeUnknown
 from services.review.github import GitHub, deadline_var
 from standins.github.data import HELLO_USERS_HEAD
 from tests.review.conftest import PRIVATE_REPO, REPO
-
-
-class MemoryEtags:
-    def __init__(self) -> None:
-        self.items: dict[str, CachedAnswer] = {}
-
-    async def get(self, key: str) -> CachedAnswer | None:
-        return self.items.get(key)
-
-    async def put(self, key: str, answer: CachedAnswer) -> None:
-        self.items[key] = answer
+from tests.review.fakes import MemoryEtags
 
 
 @dataclass
