@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from tandem.sessions.v1 import sessions_pb2
 
 from gateway import keys
-from gateway.auth import Auth, authenticate
+from gateway.auth import Auth
 from gateway.errors import ApiError
 from gateway.grpc_clients import Backends
 from gateway.http import path_uuid
@@ -52,15 +52,11 @@ from gateway.realtime.events import upgrade_check
 from gateway.realtime.flow import TokenBucket, expiry_step
 from gateway.realtime.hub import DocMember, Hub
 from gateway.realtime.protocol import (
-    DOC_AWARENESS,
-    DOC_QUERY,
     EMPTY_UPDATE,
     MESSAGE_AWARENESS,
-    NOBODY,
     SYNC_STEP1,
     AwarenessEntry,
     AwarenessMessage,
-    DocFrame,
     QueryAwareness,
     SyncMessage,
     TooManyAwarenessClients,
@@ -78,6 +74,7 @@ from gateway.realtime.protocol import (
 from gateway.routes.sessions import ROLE_NAMES
 from services.common import metrics
 from services.common.context import session_id_var
+from services.common.docframes import DOC_AWARENESS, DOC_QUERY, NOBODY, DocFrame
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +366,7 @@ async def doc_socket(request: web.Request) -> web.StreamResponse:
     hub, config, backends = request.app[keys.HUB], request.app[keys.REALTIME], request.app[keys.BACKENDS]
     session_id = path_uuid(request, "id", "session")
     session_id_var.set(session_id)
-    auth = await authenticate(request, allow_query=True)
+    auth = request[keys.AUTH]
     ws = web.WebSocketResponse(max_msg_size=config.doc_max_frame, timeout=config.close_timeout,
                                heartbeat=30.0, compress=False)
     upgrade_check(request, ws, hub)

@@ -14,10 +14,10 @@ from tandem.auth.v1 import auth_pb2
 from tandem.sessions.v1 import sessions_pb2
 
 from gateway import keys
-from gateway.auth import VERIFIER, Auth, authenticate
+from gateway.auth import Auth
 from gateway.errors import ApiError
 from gateway.grpc_clients import Backends
-from gateway.http import path_uuid, rfc3339
+from gateway.http import path_uuid
 from gateway.realtime.config import EVENTS_MAX_FRAME, RealtimeConfig
 from gateway.realtime.connection import (
     CLOSE_ENDED,
@@ -40,7 +40,6 @@ from gateway.realtime.protocol import (
     envelope,
     error_event,
     frame_error_event,
-    now_rfc3339,
     parse_client_frame,
     stored_event,
 )
@@ -49,6 +48,7 @@ from gateway.schemas import user_out
 from services.common.context import session_id_var
 from services.common.errors import Unauthenticated
 from services.common.identity import TokenVerifier
+from services.common.timeconv import epoch_rfc3339, now_rfc3339, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ class EventsConnection(Connection):
         self.expires_at = claims.expires_at
         self._auth_changed.set()
         self.send_event(envelope("auth.ok", self.session_id,
-                                 expires_at=rfc3339_epoch(claims.expires_at)))
+                                 expires_at=epoch_rfc3339(claims.expires_at)))
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -454,12 +454,6 @@ class EventsConnection(Connection):
                 await task
 
 
-def rfc3339_epoch(seconds: float) -> str | None:
-    from datetime import UTC, datetime  # noqa: PLC0415 - only the auth answer needs it
-
-    return rfc3339(datetime.fromtimestamp(seconds, UTC))
-
-
 async def _members(backends: Backends, session_id: str, token: str) -> list[dict[str, Any]]:
     reply = await backends.call(
         "sessions", "ListMembers", backends.sessions.ListMembers,
@@ -492,11 +486,11 @@ async def events_socket(request: web.Request) -> web.StreamResponse:
     hub, config, backends = request.app[keys.HUB], request.app[keys.REALTIME], request.app[keys.BACKENDS]
     session_id = path_uuid(request, "id", "session")
     session_id_var.set(session_id)
-    auth = await authenticate(request, allow_query=True)
+    auth = request[keys.AUTH]
     ws = web.WebSocketResponse(max_msg_size=EVENTS_MAX_FRAME, timeout=config.close_timeout,
                                heartbeat=30.0, compress=False)
     upgrade_check(request, ws, hub)
-    conn = EventsConnection(ws, hub=hub, backends=backends, verifier=request.app[VERIFIER],
+    conn = EventsConnection(ws, hub=hub, backends=backends, verifier=request.app[keys.VERIFIER],
                             config=config, session_id=session_id, auth=auth)
     # Subscribe before reading last_seq: every event after it then reaches us live.
     live = await hub.join_events(conn)

@@ -16,7 +16,6 @@ from pydantic.json_schema import SkipJsonSchema
 from tandem.auth.v1 import auth_pb2
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.clientaddr import client_address, forwarded_https
 from gateway.errors import ApiError, api_error_response
 from gateway.http import Schema, json_response, no_content, parse_json
@@ -270,7 +269,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("auth", "GetUser", backends.auth.GetUser,
                                 auth_pb2.GetUserRequest(user_id=auth.user_id), token=auth.token)
