@@ -10,7 +10,6 @@ from pydantic import Field
 from tandem.review.v1 import review_pb2
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.errors import ApiError
 from gateway.http import Schema, json_response, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
@@ -183,7 +182,7 @@ class WebhookOut(Schema):
 
 
 async def create_review(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = path_uuid(request, "id", "session")
     body = await parse_json(request, ReviewIn)
     backends = request.app[keys.BACKENDS]
@@ -196,7 +195,7 @@ async def create_review(request: web.Request) -> web.Response:
 
 
 async def list_reviews(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = path_uuid(request, "id", "session")
     limit = query_int(request, "limit", 50, 1, 100)
     backends = request.app[keys.BACKENDS]
@@ -210,7 +209,7 @@ async def list_reviews(request: web.Request) -> web.Response:
 
 
 async def get_review(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("review", "GetReview", backends.review.GetReview,
@@ -219,7 +218,7 @@ async def get_review(request: web.Request) -> web.Response:
 
 
 async def get_file(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     path = request.match_info["path"]
     if len(path) > _MAX_PATH or "\x00" in path:
@@ -232,7 +231,7 @@ async def get_file(request: web.Request) -> web.Response:
 
 
 async def create_thread(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     body = await parse_json(request, ThreadIn)
     backends = request.app[keys.BACKENDS]
@@ -246,7 +245,7 @@ async def create_thread(request: web.Request) -> web.Response:
 
 
 async def list_threads(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     limit = query_int(request, "limit", 100, 1, 500)
     backends = request.app[keys.BACKENDS]
@@ -260,7 +259,7 @@ async def list_threads(request: web.Request) -> web.Response:
 
 
 async def add_comment(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     thread_id = path_uuid(request, "thread_id", "thread")
     body = await parse_json(request, CommentIn)
@@ -273,7 +272,7 @@ async def add_comment(request: web.Request) -> web.Response:
 
 
 async def resolve_thread(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     thread_id = path_uuid(request, "thread_id", "thread")
     backends = request.app[keys.BACKENDS]
@@ -285,7 +284,7 @@ async def resolve_thread(request: web.Request) -> web.Response:
 
 
 async def unresolve_thread(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     thread_id = path_uuid(request, "thread_id", "thread")
     backends = request.app[keys.BACKENDS]
@@ -297,7 +296,7 @@ async def unresolve_thread(request: web.Request) -> web.Response:
 
 
 async def create_verdict(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     body = await parse_json(request, VerdictIn)
     backends = request.app[keys.BACKENDS]
@@ -310,7 +309,7 @@ async def create_verdict(request: web.Request) -> web.Response:
 
 
 async def publish(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("review", "PublishReview", backends.review.PublishReview,

@@ -174,14 +174,6 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
-class Membership:
-    """A user's place in a session, as the sessions service answers it."""
-
-    role: str
-    active: bool
-
-
-@dataclass(frozen=True, slots=True)
 class PullInfo:
     number: int
     title: str

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from services.common.membership import Membership
 from services.review.domain import (
     CachedAnswer,
     ChangedFile,
@@ -19,7 +20,6 @@ from services.review.domain import (
     CommitInfo,
     GitHubUser,
     ListedReview,
-    Membership,
     Person,
     PostedReview,
     PublishClaim,

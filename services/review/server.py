@@ -13,9 +13,9 @@ from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Resources, ServiceSpec
 from services.common.lazyhttp import LazyHttpClient
-from services.common.peers import service_authenticator
+from services.common.peers import MembershipClient, service_authenticator
 from services.common.sessionevents import PurgeSettings
-from services.review.clients import AuthDirectory, SessionEvents, SessionsMembership
+from services.review.clients import CALL_DEADLINE, AuthDirectory, SessionEvents
 from services.review.config import ReviewConfig
 from services.review.deletions import purge_jobs
 from services.review.domain import Limits
@@ -54,13 +54,13 @@ def build_spec(env: Env, common: CommonConfig) -> ServiceSpec:
         github = GitHub(http, config.github_api_url,
                         RedisEtags(res.redis, res.keys, config.etag_ttl),
                         timeout=config.github_timeout, retries=config.github_retries)
+        sessions = res.peer("sessions", CALL_DEADLINE)
         usecases = ReviewUseCases(
             repo=ReviewRepository(res.pool),
             github=github,
-            members=SessionsMembership(res.channel("sessions"), common.service_token,
-                                       config.membership_ttl),
-            directory=AuthDirectory(res.channel("auth"), common.service_token, config.token_ttl),
-            events=SessionEvents(res.channel("sessions"), common.service_token),
+            members=MembershipClient(sessions, ttl=config.membership_ttl),
+            directory=AuthDirectory(res.peer("auth", CALL_DEADLINE), config.token_ttl),
+            events=SessionEvents(sessions),
             contents=RedisContents(res.redis, res.keys),
             deliveries=RedisDeliveries(res.redis, res.keys),
             render=JsonRenderer(),

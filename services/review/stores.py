@@ -6,17 +6,13 @@ import hashlib
 import logging
 
 import orjson
-import redis.exceptions
 from redis.asyncio import Redis
 
 from services.common import metrics
-from services.common.redisutil import KeySpace
+from services.common.redisutil import REDIS_ERRORS, KeySpace
 from services.review.domain import CachedAnswer
 
 log = logging.getLogger(__name__)
-
-_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
 
 class RedisEtags:
     """ETag + body of GitHub GET answers, for conditional requests (expire, never invalidated)."""
@@ -29,7 +25,7 @@ class RedisEtags:
     async def get(self, key: str) -> CachedAnswer | None:
         try:
             raw = await self._redis.get(self._keys.key("etag", key))
-        except _REDIS_ERRORS:
+        except REDIS_ERRORS:
             metrics.CACHE_REQUESTS.labels("github_etag", "error").inc()
             return None
         if raw is None:
@@ -42,7 +38,7 @@ class RedisEtags:
                               "link": answer.link})
         try:
             await self._redis.set(self._keys.key("etag", key), value, ex=self._ttl)
-        except _REDIS_ERRORS:
+        except REDIS_ERRORS:
             log.warning("could not store a GitHub ETag")
 
 
@@ -62,7 +58,7 @@ class RedisContents:
     async def get(self, sha: str, path: str) -> bytes | None:
         try:
             raw = await self._redis.get(self._key(sha, path))
-        except _REDIS_ERRORS:
+        except REDIS_ERRORS:
             metrics.CACHE_REQUESTS.labels("github_contents", "error").inc()
             return None
         metrics.CACHE_REQUESTS.labels("github_contents", "miss" if raw is None else "hit").inc()
@@ -71,7 +67,7 @@ class RedisContents:
     async def put(self, sha: str, path: str, data: bytes) -> None:
         try:
             await self._redis.set(self._key(sha, path), data, ex=self.TTL)
-        except _REDIS_ERRORS:
+        except REDIS_ERRORS:
             log.warning("could not cache file contents")
 
 

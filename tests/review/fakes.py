@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.common.errors import DomainError, FailedPrecondition, NotFound
+from services.common.membership import Membership
 from services.review.domain import (
     CachedAnswer,
     ChangedFile,
@@ -20,7 +21,6 @@ from services.review.domain import (
     CommitInfo,
     GitHubUser,
     ListedReview,
-    Membership,
     Person,
     PostedReview,
     PublishClaim,

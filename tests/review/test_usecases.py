@@ -23,13 +23,13 @@ from services.common.errors import (
     Unavailable,
 )
 from services.common.identity import Caller
+from services.common.membership import Membership
 from services.review.domain import (
     ChangedFile,
     CommitInfo,
     GitHubUser,
     Limits,
     ListedReview,
-    Membership,
     OutcomeUnknown,
     Person,
     PullInfo,
