@@ -12,10 +12,11 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
+from services.common.cursors import encode_cursor
 from services.common.errors import FieldViolation, InvalidArgument, Unavailable
 from services.review.diffs import Hunk, file_lines, parse_patch_lenient, side_lines
 
@@ -259,6 +260,31 @@ def parse_uuid(value: str) -> str | None:
         return str(uuid.UUID(value))
     except ValueError:
         return None
+
+
+class _Listed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+L = TypeVar("L", bound=_Listed)
+
+
+def page_size(asked: int, *, default: int, most: int) -> int:
+    """The page size a list answers with: `default` when none is asked, at most `most`."""
+    return min(max(asked or default, 1), most)
+
+
+def one_page(rows: list[L], limit: int) -> tuple[list[L], str]:
+    """A page of a (created_at, id) keyset list read with limit + 1 rows, and the cursor
+    after it ("" on the last page: the extra row says whether there is more)."""
+    if len(rows) <= limit:
+        return rows, ""
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
 
 
 def unprocessable(field: str, message: str) -> InvalidArgument:

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from services.common.context import session_id_var
-from services.common.cursors import decode_cursor, encode_cursor
+from services.common.cursors import decode_cursor
 from services.common.errors import (
     DomainError,
     FailedPrecondition,
@@ -55,7 +55,9 @@ from services.review.domain import (
     is_outdated,
     new_id,
     now,
+    one_page,
     ours,
+    page_size,
     parse_uuid,
     publish_marker,
     pull_request_event,
@@ -216,8 +218,8 @@ class Sources:
 # --- the concerns ------------------------------------------------------------------------
 
 
-class Reviews:
-    """Importing a pull request or ref, reading reviews and files, moving to a new head."""
+class _Concern:
+    """What each concern below is built on: the store and the three shared helpers."""
 
     def __init__(self, repo: ReviewStore, access: Access, showing: Showing,
                  sources: Sources) -> None:
@@ -225,6 +227,10 @@ class Reviews:
         self._access = access
         self._showing = showing
         self._sources = sources
+
+
+class Reviews(_Concern):
+    """Importing a pull request or ref, reading reviews and files, moving to a new head."""
 
     async def create_review(self, caller: Caller, session_id: str, repo: str, pull_number: int,
                             ref: str) -> Review:
@@ -271,11 +277,9 @@ class Reviews:
         if parse_uuid(session_id) is None:
             raise NotFound("session not found")
         await self._access.enter(caller, session_id, "read", "session")
-        limit = min(max(limit or 50, 1), 100)
-        reviews = await self._repo.list_reviews(session_id, limit + 1, decode_cursor(cursor))
-        more = len(reviews) > limit
-        reviews = reviews[:limit]
-        next_cursor = encode_cursor(reviews[-1].created_at, reviews[-1].id) if more else ""
+        limit = page_size(limit, default=50, most=100)
+        reviews, next_cursor = one_page(
+            await self._repo.list_reviews(session_id, limit + 1, decode_cursor(cursor)), limit)
         return await self._showing.shown(reviews), next_cursor
 
     async def get_review(self, caller: Caller, review_id: str) -> Review:
@@ -335,15 +339,8 @@ class Reviews:
         return True
 
 
-class Threads:
+class Threads(_Concern):
     """Threads anchored to lines of a file at the head commit, their replies, resolving."""
-
-    def __init__(self, repo: ReviewStore, access: Access, showing: Showing,
-                 sources: Sources) -> None:
-        self._repo = repo
-        self._access = access
-        self._showing = showing
-        self._sources = sources
 
     async def create_thread(self, caller: Caller, review_id: str, path: str, line: int,
                             start_line: int | None, side: str, body: str) -> Thread:
@@ -370,12 +367,9 @@ class Threads:
     async def list_threads(self, caller: Caller, review_id: str, limit: int,
                            cursor: str) -> tuple[list[Thread], str]:
         review = await self._access.review(caller, review_id, "read")
-        limit = min(max(limit or 100, 1), 500)
-        threads = await self._repo.list_threads(review.id, limit + 1, decode_cursor(cursor))
-        more = len(threads) > limit
-        threads = threads[:limit]
-        next_cursor = encode_cursor(threads[-1].created_at, threads[-1].id) if more else ""
-        return threads, next_cursor
+        limit = page_size(limit, default=100, most=500)
+        return one_page(
+            await self._repo.list_threads(review.id, limit + 1, decode_cursor(cursor)), limit)
 
     async def add_comment(self, caller: Caller, review_id: str, thread_id: str,
                           body: str) -> Comment:
@@ -408,13 +402,8 @@ class Threads:
         return thread
 
 
-class Verdicts:
+class Verdicts(_Concern):
     """Verdicts: each reviewer's latest counts, the latest of anyone's is what publishing posts."""
-
-    def __init__(self, repo: ReviewStore, access: Access, showing: Showing) -> None:
-        self._repo = repo
-        self._access = access
-        self._showing = showing
 
     async def create_verdict(self, caller: Caller, review_id: str, state: str,
                              body: str) -> Verdict:
@@ -431,7 +420,7 @@ class Verdicts:
         return verdict
 
 
-class Publishing:
+class Publishing(_Concern):
     """Posting the review to its pull request once, also across retries and crashes.
 
     A row lease (begin_publish) lets one publish post at a time; an attempt
@@ -442,10 +431,7 @@ class Publishing:
 
     def __init__(self, repo: ReviewStore, access: Access, showing: Showing, sources: Sources,
                  directory: DirectoryPort) -> None:
-        self._repo = repo
-        self._access = access
-        self._showing = showing
-        self._sources = sources
+        super().__init__(repo, access, showing, sources)
         self._directory = directory
 
     async def publish(self, caller: Caller, review_id: str) -> Published:
@@ -595,6 +581,6 @@ class ReviewUseCases:
         sources = Sources(github, directory, contents, limits)
         self.reviews = Reviews(repo, access, showing, sources)
         self.threads = Threads(repo, access, showing, sources)
-        self.verdicts = Verdicts(repo, access, showing)
+        self.verdicts = Verdicts(repo, access, showing, sources)
         self.publishing = Publishing(repo, access, showing, sources, directory)
         self.webhooks = Webhooks(repo, deliveries, self.reviews, webhook_secret)
