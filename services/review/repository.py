@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,8 @@ from services.review.domain import (
     Verdict,
     current_verdicts,
 )
+
+log = logging.getLogger(__name__)
 
 Conn = AsyncConnection[dict[str, Any]]
 
@@ -87,6 +90,7 @@ class ReviewRepository:
             async with self._pool.connection() as conn:
                 yield conn
         except _UNREACHABLE as exc:
+            log.warning("database unavailable: %s", type(exc).__name__)
             raise Unavailable("database unavailable, try again shortly",
                               reason="database_unavailable") from exc
         except psycopg.errors.ForeignKeyViolation as exc:
