@@ -10,21 +10,17 @@ from pydantic import Field
 from tandem.review.v1 import review_pb2
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.errors import ApiError
 from gateway.http import Schema, json_response, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
 from gateway.schemas import UserOut
-from services.review import views
+from services.common import reviewjson
+from services.common.reviewjson import SIDES, VERDICTS
 
 # Calls that may wait on GitHub (import, file contents, publish, webhooks) get
 # a longer deadline than the default: the review service bounds its GitHub
 # retries by whatever deadline it is given and answers 503 when it runs out.
 GITHUB_BOUND_TIMEOUT = 30.0
-_SIDES = {"RIGHT": review_pb2.SIDE_RIGHT, "LEFT": review_pb2.SIDE_LEFT}
-_VERDICTS = {"approve": review_pb2.VERDICT_STATE_APPROVE,
-             "request_changes": review_pb2.VERDICT_STATE_REQUEST_CHANGES,
-             "comment": review_pb2.VERDICT_STATE_COMMENT}
 _MAX_PATH = 4096
 
 
@@ -60,7 +56,7 @@ class VerdictIn(Schema):
     body: str = Field(default="", max_length=10_000)
 
 
-# --- response bodies (documentation of services.review.views' output) --------
+# --- response bodies (documentation of services.common.reviewjson's output) -----
 
 
 class ReviewFileOut(Schema):
@@ -186,7 +182,7 @@ class WebhookOut(Schema):
 
 
 async def create_review(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = path_uuid(request, "id", "session")
     body = await parse_json(request, ReviewIn)
     backends = request.app[keys.BACKENDS]
@@ -195,11 +191,11 @@ async def create_review(request: web.Request) -> web.Response:
         review_pb2.CreateReviewRequest(session_id=session_id, repo=body.repo,
                                        pull_number=body.pull_number or 0, ref=body.ref or ""),
         token=auth.token, timeout=GITHUB_BOUND_TIMEOUT)
-    return json_response(views.review_json(reply.review), status=201)
+    return json_response(reviewjson.review_json(reply.review), status=201)
 
 
 async def list_reviews(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = path_uuid(request, "id", "session")
     limit = query_int(request, "limit", 50, 1, 100)
     backends = request.app[keys.BACKENDS]
@@ -208,21 +204,21 @@ async def list_reviews(request: web.Request) -> web.Response:
         review_pb2.ListReviewsRequest(session_id=session_id, limit=limit,
                                       cursor=request.query.get("cursor", "")),
         token=auth.token)
-    return json_response({"items": [views.review_json(r) for r in reply.reviews],
+    return json_response({"items": [reviewjson.review_json(r) for r in reply.reviews],
                           "next_cursor": reply.next_cursor or None})
 
 
 async def get_review(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("review", "GetReview", backends.review.GetReview,
                                 review_pb2.GetReviewRequest(review_id=review_id), token=auth.token)
-    return json_response(views.review_json(reply.review))
+    return json_response(reviewjson.review_json(reply.review))
 
 
 async def get_file(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     path = request.match_info["path"]
     if len(path) > _MAX_PATH or "\x00" in path:
@@ -231,25 +227,25 @@ async def get_file(request: web.Request) -> web.Response:
     reply = await backends.call("review", "GetFile", backends.review.GetFile,
                                 review_pb2.GetFileRequest(review_id=review_id, path=path),
                                 token=auth.token, timeout=GITHUB_BOUND_TIMEOUT)
-    return json_response(views.file_json(reply))
+    return json_response(reviewjson.file_json(reply))
 
 
 async def create_thread(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     body = await parse_json(request, ThreadIn)
     backends = request.app[keys.BACKENDS]
     reply = await backends.call(
         "review", "CreateThread", backends.review.CreateThread,
         review_pb2.CreateThreadRequest(review_id=review_id, path=body.path, line=body.line,
-                                       start_line=body.start_line or 0, side=_SIDES[body.side],
+                                       start_line=body.start_line or 0, side=SIDES[body.side],
                                        body=body.body),
         token=auth.token, timeout=GITHUB_BOUND_TIMEOUT)
-    return json_response(views.thread_json(reply.thread), status=201)
+    return json_response(reviewjson.thread_json(reply.thread), status=201)
 
 
 async def list_threads(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     limit = query_int(request, "limit", 100, 1, 500)
     backends = request.app[keys.BACKENDS]
@@ -258,12 +254,12 @@ async def list_threads(request: web.Request) -> web.Response:
         review_pb2.ListThreadsRequest(review_id=review_id, limit=limit,
                                       cursor=request.query.get("cursor", "")),
         token=auth.token)
-    return json_response({"items": [views.thread_json(t) for t in reply.threads],
+    return json_response({"items": [reviewjson.thread_json(t) for t in reply.threads],
                           "next_cursor": reply.next_cursor or None})
 
 
 async def add_comment(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     thread_id = path_uuid(request, "thread_id", "thread")
     body = await parse_json(request, CommentIn)
@@ -272,11 +268,11 @@ async def add_comment(request: web.Request) -> web.Response:
         "review", "AddComment", backends.review.AddComment,
         review_pb2.AddCommentRequest(review_id=review_id, thread_id=thread_id, body=body.body),
         token=auth.token)
-    return json_response(views.comment_json(reply.comment), status=201)
+    return json_response(reviewjson.comment_json(reply.comment), status=201)
 
 
 async def resolve_thread(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     thread_id = path_uuid(request, "thread_id", "thread")
     backends = request.app[keys.BACKENDS]
@@ -284,11 +280,11 @@ async def resolve_thread(request: web.Request) -> web.Response:
         "review", "ResolveThread", backends.review.ResolveThread,
         review_pb2.ResolveThreadRequest(review_id=review_id, thread_id=thread_id),
         token=auth.token)
-    return json_response(views.thread_json(reply.thread))
+    return json_response(reviewjson.thread_json(reply.thread))
 
 
 async def unresolve_thread(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     thread_id = path_uuid(request, "thread_id", "thread")
     backends = request.app[keys.BACKENDS]
@@ -296,30 +292,30 @@ async def unresolve_thread(request: web.Request) -> web.Response:
         "review", "UnresolveThread", backends.review.UnresolveThread,
         review_pb2.UnresolveThreadRequest(review_id=review_id, thread_id=thread_id),
         token=auth.token)
-    return json_response(views.thread_json(reply.thread))
+    return json_response(reviewjson.thread_json(reply.thread))
 
 
 async def create_verdict(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     body = await parse_json(request, VerdictIn)
     backends = request.app[keys.BACKENDS]
     reply = await backends.call(
         "review", "CreateVerdict", backends.review.CreateVerdict,
-        review_pb2.CreateVerdictRequest(review_id=review_id, state=_VERDICTS[body.state],
+        review_pb2.CreateVerdictRequest(review_id=review_id, state=VERDICTS[body.state],
                                         body=body.body),
         token=auth.token)
-    return json_response(views.verdict_json(reply.verdict), status=201)
+    return json_response(reviewjson.verdict_json(reply.verdict), status=201)
 
 
 async def publish(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("review", "PublishReview", backends.review.PublishReview,
                                 review_pb2.PublishReviewRequest(review_id=review_id),
                                 token=auth.token, timeout=GITHUB_BOUND_TIMEOUT)
-    return json_response(views.published_json(reply))
+    return json_response(reviewjson.published_json(reply))
 
 
 async def github_webhook(request: web.Request) -> web.Response:

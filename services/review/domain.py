@@ -1,134 +1,159 @@
-"""Review rules: importing, threads anchored to lines, verdicts, publishing once, webhooks.
+"""Review records, domain errors and pure rules (anchors, outdated threads, the GitHub review).
 
-The domain talks to the outside only through the ports below; the composition
-root (server.py) hands it the gRPC, Redis and httpx adapters, and tests hand it
-fakes where a real service is not wanted.
+No I/O here: what the use cases (usecases.py) need from the outside comes
+through the ports (ports.py), and what they decide is computed here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
-import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
 
-from services.common.context import session_id_var
-from services.common.cursors import decode_cursor, encode_cursor
-from services.common.errors import (
-    DomainError,
-    FailedPrecondition,
-    FieldViolation,
-    InvalidArgument,
-    NotFound,
-    PermissionDenied,
-    Unauthenticated,
-    Unavailable,
-)
-from services.common.identity import Caller
-from services.review.diffs import file_lines, parse_patch_lenient, side_lines
-from services.review.github import (
-    REPO_PATTERN,
-    ChangedFile,
-    CommitInfo,
-    GitHub,
-    GitHubUser,
-    OutcomeUnknown,
-    PostedReview,
-    PullInfo,
-)
-from services.review.models import (
-    SIDES,
-    VERDICT_STATES,
-    Comment,
-    Membership,
-    Person,
-    Published,
-    Review,
-    ReviewFile,
-    Thread,
-    Verdict,
-)
-from services.review.repository import ReviewRepository, new_id
+from services.common.cursors import encode_cursor
+from services.common.errors import FieldViolation, InvalidArgument, Unavailable
+from services.review.diffs import Hunk, file_lines, parse_patch_lenient, side_lines
 
-log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
+SIDES = ("LEFT", "RIGHT")
+VERDICT_STATES = ("approve", "request_changes", "comment")
 MAX_BODY = 10_000
 MAX_PATH = 4096
 MAX_REF = 255
-# A publish that has not finished within this long is presumed dead.
-PUBLISH_LEASE_SECONDS = 120.0
 DEFAULT_REVIEW_BODY = "Reviewed with Tandem."
 # The sessions service takes event payloads up to 32 KiB; leave room for the envelope.
 EVENT_MAX_BYTES = 30_000
+REPO_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$")
+# The reason of every "GitHub is unavailable" error (the gateway answers 503 with it).
+GITHUB_UNAVAILABLE = "github_unavailable"
 _DELIVERY_ID = re.compile(r"^[A-Za-z0-9-]{1,100}$")
 _GITHUB_EVENTS = {"approve": "APPROVE", "request_changes": "REQUEST_CHANGES",
                   "comment": "COMMENT"}
 
-
-# --- ports --------------------------------------------------------------------
-
-
-class MembershipPort(Protocol):
-    async def membership(self, session_id: str, user_id: str) -> Membership | None: ...
+# What begin_publish finds: already "published", "busy" (another publish holds a live
+# lease), "missing", "claimed" (go ahead) or "claimed_uncertain" (go ahead, but an earlier
+# attempt may have reached GitHub: look for it first).
+PublishClaim = Literal["published", "busy", "missing", "claimed", "claimed_uncertain"]
 
 
-class DirectoryPort(Protocol):
-    async def github_token(self, user_id: str) -> str: ...
-
-    def forget(self, user_id: str) -> None: ...
-
-    async def logins(self, user_ids: list[str]) -> dict[str, str]: ...
-
-    async def people(self, user_ids: list[str]) -> dict[str, Person]: ...
-
-
-class EventsPort(Protocol):
-    async def append(self, session_id: str, kind: str, payload: dict[str, Any],
-                     user_id: str | None) -> None: ...
-
-
-class ContentsPort(Protocol):
-    async def get(self, sha: str, path: str) -> bytes | None: ...
-
-    async def put(self, sha: str, path: str, data: bytes) -> None: ...
-
-
-class DeliveriesPort(Protocol):
-    """Webhook deliveries seen, by delivery id and by the digest of the signed body."""
-
-    async def claim(self, delivery_id: str, body_digest: str) -> bool: ...
-
-    async def done(self, delivery_id: str, body_digest: str) -> None: ...
-
-    async def release(self, delivery_id: str, body_digest: str) -> None: ...
-
-
-class Renderer(Protocol):
-    """Turns records into the JSON the REST API shows (the event payloads)."""
-
-    def review(self, review: Review) -> dict[str, Any]: ...
-
-    def thread(self, thread: Thread) -> dict[str, Any]: ...
-
-    def comment(self, comment: Comment) -> dict[str, Any]: ...
-
-    def verdict(self, verdict: Verdict) -> dict[str, Any]: ...
+# --- records the review service stores ------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Limits:
-    max_file_bytes: int
-    max_files: int
+class FileSummary:
+    path: str
+    status: str
+    additions: int
+    deletions: int
+    previous_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFile:
+    """One file of a review, with its patch and the hunks parsed from it."""
+
+    path: str
+    status: str
+    additions: int
+    deletions: int
+    previous_path: str
+    patch: str
+    hunks: list[Hunk]
+
+    @property
+    def summary(self) -> FileSummary:
+        return FileSummary(self.path, self.status, self.additions, self.deletions,
+                           self.previous_path)
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A user's public profile (from the auth service), shown beside what they wrote."""
+
+    id: str
+    github_login: str
+    name: str
+    avatar_url: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    id: str
+    review_id: str
+    author_id: str
+    state: str
+    body: str
+    created_at: datetime
+    # Filled in for what is shown (Review.verdicts); None when not looked up.
+    author: Person | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    id: str
+    session_id: str
+    repo: str
+    pull_number: int | None
+    ref: str
+    head_sha: str
+    base_sha: str
+    title: str
+    state: str
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    github_review_id: int | None = None
+    github_review_url: str = ""
+    published_at: datetime | None = None
+    files: list[FileSummary] = field(default_factory=list)
+    # The latest verdict of anyone: what publishing posts.
+    verdict: Verdict | None = None
+    # Each reviewer's current verdict (their latest), oldest first.
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def decision(self) -> str | None:
+        return decide(self.verdicts)
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    id: str
+    thread_id: str
+    author_id: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    id: str
+    review_id: str
+    path: str
+    side: str
+    line: int
+    start_line: int | None
+    commit_sha: str
+    anchor_text: str
+    resolved: bool
+    outdated: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    comments: list[Comment] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    github_review_id: int
+    html_url: str
+    published_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +165,126 @@ class FileView:
     sha: str
 
 
-# --- pure rules -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_file_bytes: int
+    max_files: int
+
+
+# --- what peers and GitHub answer -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PullInfo:
+    number: int
+    title: str
+    head_sha: str
+    base_sha: str
+    state: str
+    author: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedFile:
+    path: str
+    status: str
+    additions: int
+    deletions: int
+    # "" when GitHub sends none (pure renames, binary files, very large diffs).
+    patch: str
+    previous_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    sha: str
+    parent_sha: str
+    title: str
+    files: list[ChangedFile]
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubUser:
+    """Who a token acts as: GitHub's numeric id (never reused) and the current login."""
+
+    id: int
+    login: str
+
+
+@dataclass(frozen=True, slots=True)
+class PostedReview:
+    id: int
+    html_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedReview:
+    """A review GitHub lists on a pull request: its id, text and its author's GitHub id."""
+
+    id: int
+    body: str
+    html_url: str
+    author_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedAnswer:
+    """A GET answer kept for conditional requests: its ETag, body and Link header."""
+
+    etag: str
+    body: bytes
+    link: str
+
+
+class OutcomeUnknown(Unavailable):
+    """A write GitHub may or may not have applied (it timed out, or the connection broke)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=5, reason=GITHUB_UNAVAILABLE)
+
+
+# --- pure rules -------------------------------------------------------------------------
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_uuid(value: str) -> str | None:
+    """The canonical spelling of a UUID, or None when `value` is not one."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        return None
+
+
+class _Listed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> str: ...
+
+
+L = TypeVar("L", bound=_Listed)
+
+
+def page_size(asked: int, *, default: int, most: int) -> int:
+    """The page size a list answers with: `default` when none is asked, at most `most`."""
+    return min(max(asked or default, 1), most)
+
+
+def one_page(rows: list[L], limit: int) -> tuple[list[L], str]:
+    """A page of a (created_at, id) keyset list read with limit + 1 rows, and the cursor
+    after it ("" on the last page: the extra row says whether there is more)."""
+    if len(rows) <= limit:
+        return rows, ""
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].created_at, rows[-1].id)
 
 
 def unprocessable(field: str, message: str) -> InvalidArgument:
@@ -158,6 +302,13 @@ def check_body(body: str, field: str = "body", *, allow_empty: bool = False) -> 
         raise InvalidArgument(f"{field} must not contain NUL characters",
                               [FieldViolation(field, "must not contain NUL characters")])
     return body
+
+
+def check_verdict_state(state: str) -> None:
+    if state not in VERDICT_STATES:
+        raise InvalidArgument("state must be approve, request_changes or comment",
+                              [FieldViolation("state", "must be approve, request_changes "
+                                                       "or comment")])
 
 
 def storable_path(path: str) -> bool:
@@ -178,6 +329,34 @@ def check_import(repo: str, pull_number: int, ref: str) -> None:
                                               "characters without spaces"))
     if problems:
         raise InvalidArgument("invalid import request", problems)
+
+
+def review_file(changed: ChangedFile) -> ReviewFile:
+    """A file GitHub lists as changed, as a review keeps it (a malformed patch gets no hunks)."""
+    return ReviewFile(changed.path, changed.status, changed.additions, changed.deletions,
+                      changed.previous_path, changed.patch,
+                      parse_patch_lenient(changed.path, changed.patch))
+
+
+def current_verdicts(verdicts: list[Verdict]) -> list[Verdict]:
+    """Each author's latest verdict (a newer one from the same person replaces theirs),
+    ordered by when it was given, oldest first."""
+    latest: dict[str, Verdict] = {}
+    for verdict in sorted(verdicts, key=lambda v: (v.created_at, v.id)):
+        latest.pop(verdict.author_id, None)
+        latest[verdict.author_id] = verdict
+    return list(latest.values())
+
+
+def decide(current: list[Verdict]) -> str | None:
+    """What the current verdicts add up to, as GitHub decides a pull request's review:
+    any request for changes wins, then any approval; comments alone decide nothing."""
+    states = {v.state for v in current}
+    if "request_changes" in states:
+        return "changes_requested"
+    if "approve" in states:
+        return "approved"
+    return None
 
 
 def anchor(file: ReviewFile, content: str | None, side: str, line: int,
@@ -244,499 +423,119 @@ def placeable(file: ReviewFile | None, thread: Thread) -> bool:
             and shown[start][0] == shown[thread.line][0])
 
 
+# --- publishing -------------------------------------------------------------------------
+
+
+def publish_marker(review_id: str) -> str:
+    """The hidden text that lets a retried publish find the review an earlier attempt posted."""
+    return f"<!-- tandem-review:{review_id} -->"
+
+
+def ours(listed: ListedReview, marker: str, me: GitHubUser) -> bool | None:
+    """Whether a review GitHub lists is the one an earlier publish posted.
+
+    None when it does not carry the marker; False when it does but another
+    GitHub user wrote it (the marker is public text anyone commenting can
+    copy: only a review the publishing user's own token wrote is ours, known
+    by GitHub's id, since logins can change).
+    """
+    if marker not in listed.body:
+        return None
+    return listed.author_id == me.id
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubReviewDraft:
+    """What publishing posts: the payload of GitHub's create-review call, and its counts."""
+
+    payload: dict[str, Any]
+    line_comments: int
+    body_notes: int
+
+
+def github_review(review: Review, files: list[ReviewFile], threads: list[Thread],
+                  logins: dict[str, str], marker: str) -> GitHubReviewDraft:
+    """One GitHub review: the latest verdict and every open, current thread.
+
+    Threads on lines the diff shows become line comments; the rest (GitHub
+    refuses comments off the diff) are listed in the review's body.
+    """
+    by_path = {f.path: f for f in files}
+    comments: list[dict[str, Any]] = []
+    notes: list[str] = []
+    for thread in threads:
+        if thread.resolved:
+            continue
+        text = thread_text(thread, logins)
+        if placeable(by_path.get(thread.path), thread):
+            comment: dict[str, Any] = {"path": thread.path, "line": thread.line,
+                                       "side": thread.side, "body": text}
+            if thread.start_line is not None and thread.start_line < thread.line:
+                comment["start_line"] = thread.start_line
+                comment["start_side"] = thread.side
+            comments.append(comment)
+        else:
+            where = f"`{thread.path}` line {thread.line} ({thread.side})"
+            notes.append(f"- {where}: " + text.replace("\n", "\n  "))
+    verdict = review.verdict
+    body = verdict.body.strip() if verdict and verdict.body.strip() else DEFAULT_REVIEW_BODY
+    if notes:
+        body += "\n\n**Comments on lines outside the diff**\n\n" + "\n".join(notes)
+    body += "\n\n" + marker
+    event = _GITHUB_EVENTS[verdict.state] if verdict else "COMMENT"
+    return GitHubReviewDraft({"commit_id": review.head_sha, "event": event, "body": body,
+                              "comments": comments}, len(comments), len(notes))
+
+
+def reply_authors(threads: list[Thread]) -> list[str]:
+    """Who wrote the replies of the open threads (their logins sign them on GitHub)."""
+    return [c.author_id for t in threads if not t.resolved for c in t.comments[1:]]
+
+
+def thread_text(thread: Thread, logins: dict[str, str]) -> str:
+    """A thread as one GitHub comment: the opening comment, then replies signed by login."""
+    if not thread.comments:
+        return ""
+    parts = [thread.comments[0].body]
+    for reply in thread.comments[1:]:
+        who = logins.get(reply.author_id)
+        parts.append(f"**@{who}:** {reply.body}" if who else reply.body)
+    return "\n\n".join(parts)
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
 def verify_signature(secret: str, body: bytes, signature: str) -> bool:
     """X-Hub-Signature-256: "sha256=" + hex HMAC-SHA256 of the raw body, compared in constant time."""
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), signature.strip().encode())
 
 
-def _uuid(value: str) -> str | None:
+def valid_delivery_id(delivery_id: str) -> bool:
+    return bool(_DELIVERY_ID.match(delivery_id))
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestEvent:
+    action: str | None
+    repo: str
+    number: int
+
+
+def pull_request_event(body: bytes) -> PullRequestEvent:
+    """The parts of a `pull_request` delivery the review service acts on."""
     try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        return None
+        payload = orjson.loads(body)
+        action = payload.get("action")
+        repo = str(payload["repository"]["full_name"])
+        number = int(payload.get("number") or payload["pull_request"]["number"])
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
+        raise InvalidArgument("the pull_request payload is not one GitHub sends") from None
+    return PullRequestEvent(action, repo, number)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _review_file(changed: ChangedFile) -> ReviewFile:
-    return ReviewFile(changed.path, changed.status, changed.additions, changed.deletions,
-                      changed.previous_path, changed.patch,
-                      parse_patch_lenient(changed.path, changed.patch))
-
-
-# --- the domain -------------------------------------------------------------------
-
-
-class ReviewDomain:
-    def __init__(self, repo: ReviewRepository, github: GitHub, members: MembershipPort,
-                 directory: DirectoryPort, events: EventsPort, contents: ContentsPort,
-                 deliveries: DeliveriesPort, render: Renderer, limits: Limits,
-                 webhook_secret: str) -> None:
-        self._repo = repo
-        self._github = github
-        self._members = members
-        self._directory = directory
-        self._events = events
-        self._contents = contents
-        self._deliveries = deliveries
-        self._render = render
-        self._limits = limits
-        self._secret = webhook_secret
-
-    # --- access ------------------------------------------------------------------
-
-    async def _access(self, caller: Caller, session_id: str, need: str, what: str) -> None:
-        """Let the caller in for `need` ("read", "write" or "owner"), or refuse.
-
-        A user who is not a member learns nothing: NotFound, as if the thing
-        did not exist. Internal callers without a user may read.
-        """
-        session_id_var.set(session_id)
-        if caller.user_id is None:
-            if caller.internal and need == "read":
-                return
-            raise Unauthenticated("a user access token is required")
-        membership = await self._members.membership(session_id, caller.user_id)
-        if membership is None:
-            raise NotFound(f"{what} not found")
-        if need == "read":
-            return
-        if need == "owner" and membership.role != "owner":
-            raise PermissionDenied("only the session's owner can publish the review")
-        if membership.role == "viewer":
-            raise PermissionDenied("viewers can read the review but not change it")
-        if not membership.active:
-            raise FailedPrecondition("the session has ended; its review is read-only")
-
-    async def _review(self, caller: Caller, review_id: str, need: str) -> Review:
-        key = _uuid(review_id)
-        review = await self._repo.get_review(key) if key else None
-        if review is None:
-            raise NotFound("review not found")
-        await self._access(caller, review.session_id, need, "review")
-        return review
-
-    async def _shown(self, reviews: list[Review]) -> list[Review]:
-        """Reviews as people see them: their verdicts with their authors' profiles."""
-        ids = [v.author_id for r in reviews for v in r.verdicts]
-        if not ids:
-            return reviews
-        people = await self._directory.people(ids)
-        return [replace(r, verdicts=[replace(v, author=people.get(v.author_id))
-                                     for v in r.verdicts]) for r in reviews]
-
-    async def _fresh(self, review: Review) -> Review:
-        """The review as stored now, as people see it (for an event after a change)."""
-        return (await self._shown([await self._repo.get_review(review.id) or review]))[0]
-
-    async def _as_user(self, user_id: str, call: Callable[[str], Awaitable[T]]) -> T:
-        """Run a GitHub call with a user's token; a refused token is not asked for again."""
-        token = await self._directory.github_token(user_id)
-        try:
-            return await call(token)
-        except FailedPrecondition as exc:
-            if exc.reason == "github_reauth":
-                self._directory.forget(user_id)
-            raise
-
-    # --- import ------------------------------------------------------------------
-
-    async def create_review(self, caller: Caller, session_id: str, repo: str, pull_number: int,
-                            ref: str) -> Review:
-        repo = repo.strip()
-        ref = ref.strip()
-        check_import(repo, pull_number, ref)
-        if _uuid(session_id) is None:
-            raise NotFound("session not found")
-        await self._access(caller, session_id, "write", "session")
-        user = caller.require_user()
-        # Everything is fetched before anything is written: a GitHub failure
-        # part-way leaves no trace. (Should a push land between the two reads,
-        # its synchronize webhook brings the review to the new head.)
-        if pull_number:
-            async def fetch_pull(token: str) -> tuple[PullInfo, list[ChangedFile]]:
-                return await asyncio.gather(
-                    self._github.pull(token, user, repo, pull_number),
-                    self._github.pull_files(token, user, repo, pull_number,
-                                            self._limits.max_files))
-
-            pull, changed = await self._as_user(user, fetch_pull)
-            head, base, title = pull.head_sha, pull.base_sha, pull.title
-        else:
-            async def fetch_ref(token: str) -> CommitInfo:
-                return await self._github.commit(token, repo, ref)
-
-            commit = await self._as_user(user, fetch_ref)
-            head, base, title, changed = (commit.sha, commit.parent_sha, commit.title,
-                                          commit.files)
-        files = [_review_file(c) for c in changed]
-        now = _now()
-        review = Review(id=new_id(), session_id=session_id, repo=repo,
-                        pull_number=pull_number or None, ref=ref, head_sha=head, base_sha=base,
-                        title=title, state="open", created_by=user, created_at=now,
-                        updated_at=now, files=[f.summary for f in files])
-        await self._repo.insert_review(review, files)
-        log.info("review imported", extra={"review_id": review.id, "files": len(files)})
-        await self._emit(review.session_id, "review.created", self._render.review(review),
-                         review.id, user)
-        return review
-
-    async def list_reviews(self, caller: Caller, session_id: str, limit: int,
-                           cursor: str) -> tuple[list[Review], str]:
-        if _uuid(session_id) is None:
-            raise NotFound("session not found")
-        await self._access(caller, session_id, "read", "session")
-        limit = min(max(limit or 50, 1), 100)
-        reviews = await self._repo.list_reviews(session_id, limit + 1, decode_cursor(cursor))
-        more = len(reviews) > limit
-        reviews = reviews[:limit]
-        next_cursor = encode_cursor(reviews[-1].created_at, reviews[-1].id) if more else ""
-        return await self._shown(reviews), next_cursor
-
-    async def get_review(self, caller: Caller, review_id: str) -> Review:
-        return (await self._shown([await self._review(caller, review_id, "read")]))[0]
-
-    # --- files -------------------------------------------------------------------
-
-    async def get_file(self, caller: Caller, review_id: str, path: str) -> FileView:
-        review = await self._review(caller, review_id, "read")
-        file = await self._file(review, path)
-        return FileView(file, await self._content(review, file, caller), review.head_sha)
-
-    async def _file(self, review: Review, path: str) -> ReviewFile:
-        file = await self._repo.get_file(review.id, path) if storable_path(path) else None
-        if file is None:
-            raise NotFound("file not found in this review")
-        return file
-
-    async def _content(self, review: Review, file: ReviewFile, caller: Caller) -> str | None:
-        if file.status == "removed":
-            return None
-        data = await self._read_at(review, file.path, review.head_sha, caller.user_id)
-        if data is None:
-            return None
-        return data.decode("utf-8", errors="replace")
-
-    async def _read_at(self, review: Review, path: str, sha: str,
-                       fallback_user: str | None) -> bytes | None:
-        """A file's bytes at a commit, from the cache or GitHub; None when it does not exist.
-
-        Read as the review's importer: members see what the import showed, even
-        those whose own GitHub account cannot read the repository.
-        """
-        cached = await self._contents.get(sha, path)
-        if cached is not None:
-            return cached
-
-        async def fetch(token: str) -> bytes:
-            return await self._github.contents(token, review.repo, path, sha,
-                                               self._limits.max_file_bytes)
-
-        try:
-            try:
-                data = await self._as_user(review.created_by, fetch)
-            except FailedPrecondition:
-                if not fallback_user or fallback_user == review.created_by:
-                    raise
-                data = await self._as_user(fallback_user, fetch)
-        except NotFound:
-            return None
-        await self._contents.put(sha, path, data)
-        return data
-
-    # --- threads -----------------------------------------------------------------
-
-    async def create_thread(self, caller: Caller, review_id: str, path: str, line: int,
-                            start_line: int | None, side: str, body: str) -> Thread:
-        review = await self._review(caller, review_id, "write")
-        user = caller.require_user()
-        check_body(body)
-        file = await self._repo.get_file(review.id, path) if storable_path(path) else None
-        if file is None:
-            raise unprocessable("path", "path is not a file of this review")
-        content = await self._content(review, file, caller) if side == "RIGHT" else None
-        text = anchor(file, content, side, line, start_line)
-        now = _now()
-        thread = Thread(id=new_id(), review_id=review.id, path=path, side=side, line=line,
-                        start_line=start_line, commit_sha=review.head_sha, anchor_text=text,
-                        resolved=False, outdated=False, created_by=user, created_at=now,
-                        updated_at=now)
-        comment = Comment(new_id(), thread.id, user, body, now)
-        await self._repo.insert_thread(thread, comment)
-        thread = replace(thread, comments=[comment])
-        await self._emit(review.session_id, "review.thread.created",
-                         self._render.thread(thread), review.id, user)
-        return thread
-
-    async def list_threads(self, caller: Caller, review_id: str, limit: int,
-                           cursor: str) -> tuple[list[Thread], str]:
-        review = await self._review(caller, review_id, "read")
-        limit = min(max(limit or 100, 1), 500)
-        threads = await self._repo.list_threads(review.id, limit + 1, decode_cursor(cursor))
-        more = len(threads) > limit
-        threads = threads[:limit]
-        next_cursor = encode_cursor(threads[-1].created_at, threads[-1].id) if more else ""
-        return threads, next_cursor
-
-    async def add_comment(self, caller: Caller, review_id: str, thread_id: str,
-                          body: str) -> Comment:
-        review = await self._review(caller, review_id, "write")
-        user = caller.require_user()
-        check_body(body)
-        key = _uuid(thread_id)
-        comment = Comment(new_id(), key or "", user, body, _now())
-        if key is None or not await self._repo.insert_comment(review.id, comment):
-            raise NotFound("thread not found")
-        await self._emit(review.session_id, "review.comment.created",
-                         self._render.comment(comment), review.id, user)
-        return comment
-
-    async def set_resolved(self, caller: Caller, review_id: str, thread_id: str,
-                           resolved: bool) -> Thread:
-        review = await self._review(caller, review_id, "write")
-        key = _uuid(thread_id)
-        thread, changed = (await self._repo.set_resolved(review.id, key, resolved)
-                           if key else (None, False))
-        if thread is None:
-            raise NotFound("thread not found")
-        if changed:
-            fresh = await self._fresh(review)
-            await self._emit(review.session_id, "review.updated", {
-                **self._render.review(fresh),
-                "change": "thread_resolved" if resolved else "thread_unresolved",
-                "thread": self._render.thread(thread)}, review.id, caller.user_id)
-        return thread
-
-    # --- verdicts ----------------------------------------------------------------
-
-    async def create_verdict(self, caller: Caller, review_id: str, state: str,
-                             body: str) -> Verdict:
-        review = await self._review(caller, review_id, "write")
-        user = caller.require_user()
-        if state not in VERDICT_STATES:
-            raise InvalidArgument("state must be approve, request_changes or comment",
-                                  [FieldViolation("state", "must be approve, request_changes "
-                                                           "or comment")])
-        check_body(body, allow_empty=True)
-        verdict = Verdict(new_id(), review.id, user, state, body, _now())
-        await self._repo.insert_verdict(verdict)
-        await self._emit(review.session_id, "review.updated", {
-            **self._render.review(await self._fresh(review)),
-            "change": "verdict", "verdict": self._render.verdict(verdict)}, review.id, user)
-        return verdict
-
-    # --- publishing --------------------------------------------------------------
-
-    async def publish(self, caller: Caller, review_id: str) -> Published:
-        review = await self._review(caller, review_id, "owner")
-        user = caller.require_user()
-        if review.pull_number is None:
-            raise FailedPrecondition("only a pull request's review can be published; "
-                                     "this review imported a ref")
-        claim = await self._repo.begin_publish(review.id, PUBLISH_LEASE_SECONDS)
-        if claim == "published":
-            done = await self._repo.published(review.id)
-            assert done is not None  # noqa: S101 - "published" means the row says so
-            return done
-        if claim == "busy":
-            raise FailedPrecondition("this review is being published right now",
-                                     reason="in_progress")
-        if claim == "missing":
-            raise NotFound("review not found")
-        uncertain = claim == "claimed_uncertain"
-        try:
-            published = await self._post(review, user, look_first=uncertain)
-        except (OutcomeUnknown, asyncio.CancelledError):
-            # GitHub may have the review: the next attempt looks for it before posting.
-            await self._repo.release_publish(review.id, uncertain=True)
-            raise
-        except BaseException:
-            # A definite refusal; an earlier unknown outcome stays unknown until looked at.
-            await self._repo.release_publish(review.id, uncertain=uncertain)
-            raise
-        fresh = await self._fresh(review)
-        await self._emit(review.session_id, "review.updated", {
-            **self._render.review(fresh), "change": "published"}, review.id, user)
-        return published
-
-    async def _post(self, review: Review, user: str, *, look_first: bool) -> Published:
-        number = review.pull_number
-        assert number is not None  # noqa: S101 - checked by publish()
-        marker = f"<!-- tandem-review:{review.id} -->"
-        if look_first:
-            async def existing(token: str) -> tuple[GitHubUser, list[dict[str, Any]]]:
-                me, found = await asyncio.gather(
-                    self._github.viewer(token), self._github.reviews(token, review.repo, number))
-                return me, found
-
-            me, found = await self._as_user(user, existing)
-            for posted in found:
-                # The marker is public text anyone commenting on the pull request can
-                # copy: only a review the publishing user's own token wrote is ours.
-                if marker not in str(posted.get("body") or ""):
-                    continue
-                if not _authored_by(posted, me):
-                    log.warning("a review carrying this review's marker was written by another "
-                                "GitHub user; not adopted",
-                                extra={"review_id": review.id, "github_review_id": posted.get("id")})
-                    continue
-                at = await self._repo.finish_publish(review.id, int(posted["id"]),
-                                                     str(posted.get("html_url") or ""))
-                log.info("adopted a review an earlier publish had posted",
-                         extra={"review_id": review.id})
-                return Published(int(posted["id"]), str(posted.get("html_url") or ""), at)
-        payload, line_comments, notes = await self._payload(review, marker)
-
-        async def post(token: str) -> PostedReview:
-            return await self._github.create_review(token, review.repo, number, payload)
-
-        posted_review = await self._as_user(user, post)
-        at = await self._repo.finish_publish(review.id, posted_review.id, posted_review.html_url)
-        log.info("review published", extra={"review_id": review.id,
-                                            "line_comments": line_comments, "body_notes": notes})
-        return Published(posted_review.id, posted_review.html_url, at)
-
-    async def _payload(self, review: Review, marker: str) -> tuple[dict[str, Any], int, int]:
-        """One GitHub review: the latest verdict and every open, current thread.
-
-        Threads on lines the diff shows become line comments; the rest (GitHub
-        refuses comments off the diff) are listed in the review's body.
-        """
-        files = {f.path: f for f in await self._repo.get_files(review.id)}
-        threads = [t for t in await self._repo.current_threads(review.id) if not t.resolved]
-        authors = [c.author_id for t in threads for c in t.comments[1:]]
-        logins = await self._directory.logins(authors)
-        comments: list[dict[str, Any]] = []
-        notes: list[str] = []
-        for thread in threads:
-            text = _thread_text(thread, logins)
-            if placeable(files.get(thread.path), thread):
-                comment: dict[str, Any] = {"path": thread.path, "line": thread.line,
-                                           "side": thread.side, "body": text}
-                if thread.start_line is not None and thread.start_line < thread.line:
-                    comment["start_line"] = thread.start_line
-                    comment["start_side"] = thread.side
-                comments.append(comment)
-            else:
-                where = f"`{thread.path}` line {thread.line} ({thread.side})"
-                notes.append(f"- {where}: " + text.replace("\n", "\n  "))
-        verdict = review.verdict
-        body = verdict.body.strip() if verdict and verdict.body.strip() else DEFAULT_REVIEW_BODY
-        if notes:
-            body += "\n\n**Comments on lines outside the diff**\n\n" + "\n".join(notes)
-        body += "\n\n" + marker
-        event = _GITHUB_EVENTS[verdict.state] if verdict else "COMMENT"
-        return ({"commit_id": review.head_sha, "event": event, "body": body,
-                 "comments": comments}, len(comments), len(notes))
-
-    # --- webhooks ----------------------------------------------------------------
-
-    async def handle_webhook(self, event: str, delivery_id: str, signature: str,
-                             body: bytes) -> str:
-        if not signature or not verify_signature(self._secret, body, signature):
-            raise Unauthenticated("missing or invalid X-Hub-Signature-256")
-        if not _DELIVERY_ID.match(delivery_id):
-            raise InvalidArgument("X-GitHub-Delivery is missing or malformed",
-                                  [FieldViolation("X-GitHub-Delivery", "required")])
-        # X-GitHub-Delivery is not signed: the same signed body under a new id (or
-        # another X-GitHub-Event) is a replay, so the body's digest is claimed too.
-        digest = hashlib.sha256(body).hexdigest()
-        if not await self._deliveries.claim(delivery_id, digest):
-            return "duplicate"
-        try:
-            outcome = await self._dispatch(event, body)
-        except BaseException:
-            await self._deliveries.release(delivery_id, digest)
-            raise
-        await self._deliveries.done(delivery_id, digest)
-        return outcome
-
-    async def _dispatch(self, event: str, body: bytes) -> str:
-        if event != "pull_request":
-            return "ignored"
-        try:
-            payload = orjson.loads(body)
-            action = payload.get("action")
-            repo = str(payload["repository"]["full_name"])
-            number = int(payload.get("number") or payload["pull_request"]["number"])
-        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError, ValueError):
-            raise InvalidArgument("the pull_request payload is not one GitHub sends") from None
-        if action != "synchronize":
-            return "ignored"
-        failed = 0
-        for review in await self._repo.reviews_for_pull(repo, number):
-            try:
-                await self.refresh(review)
-            except Unavailable as exc:
-                # Transient (GitHub down, rate-limited): worth a redelivery.
-                failed += 1
-                log.warning("could not refresh a review after a push",
-                            extra={"review_id": review.id, "error": exc.message})
-            except DomainError as exc:
-                # Permanent for this review (importer's token revoked, PR gone): a
-                # redelivery would fail the same way and hold back every other review.
-                log.warning("review left at its old head after a push",
-                            extra={"review_id": review.id, "error": exc.message})
-        if failed:
-            # Answer an error so the delivery shows as failed and a redelivery
-            # (released above) refreshes what is left; refreshed reviews skip.
-            raise Unavailable(f"{failed} review(s) could not be refreshed; redeliver later",
-                              retry_after=30, reason="github_unavailable")
-        return "processed"
-
-    async def refresh(self, review: Review) -> bool:
-        """Move a pull request's review to the pull request's current head; False if already there.
-
-        Threads are kept; a thread is marked outdated when its lines read
-        differently at the new head or its file is gone.
-        """
-        number = review.pull_number
-        if number is None:
-            return False
-        user = review.created_by
-
-        async def fetch(token: str) -> PullInfo:
-            return await self._github.pull(token, user, review.repo, number)
-
-        pull = await self._as_user(user, fetch)
-        if pull.head_sha == review.head_sha and pull.base_sha == review.base_sha:
-            return False
-
-        async def fetch_files(token: str) -> list[ChangedFile]:
-            return await self._github.pull_files(token, user, review.repo, number,
-                                                 self._limits.max_files)
-
-        files = [_review_file(c) for c in await self._as_user(user, fetch_files)]
-        by_path = {f.path: f for f in files}
-        threads = await self._repo.current_threads(review.id)
-        contents: dict[str, str | None] = {}
-        for path in sorted({t.path for t in threads if t.side == "RIGHT"}):
-            data = await self._read_at(review, path, pull.head_sha, None)
-            contents[path] = None if data is None else data.decode("utf-8", errors="replace")
-        outdated = [t.id for t in threads
-                    if is_outdated(t, by_path.get(t.path), contents.get(t.path))]
-        moved = await self._repo.apply_refresh(review.id, review.head_sha, pull.head_sha,
-                                               pull.base_sha, pull.title, files, outdated)
-        if not moved:
-            return False
-        log.info("review moved to a new head", extra={"review_id": review.id,
-                                                     "outdated_threads": len(outdated)})
-        fresh = await self._repo.get_review(review.id)
-        if fresh is not None:
-            fresh = (await self._shown([fresh]))[0]
-            await self._emit(review.session_id, "review.updated", {
-                **self._render.review(fresh), "change": "synchronize",
-                "outdated_thread_ids": outdated}, review.id, None)
-        return True
-
-    # --- events ------------------------------------------------------------------
-
-    async def _emit(self, session_id: str, kind: str, payload: dict[str, Any], review_id: str,
-                    user_id: str | None) -> None:
-        await self._events.append(session_id, kind, event_payload(payload, review_id), user_id)
+# --- events -----------------------------------------------------------------------------
 
 
 def event_payload(payload: dict[str, Any], review_id: str) -> dict[str, Any]:
@@ -764,21 +563,3 @@ def event_payload(payload: dict[str, Any], review_id: str) -> dict[str, Any]:
             slim[key] = value
     slim["truncated"] = True
     return slim
-
-
-def _authored_by(posted: dict[str, Any], me: GitHubUser) -> bool:
-    """Whether a review GitHub lists was written by `me`, by GitHub's id (logins can change)."""
-    author = posted.get("user")
-    return isinstance(author, dict) and author.get("id") == me.id
-
-
-def _thread_text(thread: Thread, logins: dict[str, str]) -> str:
-    """A thread as one GitHub comment: the opening comment, then replies signed by login."""
-    if not thread.comments:
-        return ""
-    parts = [thread.comments[0].body]
-    for reply in thread.comments[1:]:
-        who = logins.get(reply.author_id)
-        parts.append(f"**@{who}:** {reply.body}" if who else reply.body)
-    return "\n\n".join(parts)
-

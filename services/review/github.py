@@ -18,8 +18,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
@@ -33,6 +32,18 @@ from services.common.errors import (
     PermissionDenied,
     Unavailable,
 )
+from services.review.domain import (
+    GITHUB_UNAVAILABLE,
+    CachedAnswer,
+    ChangedFile,
+    CommitInfo,
+    GitHubUser,
+    ListedReview,
+    OutcomeUnknown,
+    PostedReview,
+    PullInfo,
+)
+from services.review.ports import EtagStore
 
 if TYPE_CHECKING:
     import httpx
@@ -53,71 +64,6 @@ _MAX_PAGES = 30
 _DEADLINE_MARGIN = 0.25
 _BACKOFF_BASE = 0.2
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
-REPO_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/(?!\.\.?$)[A-Za-z0-9._-]{1,100}$")
-UNAVAILABLE = "github_unavailable"
-
-
-@dataclass(frozen=True, slots=True)
-class PullInfo:
-    number: int
-    title: str
-    head_sha: str
-    base_sha: str
-    state: str
-    author: str
-
-
-@dataclass(frozen=True, slots=True)
-class ChangedFile:
-    path: str
-    status: str
-    additions: int
-    deletions: int
-    # "" when GitHub sends none (pure renames, binary files, very large diffs).
-    patch: str
-    previous_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommitInfo:
-    sha: str
-    parent_sha: str
-    title: str
-    files: list[ChangedFile]
-
-
-@dataclass(frozen=True, slots=True)
-class GitHubUser:
-    """Who a token acts as: GitHub's numeric id (never reused) and the current login."""
-
-    id: int
-    login: str
-
-
-@dataclass(frozen=True, slots=True)
-class PostedReview:
-    id: int
-    html_url: str
-
-
-@dataclass(frozen=True, slots=True)
-class CachedAnswer:
-    """A GET answer kept for conditional requests: its ETag, body and Link header."""
-
-    etag: str
-    body: bytes
-    link: str
-
-
-class EtagStore(Protocol):
-    async def get(self, key: str) -> CachedAnswer | None: ...
-
-    async def put(self, key: str, answer: CachedAnswer) -> None: ...
-
-
-def split_repo(repo: str) -> tuple[str, str]:
-    owner, _, name = repo.partition("/")
-    return owner, name
 
 
 class GitHub:
@@ -139,7 +85,7 @@ class GitHub:
                                     what="repository or pull request", cache_scope=scope)
         if not isinstance(body, dict):
             raise Unavailable("GitHub answered the pull request with an unexpected shape",
-                              reason=UNAVAILABLE)
+                              reason=GITHUB_UNAVAILABLE)
         try:
             return PullInfo(int(body["number"]), str(body.get("title") or ""),
                             str(body["head"]["sha"]), str(body["base"]["sha"]),
@@ -147,7 +93,7 @@ class GitHub:
                             str((body.get("user") or {}).get("login") or ""))
         except (KeyError, TypeError, ValueError):
             raise Unavailable("GitHub answered the pull request with an unexpected shape",
-                              reason=UNAVAILABLE) from None
+                              reason=GITHUB_UNAVAILABLE) from None
 
     async def pull_files(self, token: str, scope: str, repo: str, number: int,
                          max_files: int) -> list[ChangedFile]:
@@ -160,7 +106,7 @@ class GitHub:
             body, link = await self._get_page(token, url, scope)
             if not isinstance(body, list):
                 raise Unavailable("GitHub answered the file list with an unexpected shape",
-                                  reason=UNAVAILABLE)
+                                  reason=GITHUB_UNAVAILABLE)
             files.extend(_changed_file(item) for item in body)
             url = self._next_url(link)
         return files[:max_files]
@@ -172,7 +118,7 @@ class GitHub:
                                     not_found_statuses=(404, 422))
         if not isinstance(body, dict):
             raise Unavailable("GitHub answered the commit with an unexpected shape",
-                              reason=UNAVAILABLE)
+                              reason=GITHUB_UNAVAILABLE)
         try:
             parents = body.get("parents") or []
             message = str((body.get("commit") or {}).get("message") or "")
@@ -181,7 +127,7 @@ class GitHub:
                               [_changed_file(item) for item in body.get("files") or []])
         except (KeyError, TypeError, ValueError, IndexError):
             raise Unavailable("GitHub answered the commit with an unexpected shape",
-                              reason=UNAVAILABLE) from None
+                              reason=GITHUB_UNAVAILABLE) from None
 
     async def contents(self, token: str, repo: str, path: str, ref: str,
                        max_bytes: int) -> bytes:
@@ -203,13 +149,13 @@ class GitHub:
             return GitHubUser(int(body["id"]), str(body["login"]))
         except (KeyError, TypeError, ValueError):
             raise Unavailable("GitHub answered the authenticated user with an unexpected shape",
-                              reason=UNAVAILABLE) from None
+                              reason=GITHUB_UNAVAILABLE) from None
 
-    async def reviews(self, token: str, repo: str, number: int) -> list[dict[str, Any]]:
+    async def reviews(self, token: str, repo: str, number: int) -> list[ListedReview]:
         """Every submitted review of a pull request (bounded pages)."""
         url: str | None = (f"{self._api}/repos/{_repo_path(repo)}/pulls/{number}/reviews"
                            f"?per_page={_PER_PAGE}")
-        found: list[dict[str, Any]] = []
+        found: list[ListedReview] = []
         for _ in range(_MAX_PAGES):
             if url is None:
                 break
@@ -218,7 +164,7 @@ class GitHub:
                 raise _refusal(response, "repository or pull request")
             body = _json(response.content)
             if isinstance(body, list):
-                found.extend(item for item in body if isinstance(item, dict))
+                found.extend(listed for listed in map(_listed_review, body) if listed)
             url = self._next_url(response.headers.get("Link", ""))
         return found
 
@@ -237,7 +183,7 @@ class GitHub:
         body = _json(response.content)
         if not isinstance(body, dict) or not isinstance(body.get("id"), int):
             raise Unavailable("GitHub answered the new review with an unexpected shape",
-                              reason=UNAVAILABLE)
+                              reason=GITHUB_UNAVAILABLE)
         return PostedReview(int(body["id"]), str(body.get("html_url") or ""))
 
     # --- plumbing ------------------------------------------------------------
@@ -319,7 +265,7 @@ class GitHub:
             # The POST may have been applied; the caller treats the outcome as unknown.
             raise OutcomeUnknown(f"GitHub did not confirm the request: {problem}")
         raise Unavailable(f"GitHub is unavailable: {problem}; try again shortly",
-                          retry_after=5, reason=UNAVAILABLE)
+                          retry_after=5, reason=GITHUB_UNAVAILABLE)
 
     def _budget(self) -> float:
         deadline = deadline_var.get()
@@ -328,7 +274,7 @@ class GitHub:
         remaining = deadline - time.monotonic() - _DEADLINE_MARGIN
         if remaining <= 0:
             raise Unavailable("GitHub did not answer in time; try again shortly",
-                              retry_after=5, reason=UNAVAILABLE)
+                              retry_after=5, reason=GITHUB_UNAVAILABLE)
         return min(self._timeout, remaining)
 
     async def _backoff(self, attempt: int) -> bool:
@@ -341,15 +287,8 @@ class GitHub:
         return True
 
 
-class OutcomeUnknown(Unavailable):
-    """A write GitHub may or may not have applied (it timed out, or the connection broke)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, retry_after=5, reason=UNAVAILABLE)
-
-
 def _repo_path(repo: str) -> str:
-    owner, name = split_repo(repo)
+    owner, _, name = repo.partition("/")
     return f"{quote(owner, safe='')}/{quote(name, safe='')}"
 
 
@@ -364,16 +303,26 @@ def _json(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise Unavailable("GitHub answered with something that is not JSON",
-                          reason=UNAVAILABLE) from None
+                          reason=GITHUB_UNAVAILABLE) from None
 
 
 def _changed_file(item: Any) -> ChangedFile:
     if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
         raise Unavailable("GitHub answered a file entry with an unexpected shape",
-                          reason=UNAVAILABLE)
+                          reason=GITHUB_UNAVAILABLE)
     return ChangedFile(item["filename"], str(item.get("status") or "modified"),
                        int(item.get("additions") or 0), int(item.get("deletions") or 0),
                        str(item.get("patch") or ""), str(item.get("previous_filename") or ""))
+
+
+def _listed_review(item: Any) -> ListedReview | None:
+    """A review from GitHub's list, or None for an entry that is not one (no numeric id)."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), int):
+        return None
+    author = item.get("user")
+    author_id = author.get("id") if isinstance(author, dict) else None
+    return ListedReview(item["id"], str(item.get("body") or ""), str(item.get("html_url") or ""),
+                        author_id if isinstance(author_id, int) else None)
 
 
 def _track_rate_limit(response: httpx.Response) -> None:
@@ -420,7 +369,7 @@ def _refusal(response: httpx.Response, what: str) -> DomainError:
     if rate_limited:
         retry_after = _retry_after(response)
         return Unavailable(f"GitHub's API rate limit is exhausted; try again in {retry_after}s",
-                           retry_after=retry_after, reason=UNAVAILABLE)
+                           retry_after=retry_after, reason=GITHUB_UNAVAILABLE)
     if status == 403:
         return PermissionDenied(f"GitHub refused access to the {what}")
     if status == 404:
@@ -430,5 +379,5 @@ def _refusal(response: httpx.Response, what: str) -> DomainError:
         return InvalidArgument(f"GitHub refused the request: {detail}", reason="unprocessable")
     if status >= 500:
         return Unavailable(f"GitHub is unavailable: answered {status}; try again shortly",
-                           retry_after=5, reason=UNAVAILABLE)
+                           retry_after=5, reason=GITHUB_UNAVAILABLE)
     return FailedPrecondition(f"GitHub answered {status}: {_message(response) or 'refused'}")

@@ -1,20 +1,25 @@
-"""All SQL of the review service."""
+"""All SQL of the review service: typed records in and out, driver errors as domain errors."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import psycopg
+import psycopg_pool
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from services.common.errors import NotFound, Unavailable
 from services.common.grpcserver import Pool
 from services.review.diffs import hunks_from_json, hunks_to_json
-from services.review.models import (
+from services.review.domain import (
     Comment,
     FileSummary,
+    PublishClaim,
     Published,
     Review,
     ReviewFile,
@@ -22,6 +27,8 @@ from services.review.models import (
     Verdict,
     current_verdicts,
 )
+
+log = logging.getLogger(__name__)
 
 Conn = AsyncConnection[dict[str, Any]]
 
@@ -32,6 +39,8 @@ _THREAD_COLS = ("id, review_id, path, side, line, start_line, commit_sha, anchor
                 "resolved, outdated, created_by, created_at, updated_at")
 _FILE_COLS = "path, status, additions, deletions, previous_path, patch, hunks"
 _VERDICT_COLS = "id, review_id, author_id, state, body, created_at"
+# The database is down or saturated: the caller may retry later (the gateway answers 503).
+_UNREACHABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)
 
 
 def _verdict(row: dict[str, Any]) -> Verdict:
@@ -74,11 +83,26 @@ class ReviewRepository:
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
 
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Conn]:
+        """A pooled connection; what the driver raises leaves as a domain error."""
+        try:
+            async with self._pool.connection() as conn:
+                yield conn
+        except _UNREACHABLE as exc:
+            log.warning("database unavailable: %s", type(exc).__name__)
+            raise Unavailable("database unavailable, try again shortly",
+                              reason="database_unavailable") from exc
+        except psycopg.errors.ForeignKeyViolation as exc:
+            # Every foreign key points at a review, or at a thread that goes only with its
+            # review: the review was deleted (its session was) while this write ran.
+            raise NotFound("review not found") from exc
+
     # --- reviews and files -----------------------------------------------------
 
     async def insert_review(self, review: Review, files: Sequence[ReviewFile]) -> None:
         """The review and every file in one transaction: an import is whole or absent."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO reviews (id, session_id, repo, pull_number, ref, head_sha, base_sha, "
                 "title, state, created_by, created_at, updated_at) "
@@ -100,7 +124,7 @@ class ReviewRepository:
                   f.patch, Jsonb(hunks_to_json(f.hunks))) for index, f in enumerate(files)])
 
     async def get_review(self, review_id: str) -> Review | None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(f"SELECT {_REVIEW_COLS} FROM reviews WHERE id = %s",
                                      (review_id,))
             row = await cur.fetchone()
@@ -111,7 +135,7 @@ class ReviewRepository:
     async def list_reviews(self, session_id: str, limit: int,
                            after: tuple[datetime, str] | None) -> list[Review]:
         """A session's reviews, newest first, after a (created_at, id) keyset cursor."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             if after is None:
                 cur = await conn.execute(
                     f"SELECT {_REVIEW_COLS} FROM reviews WHERE session_id = %s "
@@ -126,7 +150,7 @@ class ReviewRepository:
             return await self._complete(conn, rows)
 
     async def reviews_for_pull(self, repo: str, number: int) -> list[Review]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_REVIEW_COLS} FROM reviews WHERE lower(repo) = lower(%s) "
                 "AND pull_number = %s ORDER BY created_at", (repo, number))
@@ -163,7 +187,7 @@ class ReviewRepository:
         return out
 
     async def get_file(self, review_id: str, path: str) -> ReviewFile | None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_FILE_COLS} FROM review_files WHERE review_id = %s AND path = %s",
                 (review_id, path))
@@ -171,7 +195,7 @@ class ReviewRepository:
         return _file(row) if row else None
 
     async def get_files(self, review_id: str) -> list[ReviewFile]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_FILE_COLS} FROM review_files WHERE review_id = %s ORDER BY ordinal",
                 (review_id,))
@@ -185,7 +209,7 @@ class ReviewRepository:
         False when the review is no longer at `expected_head` (a concurrent
         refresh got there first): nothing is written then.
         """
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE reviews SET head_sha = %s, base_sha = %s, title = %s, updated_at = now() "
                 "WHERE id = %s AND head_sha = %s", (head_sha, base_sha, title, review_id,
@@ -203,7 +227,7 @@ class ReviewRepository:
     # --- threads and comments --------------------------------------------------
 
     async def insert_thread(self, thread: Thread, comment: Comment) -> None:
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO threads (id, review_id, path, side, line, start_line, commit_sha, "
                 "anchor_text, resolved, outdated, created_by, created_at, updated_at) "
@@ -217,20 +241,10 @@ class ReviewRepository:
                 (comment.id, comment.thread_id, comment.author_id, comment.body,
                  comment.created_at))
 
-    async def get_thread(self, review_id: str, thread_id: str) -> Thread | None:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_THREAD_COLS} FROM threads WHERE id = %s AND review_id = %s",
-                (thread_id, review_id))
-            row = await cur.fetchone()
-            if row is None:
-                return None
-            return (await self._with_comments(conn, [row]))[0]
-
     async def list_threads(self, review_id: str, limit: int,
                            after: tuple[datetime, str] | None) -> list[Thread]:
         """A review's threads, oldest first, after a (created_at, id) keyset cursor."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             if after is None:
                 cur = await conn.execute(
                     f"SELECT {_THREAD_COLS} FROM threads WHERE review_id = %s "
@@ -244,7 +258,7 @@ class ReviewRepository:
 
     async def current_threads(self, review_id: str) -> list[Thread]:
         """Every thread that is not outdated, with its comments (refresh and publish)."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 f"SELECT {_THREAD_COLS} FROM threads WHERE review_id = %s AND NOT outdated "
                 "ORDER BY created_at, id", (review_id,))
@@ -265,7 +279,7 @@ class ReviewRepository:
 
     async def insert_comment(self, review_id: str, comment: Comment) -> bool:
         """Add a reply; False when the thread is not one of this review's."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE threads SET updated_at = now() WHERE id = %s AND review_id = %s",
                 (comment.thread_id, review_id))
@@ -281,7 +295,7 @@ class ReviewRepository:
     async def set_resolved(self, review_id: str, thread_id: str,
                            resolved: bool) -> tuple[Thread | None, bool]:
         """(thread, changed): setting the state it already has changes nothing."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE threads SET resolved = %s, updated_at = now() "
                 "WHERE id = %s AND review_id = %s AND resolved <> %s",
@@ -298,7 +312,7 @@ class ReviewRepository:
     # --- verdicts --------------------------------------------------------------
 
     async def insert_verdict(self, verdict: Verdict) -> None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 "INSERT INTO verdicts (id, review_id, author_id, state, body, created_at) "
                 "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -307,14 +321,13 @@ class ReviewRepository:
 
     # --- publishing ------------------------------------------------------------
 
-    async def begin_publish(self, review_id: str, lease_seconds: float) -> str:
+    async def begin_publish(self, review_id: str, lease_seconds: float) -> PublishClaim:
         """Claim the right to post a review, under a row lock so two publishes cannot both post.
 
-        Returns "published" (already done), "busy" (another publish holds a live
-        lease), "claimed" (go ahead) or "claimed_uncertain" (go ahead, but an
-        earlier attempt may have reached GitHub: look for it first).
+        What it finds is a PublishClaim (domain.py): "published", "busy", "missing",
+        "claimed" or "claimed_uncertain".
         """
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "SELECT publish_state, publish_started_at > now() - make_interval(secs => %s) "
                 "AS live FROM reviews WHERE id = %s FOR UPDATE", (lease_seconds, review_id))
@@ -334,7 +347,7 @@ class ReviewRepository:
 
     async def finish_publish(self, review_id: str, github_review_id: int,
                              html_url: str) -> datetime:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "UPDATE reviews SET publish_state = 'published', state = 'published', "
                 "github_review_id = %s, github_review_url = %s, published_at = now(), "
@@ -346,14 +359,14 @@ class ReviewRepository:
         return published_at
 
     async def release_publish(self, review_id: str, *, uncertain: bool) -> None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(
                 "UPDATE reviews SET publish_state = %s, publish_started_at = NULL "
                 "WHERE id = %s AND publish_state = 'publishing'",
                 ("uncertain" if uncertain else None, review_id))
 
     async def published(self, review_id: str) -> Published | None:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(
                 "SELECT github_review_id, github_review_url, published_at FROM reviews "
                 "WHERE id = %s AND publish_state = 'published'", (review_id,))
@@ -367,7 +380,7 @@ class ReviewRepository:
     async def purge_session(self, session_id: str) -> int:
         """Forget a deleted session: its reviews go, with their files, threads, comments and
         verdicts (foreign keys cascade). Idempotent; returns how many reviews went."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             await conn.execute("INSERT INTO deleted_sessions (session_id) VALUES (%s) "
                                "ON CONFLICT (session_id) DO NOTHING", (session_id,))
             cur = await conn.execute("DELETE FROM reviews WHERE session_id = %s", (session_id,))
@@ -376,7 +389,7 @@ class ReviewRepository:
     async def sweep_deleted_sessions(self, keep_seconds: float) -> int:
         """Delete reviews written for a deleted session after its purge; forget deletions
         older than `keep_seconds`. Returns how many reviews went."""
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             cur = await conn.execute("DELETE FROM reviews r USING deleted_sessions d "
                                      "WHERE r.session_id = d.session_id")
             swept = cur.rowcount
@@ -384,7 +397,3 @@ class ReviewRepository:
                                "WHERE deleted_at < now() - make_interval(secs => %s)",
                                (keep_seconds,))
         return swept
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())

@@ -15,7 +15,7 @@ import pytest
 from scripts.platform import ROOT, python_env
 from services.auth.settings import PUBLISHED_DEV_KEY, AuthSettings
 from services.common.config import CommonConfig, ConfigError, Env
-from services.review.settings import ReviewSettings
+from services.review.config import ReviewConfig
 
 
 def test_defaults_are_valid_without_any_variable() -> None:
@@ -88,7 +88,7 @@ _KEY = "7cXu5YdQz8yT4vVnqkR9cH1o0mQmJb5q3VtQ0y2Lw8c="
 _SECRETS: list[tuple[str, Callable[[Env], str], str]] = [
     ("SERVICE_TOKEN", lambda env: CommonConfig.from_env(env).service_token,
      "tandem-local-service-token"),
-    ("GITHUB_WEBHOOK_SECRET", lambda env: ReviewSettings.from_env(env).webhook_secret,
+    ("GITHUB_WEBHOOK_SECRET", lambda env: ReviewConfig.from_env(env).webhook_secret,
      "tandem-local-webhook-secret"),
     ("GITHUB_CLIENT_SECRET", lambda env: AuthSettings.from_env(env).github_client_secret,
      "tandem-local-secret"),

@@ -18,20 +18,11 @@ from services.common.errors import (
     Unavailable,
 )
 from services.review.diffs import parse_patch
-from services.review.github import CachedAnswer, GitHub, OutcomeUnknown, deadline_var
+from services.review.domain import OutcomeUnknown
+from services.review.github import GitHub, deadline_var
 from standins.github.data import HELLO_USERS_HEAD
 from tests.review.conftest import PRIVATE_REPO, REPO
-
-
-class MemoryEtags:
-    def __init__(self) -> None:
-        self.items: dict[str, CachedAnswer] = {}
-
-    async def get(self, key: str) -> CachedAnswer | None:
-        return self.items.get(key)
-
-    async def put(self, key: str, answer: CachedAnswer) -> None:
-        self.items[key] = answer
+from tests.review.fakes import MemoryEtags
 
 
 @dataclass
@@ -170,21 +161,34 @@ async def test_latency_beyond_the_timeout_is_unavailable_after_bounded_retries(e
     token = await env.token("hubot")
     await env.faults(latency_ms=1000)
     before = requests("timeout")
-    started = time.monotonic()
-    with pytest.raises(Unavailable):
+    with pytest.raises(Unavailable) as info:
         await env.github.pull(token, "u1", REPO, 1)
-    assert time.monotonic() - started < 3.0  # 3 x 0.5s plus backoff, never the 1s latency each
+    # Each of the three attempts gave up at the 0.5s timeout, never waiting out the 1s latency.
     assert requests("timeout") - before == 3
+    assert "no answer within 0.5s" in info.value.message
 
 
 async def test_the_rpc_deadline_bounds_retries(env: Env) -> None:
     token = await env.token("hubot")
     await env.faults(latency_ms=1000)
-    deadline_var.set(time.monotonic() + 0.6)
-    started = time.monotonic()
-    with pytest.raises(Unavailable):
-        await env.github.pull(token, "u1", REPO, 1)
-    assert time.monotonic() - started < 0.9
+    before = requests("timeout")
+    # 1s left: one attempt fits (it times out after 0.5s), a retry does not (the backoff
+    # and the margins the client keeps would take it past the deadline), so the two retries
+    # the client makes without a deadline are not made.
+    reset = deadline_var.set(time.monotonic() + 1.0)
+    try:
+        with pytest.raises(Unavailable) as info:
+            await env.github.pull(token, "u1", REPO, 1)
+        assert info.value.reason == "github_unavailable"
+        assert requests("timeout") - before == 1
+        # Once the deadline has passed, no request is sent at all.
+        deadline_var.set(time.monotonic() - 1)
+        with pytest.raises(Unavailable) as late:
+            await env.github.pull(token, "u1", REPO, 1)
+        assert late.value.message == "GitHub did not answer in time; try again shortly"
+        assert requests("timeout") - before == 1
+    finally:
+        deadline_var.reset(reset)
 
 
 async def test_github_refusing_a_review_is_unprocessable_with_its_reason(env: Env) -> None:
@@ -199,7 +203,8 @@ async def test_posting_a_review_returns_its_id(env: Env) -> None:
     token = await env.token("hubot")
     posted = await env.github.create_review(token, REPO, 1, {"event": "COMMENT", "body": "hi"})
     listed = await env.github.reviews(token, REPO, 1)
-    assert [r["id"] for r in listed] == [posted.id]
+    me = await env.github.viewer(token)
+    assert [(r.id, r.body, r.author_id) for r in listed] == [(posted.id, "hi", me.id)]
     assert posted.html_url.endswith(f"#pullrequestreview-{posted.id}")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -16,8 +15,8 @@ from prometheus_client import REGISTRY
 from tandem.review.v1 import review_pb2 as rpb
 from tandem.sessions.v1 import sessions_pb2 as spb
 
+from services.common import reviewjson
 from services.common.errors import REASON_KEY, RETRY_AFTER_KEY
-from services.review import views
 from standins.github.data import HELLO_USERS_HEAD
 from tests.helpers.identity import SignedIn
 from tests.review.conftest import PRIVATE_REPO, REPO, WEBHOOK_SECRET, World, expect_code, trailer
@@ -501,9 +500,9 @@ async def test_github_down_or_slow_is_unavailable_with_nothing_half_imported(
         await expect_code(grpc.StatusCode.UNAVAILABLE, import_pull(w))
         await w.clear_faults()
         await w.faults(latency_ms=1500)
-        started = time.monotonic()
         slow = await expect_code(grpc.StatusCode.UNAVAILABLE, import_pull(w))
-        assert time.monotonic() - started < 1.5
+        # Every attempt gave up at the 0.3s timeout instead of waiting out the latency.
+        assert "no answer within 0.3s" in slow.details()
         assert trailer(slow, REASON_KEY) == "github_unavailable"
         await w.clear_faults()
         page = await w.review.ListReviews(rpb.ListReviewsRequest(session_id=w.session_id),
@@ -599,7 +598,7 @@ async def test_every_reviewer_keeps_one_current_verdict_and_the_review_says_the_
         assert {v.author.id for v in now.verdicts} == {w.owner.user_id, w.editor.user_id}
         assert all(v.author_id == v.author.id and v.author.avatar_url for v in now.verdicts)
 
-        rendered = views.review_json(now)
+        rendered = reviewjson.review_json(now)
         assert rendered["decision"] == "approved"
         assert [(v["user"]["github_login"], v["state"]) for v in rendered["verdicts"]] == [
             ("hubot", "approve"), ("monalisa", "comment")]

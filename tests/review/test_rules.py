@@ -22,22 +22,12 @@ from gateway.routes.review import (
     VerdictOut,
 )
 from gateway.schemas import UserOut
+from services.common import reviewjson
+from services.common.cursors import decode_cursor, encode_cursor
 from services.common.errors import InvalidArgument
-from services.review import views
-from services.review.convert import JsonRenderer, hunk_pb
 from services.review.diffs import PatchError, file_lines, parse_patch
 from services.review.domain import (
     EVENT_MAX_BYTES,
-    anchor,
-    check_import,
-    decode_cursor,
-    encode_cursor,
-    event_payload,
-    is_outdated,
-    placeable,
-    verify_signature,
-)
-from services.review.models import (
     Comment,
     FileSummary,
     Person,
@@ -45,9 +35,17 @@ from services.review.models import (
     ReviewFile,
     Thread,
     Verdict,
+    anchor,
+    check_import,
     current_verdicts,
     decide,
+    event_payload,
+    is_outdated,
+    placeable,
+    verify_signature,
 )
+from services.review.events import JsonRenderer
+from services.review.servicer import hunk_pb
 from standins.github.data import (
     HELLO_CONFIG_HEAD,
     HELLO_USERS_BASE,
@@ -284,10 +282,10 @@ def test_rendered_json_has_exactly_the_documented_fields() -> None:
     file_reply = review_pb2.GetFileResponse(path="app/users.py", content="x", patch="p",
                                             hunks=[hunk_pb(h) for h in users_file().hunks],
                                             sha="a" * 40, status="modified")
-    file_json = views.file_json(file_reply)
+    file_json = reviewjson.file_json(file_reply)
     assert set(file_json) == fields_of(FileOut)
     FileOut.model_validate(file_json)
-    removed = views.file_json(review_pb2.GetFileResponse(path="x", status="removed"))
+    removed = reviewjson.file_json(review_pb2.GetFileResponse(path="x", status="removed"))
     assert removed["content"] is None
 
 

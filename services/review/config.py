@@ -1,4 +1,4 @@
-"""Review service settings from the environment."""
+"""The review service's settings (ReviewConfig), read from the environment at start-up."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ LOCAL_WEBHOOK_SECRET = "tandem-local-webhook-secret"  # noqa: S105 - published l
 
 
 @dataclass(frozen=True, slots=True)
-class ReviewSettings:
+class ReviewConfig:
     github_api_url: str
     github_timeout: float
     github_connect_timeout: float
@@ -26,7 +26,7 @@ class ReviewSettings:
     max_files: int
 
     @classmethod
-    def from_env(cls, env: Env) -> ReviewSettings:
+    def from_env(cls, env: Env) -> ReviewConfig:
         timeout = env.float("GITHUB_TIMEOUT_SECONDS", 10.0, minimum=0.05)
         return cls(
             github_api_url=env.url("GITHUB_API_URL", "https://api.github.com", ("http", "https")),

@@ -1,28 +1,25 @@
 """The review API's JSON, rendered from the proto contract: one renderer for REST and events.
 
-The gateway answers HTTP with these dicts and the review service puts the same
-dicts into session events, so a client sees one shape whichever way it learns
-of a change.
+A cross-process contract, so it lives in the kit: the gateway answers HTTP
+with these dicts and the review service puts the same dicts into session
+events, so a client sees one shape whichever way it learns of a change (the
+gateway imports no service package). The enum names are here too, both ways.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.review.v1 import review_pb2
 
 from services.common.timeconv import timestamp_rfc3339
 
-SIDE_NAMES = {review_pb2.SIDE_LEFT: "LEFT", review_pb2.SIDE_RIGHT: "RIGHT"}
-VERDICT_NAMES = {review_pb2.VERDICT_STATE_APPROVE: "approve",
-                 review_pb2.VERDICT_STATE_REQUEST_CHANGES: "request_changes",
-                 review_pb2.VERDICT_STATE_COMMENT: "comment"}
-
-
-def timestamp(ts: Timestamp) -> str | None:
-    """RFC 3339 UTC with a Z, or None for an unset timestamp."""
-    return timestamp_rfc3339(ts)
+SIDES = {"LEFT": review_pb2.SIDE_LEFT, "RIGHT": review_pb2.SIDE_RIGHT}
+VERDICTS = {"approve": review_pb2.VERDICT_STATE_APPROVE,
+            "request_changes": review_pb2.VERDICT_STATE_REQUEST_CHANGES,
+            "comment": review_pb2.VERDICT_STATE_COMMENT}
+SIDE_NAMES = {value: name for name, value in SIDES.items()}
+VERDICT_NAMES = {value: name for name, value in VERDICTS.items()}
 
 
 def file_summary_json(f: review_pb2.ReviewFile) -> dict[str, Any]:
@@ -33,7 +30,7 @@ def file_summary_json(f: review_pb2.ReviewFile) -> dict[str, Any]:
 def verdict_json(v: review_pb2.Verdict) -> dict[str, Any]:
     return {"id": v.id, "review_id": v.review_id, "author_id": v.author_id,
             "state": VERDICT_NAMES.get(v.state, "comment"), "body": v.body,
-            "created_at": timestamp(v.created_at)}
+            "created_at": timestamp_rfc3339(v.created_at)}
 
 
 def person_json(v: review_pb2.Verdict) -> dict[str, Any]:
@@ -44,13 +41,13 @@ def person_json(v: review_pb2.Verdict) -> dict[str, Any]:
                 "created_at": None}
     p = v.author
     return {"id": p.id, "github_login": p.github_login, "name": p.name,
-            "avatar_url": p.avatar_url, "created_at": timestamp(p.created_at)}
+            "avatar_url": p.avatar_url, "created_at": timestamp_rfc3339(p.created_at)}
 
 
 def current_verdict_json(v: review_pb2.Verdict) -> dict[str, Any]:
     """One reviewer's current verdict, as Review.verdicts lists them."""
     return {"user": person_json(v), "state": VERDICT_NAMES.get(v.state, "comment"),
-            "body": v.body, "at": timestamp(v.created_at)}
+            "body": v.body, "at": timestamp_rfc3339(v.created_at)}
 
 
 def review_json(r: review_pb2.Review) -> dict[str, Any]:
@@ -69,16 +66,16 @@ def review_json(r: review_pb2.Review) -> dict[str, Any]:
         "verdicts": [current_verdict_json(v) for v in r.verdicts],
         "decision": r.decision or None,
         "github_review_id": r.github_review_id or None,
-        "published_at": timestamp(r.published_at),
+        "published_at": timestamp_rfc3339(r.published_at),
         "created_by": r.created_by,
-        "created_at": timestamp(r.created_at),
-        "updated_at": timestamp(r.updated_at),
+        "created_at": timestamp_rfc3339(r.created_at),
+        "updated_at": timestamp_rfc3339(r.updated_at),
     }
 
 
 def comment_json(c: review_pb2.Comment) -> dict[str, Any]:
     return {"id": c.id, "thread_id": c.thread_id, "author_id": c.author_id, "body": c.body,
-            "created_at": timestamp(c.created_at)}
+            "created_at": timestamp_rfc3339(c.created_at)}
 
 
 def thread_json(t: review_pb2.Thread) -> dict[str, Any]:
@@ -94,8 +91,8 @@ def thread_json(t: review_pb2.Thread) -> dict[str, Any]:
         "outdated": t.outdated,
         "comments": [comment_json(c) for c in t.comments],
         "created_by": t.created_by,
-        "created_at": timestamp(t.created_at),
-        "updated_at": timestamp(t.updated_at),
+        "created_at": timestamp_rfc3339(t.created_at),
+        "updated_at": timestamp_rfc3339(t.updated_at),
     }
 
 
@@ -117,5 +114,5 @@ def file_json(f: review_pb2.GetFileResponse) -> dict[str, Any]:
 
 
 def published_json(p: review_pb2.PublishReviewResponse) -> dict[str, Any]:
-    return {"github_review_id": p.github_review_id, "published_at": timestamp(p.published_at),
+    return {"github_review_id": p.github_review_id, "published_at": timestamp_rfc3339(p.published_at),
             "html_url": p.html_url or None}
