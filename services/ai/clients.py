@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -12,6 +11,7 @@ import orjson
 from tandem.review.v1 import review_pb2, review_pb2_grpc
 from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
+from services.ai.domain import FileContent, Membership, ReviewFileRef, ReviewInfo
 from services.common.context import request_id_var
 from services.common.errors import (
     REASON_KEY,
@@ -36,35 +36,6 @@ Resp = TypeVar("Resp")
 GITHUB_BOUND_DEADLINE = 30.0
 _ROLES = {sessions_pb2.ROLE_OWNER: "owner", sessions_pb2.ROLE_EDITOR: "editor",
           sessions_pb2.ROLE_VIEWER: "viewer"}
-
-
-@dataclass(frozen=True, slots=True)
-class Membership:
-    role: str  # "owner", "editor" or "viewer"
-    active: bool  # False once the session has ended
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewFileRef:
-    path: str
-    status: str
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewInfo:
-    id: str
-    session_id: str
-    head_sha: str
-    files: tuple[ReviewFileRef, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class FileContent:
-    path: str
-    status: str
-    content: str | None
-    # Head line numbers of the diff's added and context lines; None without a patch.
-    target_lines: tuple[int, ...] | None
 
 
 def _error(exc: grpc.aio.AioRpcError, service: str) -> DomainError:

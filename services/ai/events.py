@@ -14,16 +14,19 @@ channel (`<REDIS_PREFIX>ai:job:<job_id>`) for WatchJob.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import redis.exceptions
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
-from services.ai.clients import Peers
 from services.ai.domain import Finding, Job, JobStatus
+from services.ai.ports import Peers
 from services.common.errors import Unavailable
 from services.common.redisutil import KeySpace
 
@@ -95,3 +98,53 @@ class Events:
                 log.warning("%s not recorded: %s", event_type, type(exc).__name__)
                 return
         log.warning("%s not recorded: the sessions service stayed unavailable", event_type)
+
+
+class _Signal:
+    """One WatchJob's subscription to its job's channel (None: Redis refused it)."""
+
+    def __init__(self, pubsub: PubSub | None) -> None:
+        self._pubsub = pubsub
+
+    async def wait_newer(self, sent: int, timeout: float) -> None:
+        if self._pubsub is None:
+            await asyncio.sleep(timeout)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                message = await self._pubsub.get_message(ignore_subscribe_messages=True,
+                                                         timeout=left)
+            except (redis.exceptions.RedisError, OSError):
+                await asyncio.sleep(left)
+                return
+            if message is None or message.get("type") != "message":
+                continue
+            data = orjson.loads(message["data"])
+            if data.get("kind") == "end" or int(data.get("index", -1)) > sent:
+                return
+
+
+class JobSignals:
+    """WatchJob's wake-ups: the job's channel, read on a client without a read timeout
+    (subscriptions sit idle)."""
+
+    def __init__(self, listener: Redis, keys: KeySpace) -> None:
+        self._listener = listener
+        self._keys = keys
+
+    @contextlib.asynccontextmanager
+    async def watch(self, job_id: str) -> AsyncIterator[_Signal]:
+        pubsub = self._listener.pubsub()
+        try:
+            try:
+                await pubsub.subscribe(job_channel(self._keys, job_id))
+                subscribed = True
+            except (redis.exceptions.RedisError, OSError):
+                # Without Redis the watcher re-reads the job on an interval instead.
+                subscribed = False
+            yield _Signal(pubsub if subscribed else None)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import grpc
@@ -29,11 +28,15 @@ if TYPE_CHECKING:
 SERVICE_NAME = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 
 
-@dataclass
 class _Wired:
-    """What register() builds and the background loop uses (the kit runs it after register)."""
+    """register() builds the keys; the background loop (the kit starts it after) reloads them."""
 
     keys: SigningKeys | None = None
+
+    def get(self) -> SigningKeys:
+        if self.keys is None:
+            raise RuntimeError("register() has not run")
+        return self.keys
 
 
 def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
@@ -81,8 +84,7 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
 
     async def reload_keys(res: Resources) -> None:
         # Picks up keys other replicas created or rotated.
-        assert wired.keys is not None  # noqa: S101 - register() ran first
-        await wired.keys.reload_forever()
+        await wired.get().reload_forever()
 
     return ServiceSpec(
         name="auth",
