@@ -142,6 +142,15 @@ def scope_from_hunks(status: str, target_lines: Iterable[int] | None) -> frozens
 
 
 @dataclass(frozen=True, slots=True)
+class Sources:
+    """What a job reviews."""
+
+    files: list[SourceFile]
+    # Files left out: binary, larger than the limit, or beyond the file count limit.
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
 class FileDone:
     """A provider finished a file: every finding on it has been yielded."""
 

@@ -31,9 +31,9 @@ from redis.asyncio import Redis
 from services.ai.config import AiConfig
 from services.ai.domain import FileDone, Finding, Job, JobStatus, SourceFile, cache_key, summary
 from services.ai.events import Events
+from services.ai.ports import JobEvents, RunStore, SourceReader
 from services.ai.providers import Provider, ProviderError
 from services.ai.repository import AiRepository, Claimed
-from services.ai.sources import SourceLoader
 from services.common import metrics
 from services.common.errors import DomainError, NotFound, Unavailable
 from services.common.redisutil import KeySpace
@@ -74,8 +74,8 @@ class _Stream:
 
     job: Job
     runner: str
-    repo: AiRepository
-    events: Events
+    repo: RunStore
+    events: JobEvents
     findings: list[Finding] = field(default_factory=list)
 
     async def emit(self, source: SourceFile, finding: Finding) -> None:
@@ -99,8 +99,9 @@ class _Outcome:
 class JobExecutor:
     """Runs one job from its sources to its final status and events."""
 
-    def __init__(self, repo: AiRepository, providers: Mapping[str, Provider],
-                 loader: SourceLoader, events: Events, config: AiConfig, runner_id: str) -> None:
+    def __init__(self, repo: RunStore, providers: Mapping[str, Provider],
+                 loader: SourceReader, events: JobEvents, config: AiConfig,
+                 runner_id: str) -> None:
         self._repo = repo
         self._providers = providers
         self._loader = loader

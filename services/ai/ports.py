@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -14,6 +15,7 @@ from services.ai.domain import (
     JobStatus,
     Membership,
     ReviewInfo,
+    Sources,
 )
 
 
@@ -59,6 +61,38 @@ class JobStore(Protocol):
         ...
 
 
+class RunStore(Protocol):
+    """What running one job writes: its findings, its end, and the result cache."""
+
+    async def add_finding(self, job_id: str, runner: str, index: int, finding: Finding) -> bool:
+        """Store a finding of a job `runner` holds; False when it no longer holds the job."""
+        ...
+
+    async def finish(self, job_id: str, runner: str, status: JobStatus, *, summary: str = "",
+                     error: str | None = None, reviewed: int = 0, reused: int = 0) -> Job | None:
+        """End a running job of `runner`; None when it is not (any longer) ours to end."""
+        ...
+
+    async def release(self, job_id: str, runner: str, max_attempts: int,
+                      reason: str) -> Job | None:
+        """Give a running job up (this runner is stopping): queued again, or failed."""
+        ...
+
+    async def cached_findings(self, provider: str, model: str,
+                              keys: Sequence[str]) -> dict[str, list[Finding]]:
+        """The cached findings of every key that has an entry."""
+        ...
+
+    async def cache_findings(self, provider: str, model: str, key: str,
+                             findings: Sequence[Finding]) -> None: ...
+
+
+class SourceReader(Protocol):
+    """What a job reviews (services/ai/sources.py reads it from the peers)."""
+
+    async def load(self, job: Job) -> Sources: ...
+
+
 class Peers(Protocol):
     """The sessions and review services, asked as the requesting user."""
 
@@ -91,7 +125,10 @@ class JobQueue(Protocol):
 
 
 class JobEvents(Protocol):
-    """Telling the room and the watchers about a job (services/ai/events.py)."""
+    """Telling the room and the watchers about a job (services/ai/events.py); a failed
+    publish never fails the job."""
+
+    async def finding(self, job: Job, index: int, finding: Finding) -> None: ...
 
     async def ended(self, job: Job, findings_count: int) -> None: ...
 
