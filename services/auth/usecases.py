@@ -116,7 +116,9 @@ class AuthUseCases:
 
     async def github_token(self, user_id: str) -> tuple[str, str]:
         """(the user's GitHub access token, its scope), unsealed."""
-        stored = await self._store.github_token(user_id)
+        # A malformed id names nobody: NotFound, rather than the database's type error.
+        uid = user_id_or_not_found(user_id)
+        stored = await self._store.github_token(uid)
         if stored is None:
             raise NotFound("no GitHub token stored for this user; sign in again")
-        return self._sealer.open(stored.sealed, user_id.encode()).decode(), stored.scope
+        return self._sealer.open(stored.sealed, uid.encode()).decode(), stored.scope

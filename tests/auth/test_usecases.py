@@ -164,3 +164,5 @@ async def test_user_lookups(world: World) -> None:
         await world.usecases.user_by_login("x" * 101)
     with pytest.raises(NotFound, match="sign in again"):
         await world.usecases.github_token("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(NotFound):
+        await world.usecases.github_token("not-a-uuid")
