@@ -193,14 +193,6 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
-class Membership:
-    """A user's place in a session, as the sessions service says."""
-
-    role: str  # "owner", "editor" or "viewer"
-    active: bool  # False once the session has ended
-
-
-@dataclass(frozen=True, slots=True)
 class ReviewFileRef:
     path: str
     status: str

@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import redis.exceptions
 from redis.asyncio import Redis
 
 from services.ai.config import AiConfig
@@ -36,7 +35,7 @@ from services.ai.providers import Provider, ProviderError
 from services.ai.repository import AiRepository, Claimed
 from services.common import metrics
 from services.common.errors import DomainError, NotFound, Unavailable
-from services.common.redisutil import KeySpace
+from services.common.redisutil import REDIS_ERRORS, KeySpace
 
 log = logging.getLogger(__name__)
 
@@ -418,5 +417,5 @@ class JobRunner:
             return
         try:
             await self._redis.publish(self.cancel_channel, job_id.encode())
-        except (redis.exceptions.RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.info("cancel not published, the heartbeat will carry it: %s", type(exc).__name__)

@@ -13,22 +13,10 @@ from services.ai.domain import (
     Job,
     JobKind,
     JobStatus,
-    Membership,
     ReviewInfo,
     Sources,
 )
-
-
-class Caller(Protocol):
-    """Who calls (services.common.identity.Caller has this shape)."""
-
-    @property
-    def user_id(self) -> str | None: ...
-
-    @property
-    def internal(self) -> bool: ...
-
-    def require_user(self) -> str: ...
+from services.common.membership import Membership
 
 
 class JobStore(Protocol):

@@ -12,13 +12,12 @@ from services.ai.domain import (
     Job,
     JobKind,
     JobStatus,
-    Membership,
     check_paths,
     new_job,
     page_size,
     parse_uuid,
 )
-from services.ai.ports import Caller, JobEvents, JobQueue, JobSignals, JobStore, Peers
+from services.ai.ports import JobEvents, JobQueue, JobSignals, JobStore, Peers
 from services.ai.providers import Provider
 from services.common import metrics
 from services.common.context import session_id_var
@@ -31,6 +30,8 @@ from services.common.errors import (
     NotFound,
     PermissionDenied,
 )
+from services.common.identity import Caller
+from services.common.membership import Membership
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ from services.ai.domain import (
     Job,
     JobKind,
     JobStatus,
-    Membership,
     ReviewInfo,
     SourceFile,
     Sources,
 )
 from services.ai.providers import ProviderItem
 from services.common.errors import NotFound, ResourceExhausted
+from services.common.membership import Membership
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -14,7 +14,6 @@ from services.ai.domain import (
     Job,
     JobKind,
     JobStatus,
-    Membership,
     ReviewFileRef,
     ReviewInfo,
     SourceFile,
@@ -33,6 +32,7 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.identity import Caller
+from services.common.membership import Membership
 from tests.ai.fakes import (
     FixedSources,
     MemoryJobs,
