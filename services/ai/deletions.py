@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from services.ai.repository import AiRepository
-from services.common.sessionevents import DomainEvent, deleted_session
+from services.common.domainevents import DomainEvent, deleted_session
 
 log = logging.getLogger(__name__)
 
