@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from services.ai.config import OpenAISettings
+from services.ai.config import OpenAIConfig
 from services.ai.domain import Finding, SourceFile
 from services.ai.providers.builtin import BuiltinProvider
 from services.ai.providers.openai import OpenAIProvider
@@ -106,7 +106,7 @@ async def openai_first_finding_seconds(repeats: int = 5) -> dict[str, Any]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
-    settings = OpenAISettings(
+    settings = OpenAIConfig(
         base_url=f"http://{host}:{port}/v1", api_key=config.api_key, model=config.model,
         timeout=10.0, request_deadline=60.0, max_retries=0, retry_base=0.1, retry_max=1.0,
         max_prompt_tokens=6_000, max_completion_tokens=4_000)

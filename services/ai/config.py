@@ -1,4 +1,4 @@
-"""Settings of the ai service, read from the environment and validated at start-up."""
+"""AiConfig (and its OpenAIConfig): the ai service's settings, read from the environment and validated at start-up."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ PROVIDERS = ("builtin", "openai")
 
 
 @dataclass(frozen=True, slots=True)
-class OpenAISettings:
+class OpenAIConfig:
     """How to reach an OpenAI-compatible chat-completions API."""
 
     base_url: str
@@ -33,7 +33,7 @@ class OpenAISettings:
         return bool(self.api_key)
 
     @classmethod
-    def from_env(cls, env: Env) -> OpenAISettings:
+    def from_env(cls, env: Env) -> OpenAIConfig:
         return cls(
             base_url=env.url("OPENAI_BASE_URL", "https://api.openai.com/v1", ("http", "https")),
             api_key=env.optional_str("OPENAI_API_KEY"),
@@ -69,11 +69,11 @@ class AiConfig:
     cache_ttl: float
     builtin_timeout: float
     analyzer_processes: int
-    openai: OpenAISettings
+    openai: OpenAIConfig
 
     @classmethod
     def from_env(cls, env: Env) -> AiConfig:
-        openai = OpenAISettings.from_env(env)
+        openai = OpenAIConfig.from_env(env)
         provider = env.choice("AI_PROVIDER", "builtin", PROVIDERS)
         if provider == "openai" and not openai.available:
             raise ConfigError("OPENAI_API_KEY", "a non-empty value when AI_PROVIDER=openai")

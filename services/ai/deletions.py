@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from services.ai.repository import JobRepository
-from services.common.sessionevents import DomainEvent, deleted_session
+from services.ai.repository import AiRepository
+from services.common.domainevents import DomainEvent, deleted_session
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ Cancel = Callable[[str], Awaitable[None]]
 class SessionPurge:
     """Deletes what ai holds for deleted sessions (idempotent: redelivery is harmless)."""
 
-    def __init__(self, repo: JobRepository, cancel: Cancel, keep_seconds: float) -> None:
+    def __init__(self, repo: AiRepository, cancel: Cancel, keep_seconds: float) -> None:
         self._repo = repo
         self._cancel = cancel
         self._keep = keep_seconds

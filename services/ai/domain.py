@@ -1,4 +1,4 @@
-"""The ai service's domain: findings, jobs, review scope, cache keys and summaries (no I/O)."""
+"""The ai service's domain: findings, jobs, what peers tell us, review scope, cache keys and summaries (no I/O)."""
 
 from __future__ import annotations
 
@@ -142,6 +142,15 @@ def scope_from_hunks(status: str, target_lines: Iterable[int] | None) -> frozens
 
 
 @dataclass(frozen=True, slots=True)
+class Sources:
+    """What a job reviews."""
+
+    files: list[SourceFile]
+    # Files left out: binary, larger than the limit, or beyond the file count limit.
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True)
 class FileDone:
     """A provider finished a file: every finding on it has been yielded."""
 
@@ -159,7 +168,7 @@ def cache_key(path: str, content: str, scope: frozenset[int] | None) -> str:
     return digest.hexdigest()
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """A review job as stored."""
 
@@ -181,6 +190,33 @@ class Job:
     files_reused: int = 0
     attempts: int = 0
     findings: list[Finding] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewFileRef:
+    path: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewInfo:
+    """A review as the review service says: its session, head and changed files."""
+
+    id: str
+    session_id: str
+    head_sha: str
+    files: tuple[ReviewFileRef, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FileContent:
+    """One changed file of a review at its head."""
+
+    path: str
+    status: str
+    content: str | None
+    # Head line numbers of the diff's added and context lines; None without a patch.
+    target_lines: tuple[int, ...] | None
 
 
 def new_job(*, session_id: str, review_id: str | None, kind: JobKind, paths: Sequence[str],

@@ -25,19 +25,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import redis.exceptions
 from redis.asyncio import Redis
 
-from services.ai.cache import ResultCache
 from services.ai.config import AiConfig
 from services.ai.domain import FileDone, Finding, Job, JobStatus, SourceFile, cache_key, summary
 from services.ai.events import Events
+from services.ai.ports import JobEvents, RunStore, SourceReader
 from services.ai.providers import Provider, ProviderError
-from services.ai.repository import Claimed, JobRepository
-from services.ai.sources import SourceLoader
+from services.ai.repository import AiRepository, Claimed
 from services.common import metrics
 from services.common.errors import DomainError, NotFound, Unavailable
-from services.common.redisutil import KeySpace
+from services.common.redisutil import REDIS_ERRORS, KeySpace
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +73,8 @@ class _Stream:
 
     job: Job
     runner: str
-    repo: JobRepository
-    events: Events
+    repo: RunStore
+    events: JobEvents
     findings: list[Finding] = field(default_factory=list)
 
     async def emit(self, source: SourceFile, finding: Finding) -> None:
@@ -100,10 +98,10 @@ class _Outcome:
 class JobExecutor:
     """Runs one job from its sources to its final status and events."""
 
-    def __init__(self, repo: JobRepository, cache: ResultCache, providers: Mapping[str, Provider],
-                 loader: SourceLoader, events: Events, config: AiConfig, runner_id: str) -> None:
+    def __init__(self, repo: RunStore, providers: Mapping[str, Provider],
+                 loader: SourceReader, events: JobEvents, config: AiConfig,
+                 runner_id: str) -> None:
         self._repo = repo
-        self._cache = cache
         self._providers = providers
         self._loader = loader
         self._events = events
@@ -179,7 +177,7 @@ class JobExecutor:
         keyed = [(source, cache_key(source.path, source.content,
                                     source.scope if provider.scoped else None))
                  for source in sources.files]
-        cached = await self._cache.get_many(provider.name, provider.model, [k for _, k in keyed])
+        cached = await self._repo.cached_findings(provider.name, provider.model, [k for _, k in keyed])
         fresh: dict[str, tuple[SourceFile, str]] = {}
         for source, key in keyed:
             hit = cached.get(key)
@@ -205,8 +203,8 @@ class JobExecutor:
                 if isinstance(item, FileDone):
                     entry = fresh.get(item.path)
                     if entry is not None:
-                        await self._cache.put(provider.name, provider.model, entry[1],
-                                              produced.pop(item.path, []))
+                        await self._repo.cache_findings(provider.name, provider.model, entry[1],
+                                                        produced.pop(item.path, []))
                     continue
                 target = fresh.get(item.path)
                 if target is None:
@@ -255,15 +253,15 @@ def _peer_failure(exc: DomainError) -> str:
 class JobRunner:
     """AI_MAX_CONCURRENCY workers taking jobs from the shared queue, plus recovery loops."""
 
-    def __init__(self, repo: JobRepository, executor: JobExecutor, events: Events,
-                 cache: ResultCache, config: AiConfig, keys: KeySpace, redis_url: str,
+    def __init__(self, repo: AiRepository, executor: JobExecutor, events: Events,
+                 config: AiConfig, keys: KeySpace, redis: Redis, redis_url: str,
                  is_ready: Callable[[], bool]) -> None:
         self._repo = repo
         self._executor = executor
         self._events = events
-        self._cache = cache
         self._config = config
         self._keys = keys
+        self._redis = redis
         self._redis_url = redis_url
         self._is_ready = is_ready
         self._wake = asyncio.Event()
@@ -380,7 +378,7 @@ class JobRunner:
                         await self._events.ended(job, len(stored.findings) if stored else 0)
                 if time.monotonic() >= next_prune:
                     next_prune = time.monotonic() + PRUNE_INTERVAL
-                    pruned = await self._cache.prune(self._config.cache_ttl)
+                    pruned = await self._repo.prune_cache(self._config.cache_ttl)
                     if pruned:
                         log.info("pruned the result cache", extra={"entries": pruned})
             except Exception as exc:
@@ -413,11 +411,11 @@ class JobRunner:
                     await client.aclose()
             await asyncio.sleep(1.0)
 
-    async def request_cancel(self, client: Redis, job_id: str) -> None:
+    async def request_cancel(self, job_id: str) -> None:
         """Cancel a running job wherever it runs."""
         if self.cancel_local(job_id):
             return
         try:
-            await client.publish(self.cancel_channel, job_id.encode())
-        except (redis.exceptions.RedisError, OSError) as exc:
+            await self._redis.publish(self.cancel_channel, job_id.encode())
+        except REDIS_ERRORS as exc:
             log.info("cancel not published, the heartbeat will carry it: %s", type(exc).__name__)

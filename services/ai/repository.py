@@ -1,4 +1,5 @@
-"""All SQL about jobs and their findings: the queue, heartbeats, limits and recovery."""
+"""All SQL of the ai service: jobs and findings (the queue, heartbeats, limits, recovery), the
+result cache, deleted sessions."""
 
 from __future__ import annotations
 
@@ -7,9 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from services.ai.domain import Finding, Job, JobKind, JobStatus, severity
+from services.common import metrics
 from services.common.errors import ResourceExhausted
 from services.common.grpcserver import Pool
+
+# The result cache's name in the cache metrics.
+CACHE_NAME = "ai_results"
 
 # First key of the two-key advisory locks that serialize one user's (one session's)
 # job creation (the second is a hash of the id); classes of their own avoid other locks.
@@ -89,8 +96,8 @@ def finding_from_row(row: dict[str, Any]) -> Finding:
                    message=row["message"], suggestion=row["suggestion"], source=row["source"])
 
 
-class JobRepository:
-    """Jobs in PostgreSQL: several ai replicas share the queue safely."""
+class AiRepository:
+    """Jobs and the result cache in PostgreSQL: several ai replicas share them safely."""
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
@@ -298,3 +305,44 @@ class JobRepository:
                                " WHERE deleted_at < now() - make_interval(secs => %s)",
                                (keep_seconds,))
         return running
+
+    # --- the result cache: findings per (provider, model, content key) ------------------
+    # A file reviewed once by a provider and model is not sent to it again while cached.
+
+    async def cached_findings(self, provider: str, model: str,
+                              keys: Sequence[str]) -> dict[str, list[Finding]]:
+        """The cached findings of every key that has an entry (and mark those entries used)."""
+        if not keys:
+            return {}
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE result_cache SET used_at = now() WHERE provider = %s AND model = %s"
+                " AND content_key = ANY(%s) RETURNING content_key, findings",
+                (provider, model, list(keys)))
+            rows = await cur.fetchall()
+        found = {row["content_key"]: [Finding.from_stored(item) for item in row["findings"]]
+                 for row in rows}
+        hits = sum(1 for key in keys if key in found)
+        if hits:
+            metrics.CACHE_REQUESTS.labels(CACHE_NAME, "hit").inc(hits)
+        if len(keys) - hits:
+            metrics.CACHE_REQUESTS.labels(CACHE_NAME, "miss").inc(len(keys) - hits)
+        return found
+
+    async def cache_findings(self, provider: str, model: str, key: str,
+                             findings: Sequence[Finding]) -> None:
+        payload = orjson.dumps([f.stored() for f in findings]).decode()
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO result_cache (provider, model, content_key, findings)"
+                " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (provider, model, content_key)"
+                " DO UPDATE SET findings = EXCLUDED.findings, used_at = now()",
+                (provider, model, key, payload))
+
+    async def prune_cache(self, older_than: float) -> int:
+        """Drop cache entries nobody used for `older_than` seconds; how many went."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM result_cache WHERE used_at < now() - make_interval(secs => %s::float8)",
+                (older_than,))
+            return cur.rowcount

@@ -12,7 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.ai.v1 import ai_pb2, ai_pb2_grpc
 
 from services.ai.domain import Finding, Job, JobKind, JobStatus
-from services.ai.usecases import AiApp
+from services.ai.usecases import AiUseCases
 from services.common.errors import FieldViolation, InvalidArgument
 from services.common.identity import Authenticator
 from services.common.timeconv import to_timestamp
@@ -53,28 +53,28 @@ def job_pb(job: Job) -> ai_pb2.Job:
 
 
 class AiServiceServicer(ai_pb2_grpc.AiServiceServicer):
-    """Every RPC authenticates the caller; AiApp authorizes against session membership."""
+    """Every RPC authenticates the caller; AiUseCases authorizes against session membership."""
 
-    def __init__(self, app: AiApp, authn: Authenticator) -> None:
-        self._app = app
+    def __init__(self, usecases: AiUseCases, authn: Authenticator) -> None:
+        self._u = usecases
         self._authn = authn
 
     async def CreateReviewJob(self, request: ai_pb2.CreateReviewJobRequest,
                               context: Ctx) -> ai_pb2.CreateReviewJobResponse:
         caller = await self._authn.caller(context)
-        job = await self._app.create_review_job(caller, request.review_id, list(request.paths),
+        job = await self._u.create_review_job(caller, request.review_id, list(request.paths),
                                                 request.provider)
         return ai_pb2.CreateReviewJobResponse(job=job_pb(job))
 
     async def CreateDocumentJob(self, request: ai_pb2.CreateDocumentJobRequest,
                                 context: Ctx) -> ai_pb2.CreateDocumentJobResponse:
         caller = await self._authn.caller(context)
-        job = await self._app.create_document_job(caller, request.session_id, request.provider)
+        job = await self._u.create_document_job(caller, request.session_id, request.provider)
         return ai_pb2.CreateDocumentJobResponse(job=job_pb(job))
 
     async def GetJob(self, request: ai_pb2.GetJobRequest, context: Ctx) -> ai_pb2.GetJobResponse:
         caller = await self._authn.caller(context)
-        return ai_pb2.GetJobResponse(job=job_pb(await self._app.get_job(caller, request.job_id)))
+        return ai_pb2.GetJobResponse(job=job_pb(await self._u.get_job(caller, request.job_id)))
 
     async def ListJobs(self, request: ai_pb2.ListJobsRequest,
                        context: Ctx) -> ai_pb2.ListJobsResponse:
@@ -86,7 +86,7 @@ class AiServiceServicer(ai_pb2_grpc.AiServiceServicer):
         if request.kind and request.kind not in _KIND_FROM_PB:
             raise InvalidArgument("unknown job kind", [
                 FieldViolation("kind", "must be review or document")])
-        jobs, cursor = await self._app.list_jobs(
+        jobs, cursor = await self._u.list_jobs(
             caller, review_id=request.review_id if scope == "review_id" else None,
             session_id=request.session_id if scope == "session_id" else None,
             kind=_KIND_FROM_PB.get(request.kind), limit=request.limit, cursor=request.cursor)
@@ -96,12 +96,12 @@ class AiServiceServicer(ai_pb2_grpc.AiServiceServicer):
                         context: Ctx) -> ai_pb2.CancelJobResponse:
         caller = await self._authn.caller(context)
         return ai_pb2.CancelJobResponse(
-            job=job_pb(await self._app.cancel_job(caller, request.job_id)))
+            job=job_pb(await self._u.cancel_job(caller, request.job_id)))
 
     async def WatchJob(self, request: ai_pb2.WatchJobRequest,
                        context: Ctx) -> AsyncIterator[ai_pb2.WatchJobResponse]:
         caller = await self._authn.caller(context)
-        async with contextlib.aclosing(self._app.watch(caller, request.job_id)) as items:
+        async with contextlib.aclosing(self._u.watch(caller, request.job_id)) as items:
             async for item in items:
                 if isinstance(item, Job):
                     yield ai_pb2.WatchJobResponse(job=job_pb(item))

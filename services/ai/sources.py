@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
-from services.ai.clients import FileContent, Peers
-from services.ai.domain import Job, JobKind, SourceFile, document_path, scope_from_hunks
+from services.ai.domain import (
+    FileContent,
+    Job,
+    JobKind,
+    SourceFile,
+    Sources,
+    document_path,
+    scope_from_hunks,
+)
+from services.ai.ports import Peers
 
 # GetFile calls in flight at once for one job (each may reach GitHub).
 FETCH_PARALLELISM = 4
-
-
-@dataclass(frozen=True, slots=True)
-class Sources:
-    files: list[SourceFile]
-    # Files left out: binary, larger than the limit, or beyond the file count limit.
-    skipped: int
 
 
 class SourceLoader:

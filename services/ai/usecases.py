@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
 
-import orjson
-import redis.exceptions
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-
-from services.ai.clients import Membership, Peers
 from services.ai.config import PROVIDERS, AiConfig
 from services.ai.domain import (
     Finding,
@@ -24,10 +17,8 @@ from services.ai.domain import (
     page_size,
     parse_uuid,
 )
-from services.ai.events import Events, job_channel
-from services.ai.jobs import JobRunner
+from services.ai.ports import JobEvents, JobQueue, JobSignals, JobStore, Peers
 from services.ai.providers import Provider
-from services.ai.repository import JobRepository
 from services.common import metrics
 from services.common.context import session_id_var
 from services.common.cursors import decode_cursor, encode_cursor
@@ -40,7 +31,7 @@ from services.common.errors import (
     PermissionDenied,
 )
 from services.common.identity import Caller
-from services.common.redisutil import KeySpace
+from services.common.membership import Membership
 
 log = logging.getLogger(__name__)
 
@@ -54,22 +45,19 @@ WATCH_RECHECK = 1.0
 WatchItem = tuple[int, Finding] | Job
 
 
-class AiApp:
+class AiUseCases:
     """Authorization against session membership, limits, and the job queue."""
 
-    def __init__(self, repo: JobRepository, peers: Peers, providers: Mapping[str, Provider],
-                 runner: JobRunner, events: Events, config: AiConfig, keys: KeySpace, redis: Redis,
-                 listener: Redis) -> None:
+    def __init__(self, repo: JobStore, peers: Peers, providers: Mapping[str, Provider],
+                 queue: JobQueue, events: JobEvents, signals: JobSignals,
+                 config: AiConfig) -> None:
         self._repo = repo
         self._events = events
         self._peers = peers
         self._providers = providers
-        self._runner = runner
+        self._queue = queue
+        self._signals = signals
         self._config = config
-        self._keys = keys
-        self._redis = redis
-        # A client without a read timeout, for subscriptions that sit idle.
-        self._listener = listener
 
     def provider(self, name: str) -> Provider:
         """The provider a request names (empty: the configured default)."""
@@ -96,10 +84,10 @@ class AiApp:
         if not membership.active:
             raise FailedPrecondition("the session has ended; it is read-only")
 
-    async def _queue(self, job: Job) -> Job:
+    async def _enqueue(self, job: Job) -> Job:
         created = await self._repo.create(job, self._config.max_jobs_per_user,
                                           self._config.max_jobs_per_session, LIMIT_RETRY_AFTER)
-        self._runner.wake()
+        self._queue.wake()
         log.info("job queued", extra={"job_id": created.id, "provider": created.provider,
                                       "kind": created.kind.value})
         return created
@@ -118,7 +106,7 @@ class AiApp:
             raise InvalidArgument("paths must name changed files of the review", [
                 FieldViolation(f"paths.{i}", f"{p!r} is not a changed file of this review")
                 for i, p in unknown])
-        return await self._queue(new_job(
+        return await self._enqueue(new_job(
             session_id=review.session_id, review_id=review.id, kind=JobKind.REVIEW,
             paths=wanted, requested_by=user, provider=provider.name, model=provider.model))
 
@@ -129,7 +117,7 @@ class AiApp:
         sid = parse_uuid(session_id, "session")
         session_id_var.set(sid)
         self._may_request(await self._member(sid, user, "session"))
-        return await self._queue(new_job(
+        return await self._enqueue(new_job(
             session_id=sid, review_id=None, kind=JobKind.DOCUMENT, paths=(), requested_by=user,
             provider=provider.name, model=provider.model))
 
@@ -189,7 +177,7 @@ class AiApp:
             await self._announce_end(cancelled)
             return await self._reload(job.id)
         if await self._repo.request_cancel(job.id):
-            await self._runner.request_cancel(self._redis, job.id)
+            await self._queue.request_cancel(job.id)
         return await self._wait_terminal(job.id)
 
     async def _announce_end(self, job: Job) -> None:
@@ -215,14 +203,8 @@ class AiApp:
     async def watch(self, caller: Caller, job_id: str) -> AsyncGenerator[WatchItem, None]:
         """The job's findings in order (stored ones first, then live), then the final job."""
         job, _ = await self._readable(caller, job_id)
-        pubsub = self._listener.pubsub()
-        try:
-            subscribed = True
-            try:
-                # Subscribe before reading what is stored, so nothing falls in between.
-                await pubsub.subscribe(job_channel(self._keys, job.id))
-            except (redis.exceptions.RedisError, OSError):
-                subscribed = False
+        # Listening starts before what is stored is read, so nothing falls in between.
+        async with self._signals.watch(job.id) as signal:
             sent = -1
             while True:
                 for index, finding in await self._repo.findings_after(job.id, sent):
@@ -238,27 +220,4 @@ class AiApp:
                         sent = index
                     yield await self._reload(job.id)
                     return
-                await self._next_signal(pubsub if subscribed else None, sent)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8.2
-
-    @staticmethod
-    async def _next_signal(pubsub: PubSub | None, sent: int) -> None:
-        """Wait until the job's channel says something new (or a re-check is due)."""
-        if pubsub is None:
-            await asyncio.sleep(WATCH_RECHECK)
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + WATCH_RECHECK
-        while (left := deadline - loop.time()) > 0:
-            try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
-            except (redis.exceptions.RedisError, OSError):
-                await asyncio.sleep(left)
-                return
-            if message is None or message.get("type") != "message":
-                continue
-            data = orjson.loads(message["data"])
-            if data.get("kind") == "end" or int(data.get("index", -1)) > sent:
-                return
+                await signal.wait_newer(sent, WATCH_RECHECK)

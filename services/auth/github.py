@@ -6,23 +6,15 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from services.auth.domain import GitHubUser
 from services.common.errors import InvalidArgument, Unavailable
 
 if TYPE_CHECKING:
     import httpx
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class GitHubUser:
-    id: int
-    login: str
-    name: str
-    avatar_url: str
 
 
 class GitHubOAuth:

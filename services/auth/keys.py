@@ -1,4 +1,4 @@
-"""Signing keys: Ed25519 keys in the database (sealed), rotation, JWKS, and token signing."""
+"""Signing keys: Ed25519 keys (stored sealed by the repository), rotation, JWKS, token signing."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
-from services.auth.crypto import Sealer
+from services.auth.domain import NewSigningKey, StoredSigningKey
+from services.auth.ports import Sealer, SigningKeyStore
 from services.common.errors import Unavailable
-from services.common.grpcserver import Pool
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,9 @@ class SigningKeys:
     rotation made by one is picked up by all.
     """
 
-    def __init__(self, pool: Pool, sealer: Sealer, issuer: str, audience: str, access_ttl: int) -> None:
-        self._pool = pool
+    def __init__(self, store: SigningKeyStore, sealer: Sealer, issuer: str, audience: str,
+                 access_ttl: int) -> None:
+        self._store = store
         self._sealer = sealer
         self._issuer = issuer
         self._audience = audience
@@ -58,29 +59,38 @@ class SigningKeys:
     def can_sign(self) -> bool:
         return any(k.private is not None for k in self._keys)
 
+    def _private(self, stored: StoredSigningKey) -> Ed25519PrivateKey:
+        """The key's private half; ValueError when it does not open with TOKEN_ENCRYPTION_KEY."""
+        raw = self._sealer.open(stored.sealed_key, stored.kid.encode())
+        return Ed25519PrivateKey.from_private_bytes(raw)
+
+    def _opens(self, stored: StoredSigningKey) -> bool:
+        try:
+            self._sealer.open(stored.sealed_key, stored.kid.encode())
+        except ValueError:
+            return False
+        return True
+
     async def load(self) -> None:
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT kid, sealed_key, public_jwk, created_at, retired_at, verify_until "
-                "FROM signing_keys WHERE verify_until IS NULL OR verify_until > now() "
-                "ORDER BY created_at DESC")
-            rows = await cur.fetchall()
         keys = []
-        for row in rows:
+        for stored in await self._store.signing_keys():
             private = None
-            if row["retired_at"] is None:
+            if stored.retired_at is None:
                 try:
-                    raw = self._sealer.open(bytes(row["sealed_key"]), row["kid"].encode())
-                    private = Ed25519PrivateKey.from_private_bytes(raw)
+                    private = self._private(stored)
                 except ValueError:
                     # TOKEN_ENCRYPTION_KEY changed: this key can no longer sign, but its
                     # public half still verifies the tokens it signed until they expire.
                     log.error("signing key does not open with TOKEN_ENCRYPTION_KEY; it will "
-                              "only verify, and a new key will sign", extra={"kid": row["kid"]})
-            keys.append(SigningKey(row["kid"], private, dict(row["public_jwk"]), row["created_at"],
-                                   private is None, row["verify_until"]))
+                              "only verify, and a new key will sign", extra={"kid": stored.kid})
+            keys.append(SigningKey(stored.kid, private, stored.public_jwk, stored.created_at,
+                                   private is None, stored.verify_until))
         self._keys = keys
         self._jwks = orjson.dumps({"keys": [k.public_jwk for k in keys]})
+
+    def _retire_until(self) -> datetime:
+        # Tokens signed by a retired key live at most access_ttl; keep it a minute longer.
+        return datetime.now(UTC) + timedelta(seconds=self._access_ttl + 60)
 
     async def ensure_active(self) -> None:
         """Create a first key when none signs (idempotent across replicas)."""
@@ -88,44 +98,23 @@ class SigningKeys:
             await self.load()
             if self.can_sign:
                 return
+            # Keys sealed under another TOKEN_ENCRYPTION_KEY are retired (they keep
+            # verifying for one token lifetime) so a fresh key can sign.
             unreadable = [k.kid for k in self._keys if k.private is None and k.verify_until is None]
-            async with self._pool.connection() as conn, conn.transaction():
-                # Serialize replicas creating the first key at the same moment.
-                await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tandem.auth.keys'))")
-                if unreadable:
-                    # Keys sealed under another TOKEN_ENCRYPTION_KEY: retire them (they keep
-                    # verifying for one token lifetime) so a fresh key can sign.
-                    until = datetime.now(UTC) + timedelta(seconds=self._access_ttl + 60)
-                    await conn.execute(
-                        "UPDATE signing_keys SET retired_at = now(), verify_until = %s "
-                        "WHERE kid = ANY(%s) AND retired_at IS NULL", (until, unreadable))
-                cur = await conn.execute("SELECT sealed_key, kid FROM signing_keys WHERE retired_at IS NULL")
-                usable = False
-                for row in await cur.fetchall():
-                    try:
-                        self._sealer.open(bytes(row["sealed_key"]), row["kid"].encode())
-                        usable = True
-                    except ValueError:
-                        continue
-                if not usable:
-                    await self._insert(conn)
+            await self._store.ensure_signing_key(unreadable, self._retire_until(), self._opens,
+                                                 self._new_key())
             await self.load()
 
     async def rotate(self) -> str:
         """Introduce a new signing key; the previous ones keep verifying until their tokens expire."""
-        async with self._lock, self._pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('tandem.auth.keys'))")
-            # Tokens signed by a retired key live at most access_ttl; keep it a minute longer.
-            until = datetime.now(UTC) + timedelta(seconds=self._access_ttl + 60)
-            await conn.execute(
-                "UPDATE signing_keys SET retired_at = now(), verify_until = %s "
-                "WHERE retired_at IS NULL", (until,))
-            kid = await self._insert(conn)
+        async with self._lock:
+            new = self._new_key()
+            await self._store.rotate_signing_key(self._retire_until(), new)
         await self.load()
-        log.info("signing key rotated", extra={"kid": kid})
-        return kid
+        log.info("signing key rotated", extra={"kid": new.kid})
+        return new.kid
 
-    async def _insert(self, conn: Any) -> str:
+    def _new_key(self) -> NewSigningKey:
         private = Ed25519PrivateKey.generate()
         kid = uuid.uuid4().hex[:16]
         jwk = orjson.loads(OKPAlgorithm.to_jwk(private.public_key()))
@@ -134,10 +123,7 @@ class SigningKeys:
 
         raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
                                     serialization.NoEncryption())
-        await conn.execute(
-            "INSERT INTO signing_keys (kid, sealed_key, public_jwk) VALUES (%s, %s, %s)",
-            (kid, self._sealer.seal(raw, kid.encode()), orjson.dumps(jwk).decode()))
-        return kid
+        return NewSigningKey(kid, self._sealer.seal(raw, kid.encode()), jwk)
 
     def sign_access_token(self, user_id: str, login: str) -> tuple[str, int]:
         active = next((k for k in self._keys if not k.retired and k.private is not None), None)
@@ -152,6 +138,8 @@ class SigningKeys:
         return token, self._access_ttl
 
     async def reload_forever(self, interval: float = 30.0) -> None:
+        """Pick up keys other replicas made or rotated. A failed load (database away) is
+        logged and retried at the next interval; the kit restarts this loop if it dies."""
         while True:
             await asyncio.sleep(interval)
             try:

@@ -329,21 +329,21 @@ async def test_two_replicas_share_the_queue_and_run_each_job_once(
 
 
 async def test_the_result_cache_answers_hits_and_forgets_unused_entries(ai_world: World) -> None:
-    from services.ai.cache import ResultCache
     from services.ai.domain import make_finding
+    from services.ai.repository import AiRepository
 
     async with ai_world() as world:
-        cache = ResultCache(world.runtime.resources.pool)
+        repo = AiRepository(world.runtime.resources.pool)
         stored = [make_finding("a.py", 3, 4, "error", "security", "m", "fix it", "ruff")]
-        assert await cache.get_many("builtin", "m1", ["k1", "k2"]) == {}
-        await cache.put("builtin", "m1", "k1", stored)
-        await cache.put("builtin", "m1", "k2", [])
-        assert await cache.get_many("builtin", "m1", ["k1", "k2", "k3"]) == {"k1": stored,
-                                                                             "k2": []}
-        assert await cache.get_many("builtin", "m2", ["k1"]) == {}
-        assert await cache.get_many("openai", "m1", ["k1"]) == {}
-        assert await cache.prune(3600) == 0
+        assert await repo.cached_findings("builtin", "m1", ["k1", "k2"]) == {}
+        await repo.cache_findings("builtin", "m1", "k1", stored)
+        await repo.cache_findings("builtin", "m1", "k2", [])
+        assert await repo.cached_findings("builtin", "m1", ["k1", "k2", "k3"]) == {
+            "k1": stored, "k2": []}
+        assert await repo.cached_findings("builtin", "m2", ["k1"]) == {}
+        assert await repo.cached_findings("openai", "m1", ["k1"]) == {}
+        assert await repo.prune_cache(3600) == 0
         await world.sql("UPDATE result_cache SET used_at = now() - interval '2 hours'"
                         " WHERE content_key = 'k2'")
-        assert await cache.prune(3600) == 1
-        assert await cache.get_many("builtin", "m1", ["k1", "k2"]) == {"k1": stored}
+        assert await repo.prune_cache(3600) == 1
+        assert await repo.cached_findings("builtin", "m1", ["k1", "k2"]) == {"k1": stored}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -138,17 +137,19 @@ async def test_review_yields_each_files_findings_then_its_end_in_order(
     assert isinstance(items[-1], FileDone)
 
 
-async def test_analysis_is_deterministic_and_2000_lines_take_well_under_a_second(
-        provider: BuiltinProvider) -> None:
+async def test_analysis_of_a_long_file_is_deterministic(provider: BuiltinProvider) -> None:
+    # 2,000 lines: detect-secrets scans it in slices across the workers, which must not
+    # change the answer. How fast it is, is measured by `make bench` (ai_builtin_2k).
     source = SourceFile("big.py", generated_python(2_000))
     first = await provider.analyze(source)
-    started = time.perf_counter()
     second = await provider.analyze(source)
-    elapsed = time.perf_counter() - started
     assert first == second
     assert len(first) > 100
-    # The target is 0.5 s (see bench); a loaded test machine gets headroom here.
-    assert elapsed < 2.0, elapsed
+    single = BuiltinProvider(timeout=30, processes=1)
+    try:
+        assert await single.analyze(source) == first
+    finally:
+        single.shutdown()
 
 
 def test_ruff_rules_map_to_severity_and_category() -> None:

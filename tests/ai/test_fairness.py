@@ -11,7 +11,7 @@ from typing import Any
 import grpc
 from tandem.ai.v1 import ai_pb2
 
-from services.ai.repository import JobRepository
+from services.ai.repository import AiRepository
 from services.common.db import create_pool
 from standins.openai.faults import Fault
 from tests.ai.conftest import AiWorld, eventually, expect_code, trailer
@@ -81,7 +81,7 @@ async def test_workers_claiming_at_the_same_moment_still_take_turns(ai_world: Wo
         pool = create_pool(world.runtime.config.database_url, "ai", 3, 3, "fairness-test")
         await pool.open(wait=True)
         try:
-            repo = JobRepository(pool)
+            repo = AiRepository(pool)
             claimed = await asyncio.gather(*(repo.claim(f"test-runner-{n}", 600.0)
                                              for n in range(3)))
         finally:

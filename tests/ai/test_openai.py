@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import REGISTRY
 
-from services.ai.config import OpenAISettings
+from services.ai.config import OpenAIConfig
 from services.ai.domain import FileDone, Finding, SourceFile
 from services.ai.providers import ProviderError, ProviderItem
 from services.ai.providers.openai import (
@@ -34,13 +34,13 @@ EXPECTED = [
 ]
 
 
-def settings(standin: OpenAIStandin, **changes: object) -> OpenAISettings:
+def settings(standin: OpenAIStandin, **changes: object) -> OpenAIConfig:
     values: dict[str, object] = {
         "base_url": standin.base_url, "api_key": OPENAI_KEY, "model": OPENAI_MODEL,
         "timeout": 2.0, "request_deadline": 30.0, "max_retries": 2, "retry_base": 0.01,
         "retry_max": 2.0, "max_prompt_tokens": 6_000, "max_completion_tokens": 4_000}
     values.update(changes)
-    return OpenAISettings(**values)  # type: ignore[arg-type]
+    return OpenAIConfig(**values)  # type: ignore[arg-type]
 
 
 @pytest.fixture

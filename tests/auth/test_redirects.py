@@ -12,15 +12,15 @@ import pytest
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from scripts.platform import Ports, platform_env, site_root
-from services.auth.settings import AuthSettings, default_redirects
+from services.auth.config import AuthConfig, default_redirects
 from services.common.config import Env
 from tests.helpers.identity import code_from_async, gateway_metadata
 
 KEY = "7cXu5YdQz8yT4vVnqkR9cH1o0mQmJb5q3VtQ0y2Lw8c="
 
 
-def _settings(**env: str) -> AuthSettings:
-    return AuthSettings.from_env(Env({"TANDEM_ENV": "development", "TOKEN_ENCRYPTION_KEY": KEY, **env}))
+def _settings(**env: str) -> AuthConfig:
+    return AuthConfig.from_env(Env({"TANDEM_ENV": "development", "TOKEN_ENCRYPTION_KEY": KEY, **env}))
 
 
 def test_the_default_allow_list_has_both_callbacks_under_either_loopback_name() -> None:

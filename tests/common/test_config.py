@@ -13,7 +13,7 @@ from collections.abc import Callable
 import pytest
 
 from scripts.platform import ROOT, python_env
-from services.auth.settings import PUBLISHED_DEV_KEY, AuthSettings
+from services.auth.config import PUBLISHED_DEV_KEY, AuthConfig
 from services.common.config import CommonConfig, ConfigError, Env
 from services.review.config import ReviewConfig
 
@@ -90,7 +90,7 @@ _SECRETS: list[tuple[str, Callable[[Env], str], str]] = [
      "tandem-local-service-token"),
     ("GITHUB_WEBHOOK_SECRET", lambda env: ReviewConfig.from_env(env).webhook_secret,
      "tandem-local-webhook-secret"),
-    ("GITHUB_CLIENT_SECRET", lambda env: AuthSettings.from_env(env).github_client_secret,
+    ("GITHUB_CLIENT_SECRET", lambda env: AuthConfig.from_env(env).github_client_secret,
      "tandem-local-secret"),
 ]
 _ALL_SET = {"SERVICE_TOKEN": "s" * 40, "GITHUB_WEBHOOK_SECRET": "w" * 40,
@@ -136,8 +136,8 @@ def test_the_published_local_default_is_refused_outside_development(
 def test_github_client_id_is_required_outside_development() -> None:
     values = {k: v for k, v in _ALL_SET.items() if k != "GITHUB_CLIENT_ID"}
     with pytest.raises(ConfigError, match="GITHUB_CLIENT_ID"):
-        AuthSettings.from_env(Env(values))
-    dev = AuthSettings.from_env(Env({**values, "TANDEM_ENV": "development"}))
+        AuthConfig.from_env(Env(values))
+    dev = AuthConfig.from_env(Env({**values, "TANDEM_ENV": "development"}))
     assert dev.github_client_id == "tandem-local"
 
 
@@ -218,9 +218,9 @@ def test_the_published_dev_encryption_key_is_refused_outside_development() -> No
     published = base64.b64encode(PUBLISHED_DEV_KEY).decode()
     assert f"TOKEN_ENCRYPTION_KEY={published}" in (ROOT / "deploy" / "compose.dev.env").read_text()
     with pytest.raises(ConfigError) as info:
-        AuthSettings.from_env(Env({**_ALL_SET, "TOKEN_ENCRYPTION_KEY": published}))
+        AuthConfig.from_env(Env({**_ALL_SET, "TOKEN_ENCRYPTION_KEY": published}))
     assert str(info.value).startswith("TOKEN_ENCRYPTION_KEY is the published local default")
     assert published not in str(info.value)
-    dev = AuthSettings.from_env(Env({**_ALL_SET, "TOKEN_ENCRYPTION_KEY": published,
+    dev = AuthConfig.from_env(Env({**_ALL_SET, "TOKEN_ENCRYPTION_KEY": published,
                                      "TANDEM_ENV": "development"}))
     assert dev.encryption_key == PUBLISHED_DEV_KEY

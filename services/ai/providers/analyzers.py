@@ -9,8 +9,11 @@ Results are plain tuples so they cross the process boundary cheaply.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import tempfile
+import threading
+import time
 
 # (line number, secret type) pairs.
 SecretHits = list[tuple[int, str]]
@@ -18,8 +21,10 @@ SecretHits = list[tuple[int, str]]
 FunctionStats = list[tuple[str, int, int, int, int, int]]
 
 
-def init_worker() -> None:
-    """Configure detect-secrets with every plugin it ships and its default filters."""
+def init_worker(parent_pid: int) -> None:
+    """Die with the service, then configure detect-secrets with every plugin it ships and its
+    default filters."""
+    _exit_with_parent(parent_pid)
     from detect_secrets.core.plugins.util import (  # noqa: PLC0415 - only in worker processes
         get_mapping_from_secret_type_to_class,
     )
@@ -33,6 +38,29 @@ def init_worker() -> None:
     cache_bust()
     configure_settings_from_baseline({"plugins_used": plugins})
     import lizard  # noqa: F401, PLC0415 - warm the import so the first review is not slower
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Exit as soon as the process that started this worker is gone, however it ended.
+
+    A pool worker waits on its task queue, whose writing end every worker holds too, so
+    a service killed with SIGKILL (no shutdown) would leave its workers waiting forever.
+    multiprocessing's spawn hands each child a pipe from its parent that reaches EOF when
+    the parent dies: a daemon thread waits for that, without polling.
+    """
+    parent = multiprocessing.parent_process()
+    if os.getppid() != parent_pid:
+        os._exit(0)  # the parent died before this worker got here
+
+    def watch() -> None:
+        if parent is not None:
+            parent.join()
+        else:  # not started by spawn: no pipe to wait on, ask the kernel now and then
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def ready() -> bool:

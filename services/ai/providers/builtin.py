@@ -17,6 +17,7 @@ import hashlib
 import importlib.metadata
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
@@ -198,18 +199,25 @@ class BuiltinProvider:
 
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
-            # spawn, not fork: forking a process that runs gRPC threads is unsafe.
+            # spawn, not fork: forking a process that runs gRPC threads is unsafe. The
+            # workers are told who started them, and exit when it does (even on SIGKILL).
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 max_workers=self._processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=analyzers.init_worker)
+                initializer=analyzers.init_worker, initargs=(os.getpid(),))
         return self._pool
 
     async def warm_up(self) -> None:
         """Start the worker processes now rather than on the first review."""
         pool = self._executor()
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(pool, analyzers.ready)
-                               for _ in range(self._processes)))
+        try:
+            await asyncio.gather(*(loop.run_in_executor(pool, analyzers.ready)
+                                   for _ in range(self._processes)))
+        except BrokenProcessPool:
+            # A worker died starting: the next try (or review) starts fresh ones.
+            if self._pool is pool:
+                self._pool = None
+            raise
 
     async def close(self) -> None:
         self.shutdown()

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from services.ai.config import OpenAISettings
+from services.ai.config import OpenAIConfig
 from services.ai.domain import (
     SEVERITIES,
     FileDone,
@@ -234,7 +234,7 @@ class _Refusal:
 class OpenAIProvider:
     """Streams chat completions from an OpenAI-compatible API."""
 
-    def __init__(self, settings: OpenAISettings, *, transport: httpx.AsyncBaseTransport | None = None,
+    def __init__(self, settings: OpenAIConfig, *, transport: httpx.AsyncBaseTransport | None = None,
                  rng: random.Random | None = None) -> None:
         self._settings = settings
         self._url = settings.base_url.rstrip("/") + "/chat/completions"

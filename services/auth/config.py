@@ -1,4 +1,4 @@
-"""Auth service settings from the environment."""
+"""AuthConfig: the auth service's settings, read from the environment and validated at start-up."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def default_redirects(public_url: str) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class AuthSettings:
+class AuthConfig:
     github_client_id: str
     github_client_secret: str
     github_oauth_url: str
@@ -60,7 +60,7 @@ class AuthSettings:
     http_timeout: float
 
     @classmethod
-    def from_env(cls, env: Env) -> AuthSettings:
+    def from_env(cls, env: Env) -> AuthConfig:
         public = env.url("PUBLIC_URL", "http://127.0.0.1:8080", ("http", "https"))
         default_redirect = public.rstrip("/") + API_CALLBACK_PATH
         raw_key = env.str("TOKEN_ENCRYPTION_KEY", "")
