@@ -123,6 +123,38 @@ async def test_a_role_change_applies_to_an_open_document_socket_at_once(
         await doc.close()
 
 
+async def test_a_viewer_promoted_on_an_open_document_socket_edits_without_reconnecting(
+        platform: LocalPlatform, gateway2: str, crew: Crew) -> None:
+    session_id = crew.session()
+    owner = await DocClient.connect(platform.url, session_id, crew.owner.access_token)
+    # The promoted viewer's sockets are on the other gateway: the role change reaches them
+    # through Redis, as for anyone whose gateway did not serve the PATCH.
+    events = await EventsClient.connect(gateway2, session_id, crew.viewer.access_token)
+    viewer = await YSocket.connect(gateway2, session_id, crew.viewer.access_token)
+    try:
+        await _synced(owner)
+        await viewer.insert("# vandalism\n")
+        await viewer.wait_for(lambda c: bool(c.denials()))
+        assert "viewers cannot edit" in viewer.denials()[0]
+        reply = crew.call("PATCH", f"/api/v1/sessions/{session_id}/members/{crew.viewer.user_id}",
+                          json={"role": "editor"})
+        assert reply.status_code == 200, reply.text
+        # What a client waits for before it lets its user type: the event on its events socket
+        # (its gateway hands an event to the document socket in the same step).
+        changed = await events.wait_type("member.role_changed",
+                                         where=lambda e: e["user_id"] == crew.viewer.user_id)
+        assert changed["role"] == "editor"
+        # A fresh edit (the refused one stays out, as docs/api.md tells clients to do).
+        await viewer.insert("print('promoted')\n")
+        await asyncio.wait_for(_stored(crew, session_id, "print('promoted')\n"), 10)
+        await owner.wait_until(lambda c: c.value() == "print('promoted')\n")
+        assert len(viewer.denials()) == 1, viewer.denials()
+        assert viewer.ws.close_code is None
+    finally:
+        for client in (owner, events, viewer):
+            await client.close()
+
+
 async def _stored(crew: Crew, session_id: str, text: str) -> None:
     """Poll the REST document until it holds `text` (within the caller's deadline)."""
     for _ in range(400):
