@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from scripts.platform import LocalPlatform
-from tests.helpers.faults import CuttableRelay, cuttable_relay
+from tests.helpers.faults import Mode, TcpFault, tcp_fault
 from tests.helpers.identity import SignedIn, sign_in_http
 from tests.helpers.realtime import add_gateway_with
 from tests.helpers.waiting import poll
@@ -107,15 +106,10 @@ def test_an_idempotency_key_reused_on_another_route_is_refused_and_creates_nothi
 
 
 @pytest.fixture(scope="module")
-def relayed_gateway(platform: LocalPlatform) -> Iterator[tuple[str, CuttableRelay]]:
+def relayed_gateway(platform: LocalPlatform) -> Iterator[tuple[str, TcpFault]]:
     """A gateway replica that reaches the run's Redis through a relay the test can cut."""
-    target = urlsplit(platform.env["REDIS_URL"])
-    assert target.hostname, "the test Redis is reached over TCP"
-    with cuttable_relay(target.hostname, target.port or 6379) as relay:
-        credentials = target.netloc.rpartition("@")[0]
-        netloc = f"{credentials}@127.0.0.1:{relay.port}" if credentials else f"127.0.0.1:{relay.port}"
-        redis_url = target._replace(netloc=netloc).geturl()
-        url = add_gateway_with(platform, "gateway-redis-relay", REDIS_URL=redis_url)
+    with tcp_fault(platform.env["REDIS_URL"]) as relay:
+        url = add_gateway_with(platform, "gateway-redis-relay", REDIS_URL=relay.url)
         try:
             yield url, relay
         finally:
@@ -129,7 +123,7 @@ def _claims_the_key(chunk: bytes) -> bool:
 
 
 def test_redis_lost_in_the_middle_of_an_idempotent_request(
-        platform: LocalPlatform, relayed_gateway: tuple[str, CuttableRelay]) -> None:
+        platform: LocalPlatform, relayed_gateway: tuple[str, TcpFault]) -> None:
     url, relay = relayed_gateway
     user = _person(platform, "midway")
     title = f"Redis went away {secrets.token_hex(3)}"
@@ -148,7 +142,7 @@ def test_redis_lost_in_the_middle_of_an_idempotent_request(
         poll(lambda: True if "could not store an idempotent response" in log.read_text(
             errors="replace") else None, 10, "the gateway's warning about the lost answer")
     finally:
-        relay.restore()
+        relay.set(Mode.FORWARD)
     poll(lambda: True if httpx.get(url + "/ready", timeout=3).status_code == 200 else None,
          30, "the relayed gateway ready again")
     # The claim outlived the cut (it expires by itself, LOCK_SECONDS): a retry within its life
