@@ -28,6 +28,13 @@ async def _stored_text(crew: Crew, session_id: str, wanted: str, timeout: float 
     return (await apoll(probe, timeout, f"the stored document holding {wanted!r}"))[0]
 
 
+async def _room(world: FaultyWorld) -> tuple[Crew, str]:
+    """People signed in to the (ready) world and a session with them joined."""
+    await asyncio.to_thread(wait_all_ready, world.url, 30)
+    crew = await asyncio.to_thread(Crew.sign_in, world.url)
+    return crew, await asyncio.to_thread(crew.session)
+
+
 def _dead(world: FaultyWorld) -> list[str]:
     """The platform's processes that have exited (none, if nothing died)."""
     return [name for name, proc in world.platform.procs.items() if proc.poll() is not None]
@@ -36,9 +43,7 @@ def _dead(world: FaultyWorld) -> list[str]:
 async def test_the_document_survives_a_sessions_restart_and_clients_resync(
         world: FaultyWorld) -> None:
     url = world.url
-    await asyncio.to_thread(wait_all_ready, url, 30)
-    crew = await asyncio.to_thread(Crew.sign_in, url)
-    session_id = await asyncio.to_thread(crew.session)
+    crew, session_id = await _room(world)
     editor = await DocClient.connect(url, session_id, crew.editor.access_token)
     try:
         await asyncio.wait_for(editor.synced.wait(), 10)
@@ -81,9 +86,7 @@ async def test_the_document_survives_a_sessions_restart_and_clients_resync(
 async def test_editing_through_a_redis_outage_stores_acknowledged_updates_and_peers_catch_up(
         world: FaultyWorld) -> None:
     url = world.url
-    await asyncio.to_thread(wait_all_ready, url, 30)
-    crew = await asyncio.to_thread(Crew.sign_in, url)
-    session_id = await asyncio.to_thread(crew.session)
+    crew, session_id = await _room(world)
     writer = await YSocket.connect(url, session_id, crew.editor.access_token)
     peer = await DocClient.connect(url, session_id, crew.owner.access_token)
     try:
