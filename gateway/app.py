@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway import keys
-from gateway.auth import verifier_ctx
+from gateway.auth import guard, verifier_ctx
 from gateway.config import GatewayConfig
 from gateway.grpc_clients import Backends
 from gateway.middlewares import hide_server_version, make_outer_middleware, remove_server_banner
@@ -89,11 +89,11 @@ def create_app(config: GatewayConfig) -> web.Application:
     app.on_response_prepare.append(remove_server_banner)
     hide_server_version()
     table = build_routes()
-    table.install(app.router)
+    table.install(app.router, guard)
     system.add_static(app)
     # The web client's pages and files, after every API route.
     webapp.add_routes(app, config.web_dist)
-    app[system.READINESS_KEY] = system.readiness_probe(app)
-    app[system.OPENAPI_KEY] = system.OpenApiDocument(
+    app[keys.READINESS] = system.readiness_probe(app)
+    app[keys.OPENAPI] = system.OpenApiDocument(
         lambda: openapi_document(config.public_url, table))
     return app

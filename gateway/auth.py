@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,7 +14,8 @@ from services.common.context import user_id_var
 from services.common.errors import Unauthenticated
 from services.common.identity import Claims, TokenVerifier, bearer_token
 
-VERIFIER = web.AppKey("verifier", TokenVerifier)
+if TYPE_CHECKING:
+    from gateway.openapi import Operation
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +34,29 @@ _MISSING = ApiError(401, "unauthenticated", "missing access token (Authorization
                     headers={"WWW-Authenticate": 'Bearer realm="tandem"'})
 
 
+async def guard(request: web.Request, op: Operation) -> None:
+    """What the route table runs before every `auth=True` operation: 401 without a valid token.
+
+    The handler then reads the caller as `request[keys.AUTH]`.
+    """
+    request[keys.AUTH] = await authenticate(request, allow_query=op.token_in_query)
+
+
 async def authenticate(request: web.Request, *, allow_query: bool = False) -> Auth:
-    """Verify the caller's access token locally (JWKS cached; verified tokens cached to expiry)."""
+    """Verify the caller's access token locally (JWKS cached; verified tokens cached to expiry).
+
+    Once per request: a second call answers what the first verified (and counted against
+    the caller's rate limit), so a handler that still calls it is not counted twice.
+    """
+    if keys.AUTH in request:
+        return request[keys.AUTH]
     token = bearer_token(request.headers.get("Authorization"))
     if token is None and allow_query:
         token = request.query.get("access_token") or None
     if token is None:
         raise _MISSING
     try:
-        claims = await request.app[VERIFIER].verify(token)
+        claims = await request.app[keys.VERIFIER].verify(token)
     except Unauthenticated as exc:
         raise ApiError(401, "unauthenticated", exc.message,
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
@@ -64,5 +80,5 @@ async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
     verifier = TokenVerifier(fetch, config.jwt_issuer, config.jwt_audience)
     # Loaded at start-up; if auth is not up yet, the first unknown kid loads it.
     await verifier.refresh(force=True)
-    app[VERIFIER] = verifier
+    app[keys.VERIFIER] = verifier
     yield

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
@@ -170,6 +169,3 @@ def hide_server_version() -> None:
     # The module reads this name when a response has no Server header of its own.
     web_response.SERVER_SOFTWARE = SERVER_NAME  # type: ignore[attr-defined]
 
-
-def json_dumps(obj: object) -> str:
-    return json.dumps(obj, separators=(",", ":"))

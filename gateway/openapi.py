@@ -50,7 +50,12 @@ class Operation:
     summary: str
     tag: str
     status: int = 200
+    # True: the table verifies the caller's access token before the handler runs (401
+    # otherwise, as the document says) and hands it over as request[keys.AUTH].
     auth: bool = True
+    # The token may also come as the `access_token` query parameter (WebSocket handshakes,
+    # which browsers cannot give an Authorization header).
+    token_in_query: bool = False
     request: type[BaseModel] | None = None
     response: type[BaseModel] | dict[str, Any] | None = None
     errors: tuple[int, ...] = ()
@@ -72,9 +77,11 @@ class RouteTable:
     def add(self, op: Operation) -> None:
         self.operations.append(op)
 
-    def install(self, router: web.UrlDispatcher) -> None:
+    def install(self, router: web.UrlDispatcher, guard: Guard) -> None:
+        """Add every operation to the router; `auth=True` ones run `guard` first."""
         for op in self.operations:
-            router.add_route(op.method, op.path, op.handler, name=op.name or None)
+            handler = _guarded(op, guard) if op.auth else op.handler
+            router.add_route(op.method, op.path, handler, name=op.name or None)
 
     def document(self, title: str, version: str, server_url: str) -> dict[str, Any]:
         paths: dict[str, dict[str, Any]] = {}
@@ -135,6 +142,20 @@ class RouteTable:
                 "application/json": {"schema": _schema_ref(op.request, components)}}}
         out.update(op.extra)
         return out
+
+
+# Refuses the request (raises the 401) unless its caller is verified; gateway/auth.py's guard.
+Guard = Callable[[web.Request, Operation], Awaitable[None]]
+
+
+def _guarded(op: Operation, guard: Guard) -> Handler:
+    handler = op.handler
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        await guard(request, op)
+        return await handler(request)
+
+    return run
 
 
 def _schema_ref(model: type[BaseModel] | dict[str, Any], components: dict[str, Any]) -> dict[str, Any]:

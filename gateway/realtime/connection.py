@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import struct
 import uuid
 from collections import deque
 from typing import Protocol
 
+from gateway.realtime.wsframes import FrameCache
 from services.common import metrics
 
 log = logging.getLogger(__name__)
@@ -18,7 +18,6 @@ log = logging.getLogger(__name__)
 CLOSE_NORMAL = 1000
 CLOSE_UNSUPPORTED = 1003
 CLOSE_INVALID_PAYLOAD = 1007
-CLOSE_TOO_BIG = 1009
 CLOSE_RESTART = 1012
 CLOSE_TRY_AGAIN = 1013
 CLOSE_TOKEN_EXPIRED = 4401
@@ -31,45 +30,6 @@ CLOSE_ABNORMAL = 1006
 # with more than this many bytes already waiting, frames queue for the writer task,
 # which waits for the transport to drain (and the queue limit applies).
 DIRECT_WRITE_LIMIT = 64 * 1024
-
-_OP_TEXT, _OP_BINARY = 0x1, 0x2
-
-
-def wire_frame(data: str | bytes) -> bytes:
-    """One unmasked, final, uncompressed server-to-client frame (RFC 6455, section 5.2)."""
-    if isinstance(data, str):
-        payload, first = data.encode(), 0x80 | _OP_TEXT
-    else:
-        payload, first = data, 0x80 | _OP_BINARY
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", first, size)
-    elif size < 1 << 16:
-        header = struct.pack("!BBH", first, 126, size)
-    else:
-        header = struct.pack("!BBQ", first, 127, size)
-    return header + payload
-
-
-class FrameCache:
-    """The wire bytes of the frame being fanned out, built once for all its receivers.
-
-    The hub hands every member of a room the same frame object, so an identity
-    check finds it: one encoding per event instead of one per connection.
-    """
-
-    __slots__ = ("_data", "_wire")
-
-    def __init__(self) -> None:
-        self._data: str | bytes | None = None
-        self._wire = b""
-
-    def wire(self, data: str | bytes) -> bytes:
-        if data is not self._data:
-            self._wire = wire_frame(data)
-            self._data = data
-        return self._wire
-
 
 _FRAMES = FrameCache()
 

@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from tandem.sessions.v1 import sessions_pb2
 
 from gateway import keys
-from gateway.auth import Auth, authenticate
+from gateway.auth import Auth
 from gateway.errors import ApiError
 from gateway.grpc_clients import Backends
 from gateway.http import path_uuid
@@ -366,7 +366,7 @@ async def doc_socket(request: web.Request) -> web.StreamResponse:
     hub, config, backends = request.app[keys.HUB], request.app[keys.REALTIME], request.app[keys.BACKENDS]
     session_id = path_uuid(request, "id", "session")
     session_id_var.set(session_id)
-    auth = await authenticate(request, allow_query=True)
+    auth = request[keys.AUTH]
     ws = web.WebSocketResponse(max_msg_size=config.doc_max_frame, timeout=config.close_timeout,
                                heartbeat=30.0, compress=False)
     upgrade_check(request, ws, hub)

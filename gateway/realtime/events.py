@@ -14,7 +14,7 @@ from tandem.auth.v1 import auth_pb2
 from tandem.sessions.v1 import sessions_pb2
 
 from gateway import keys
-from gateway.auth import VERIFIER, Auth, authenticate
+from gateway.auth import Auth
 from gateway.errors import ApiError
 from gateway.grpc_clients import Backends
 from gateway.http import path_uuid
@@ -486,11 +486,11 @@ async def events_socket(request: web.Request) -> web.StreamResponse:
     hub, config, backends = request.app[keys.HUB], request.app[keys.REALTIME], request.app[keys.BACKENDS]
     session_id = path_uuid(request, "id", "session")
     session_id_var.set(session_id)
-    auth = await authenticate(request, allow_query=True)
+    auth = request[keys.AUTH]
     ws = web.WebSocketResponse(max_msg_size=EVENTS_MAX_FRAME, timeout=config.close_timeout,
                                heartbeat=30.0, compress=False)
     upgrade_check(request, ws, hub)
-    conn = EventsConnection(ws, hub=hub, backends=backends, verifier=request.app[VERIFIER],
+    conn = EventsConnection(ws, hub=hub, backends=backends, verifier=request.app[keys.VERIFIER],
                             config=config, session_id=session_id, auth=auth)
     # Subscribe before reading last_seq: every event after it then reaches us live.
     live = await hub.join_events(conn)

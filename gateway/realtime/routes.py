@@ -51,12 +51,12 @@ def add_routes(table: RouteTable) -> None:
     table.add(Operation(
         "GET", "/api/v1/sessions/{id}/events", events_socket,
         "Realtime events of a session (WebSocket)", "realtime", status=101,
-        errors=(404, 426), query=_TOKEN_QUERY, name="session_events_socket",
+        errors=(404, 426), query=_TOKEN_QUERY, token_in_query=True, name="session_events_socket",
         extra={"description": EVENTS_DESCRIPTION}))
     table.add(Operation(
         "GET", "/api/v1/sessions/{id}/doc", doc_socket,
         "The session's shared document over y-websocket (WebSocket)", "realtime", status=101,
-        errors=(404, 426), query=_TOKEN_QUERY, name="session_doc_socket",
+        errors=(404, 426), query=_TOKEN_QUERY, token_in_query=True, name="session_doc_socket",
         extra={"description": DOC_DESCRIPTION}))
 
 

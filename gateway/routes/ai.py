@@ -9,7 +9,6 @@ from pydantic import Field
 from tandem.ai.v1 import ai_pb2
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.errors import ApiError
 from gateway.http import Schema, json_response, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
@@ -114,7 +113,7 @@ def _accepted(job: ai_pb2.Job) -> web.Response:
 
 
 async def create_review_job(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     body = await parse_json(request, ReviewJobIn)
     backends = request.app[keys.BACKENDS]
@@ -127,7 +126,7 @@ async def create_review_job(request: web.Request) -> web.Response:
 
 
 async def create_document_job(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = path_uuid(request, "id", "session")
     body = await parse_json(request, DocumentJobIn)
     backends = request.app[keys.BACKENDS]
@@ -139,7 +138,7 @@ async def create_document_job(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     job_id = path_uuid(request, "job_id", "job")
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("ai", "GetJob", backends.ai.GetJob,
@@ -157,7 +156,7 @@ def _jobs_page(reply: ai_pb2.ListJobsResponse) -> web.Response:
 
 
 async def list_review_jobs(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     review_id = path_uuid(request, "id", "review")
     limit, cursor = _page(request)
     backends = request.app[keys.BACKENDS]
@@ -169,7 +168,7 @@ async def list_review_jobs(request: web.Request) -> web.Response:
 
 
 async def list_session_jobs(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
     limit, cursor = _page(request)
     raw_kind = request.query.get("kind", "")
@@ -186,7 +185,7 @@ async def list_session_jobs(request: web.Request) -> web.Response:
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     job_id = path_uuid(request, "job_id", "job")
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("ai", "CancelJob", backends.ai.CancelJob,

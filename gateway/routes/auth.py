@@ -16,7 +16,6 @@ from pydantic.json_schema import SkipJsonSchema
 from tandem.auth.v1 import auth_pb2
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.clientaddr import client_address, forwarded_https
 from gateway.errors import ApiError, api_error_response
 from gateway.http import Schema, json_response, no_content, parse_json
@@ -24,7 +23,6 @@ from gateway.openapi import Operation, RouteTable
 from gateway.origins import is_own_origin
 from gateway.schemas import UserOut, user_out
 
-RATE = "rate_limiter"
 security = logging.getLogger("tandem.security")
 
 # Login CSRF: the state is bound to the browser that started the flow. The login route
@@ -270,7 +268,7 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("auth", "GetUser", backends.auth.GetUser,
                                 auth_pb2.GetUserRequest(user_id=auth.user_id), token=auth.token)

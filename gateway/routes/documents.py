@@ -7,7 +7,6 @@ from pydantic import Field
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.http import Schema, json_response
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import session_path_id
@@ -21,7 +20,7 @@ class DocumentOut(Schema):
 
 
 async def get_document(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("sessions", "GetDocument", backends.sessions.GetDocument,
                                 pb.GetDocumentRequest(session_id=session_path_id(request)),

@@ -9,7 +9,6 @@ from pydantic import Field
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import (
@@ -107,7 +106,7 @@ def _invitation_out(inv: pb.Invitation, users: dict[str, dict[str, Any]]) -> dic
 
 
 async def create_invitation(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
     body = await parse_json(request, InvitationIn)
     backends = request.app[keys.BACKENDS]
@@ -122,7 +121,7 @@ async def create_invitation(request: web.Request) -> web.Response:
 
 
 async def list_invitations(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     limit = query_int(request, "limit", 20, 1, 100)
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("sessions", "ListInvitations", backends.sessions.ListInvitations,
@@ -141,7 +140,7 @@ async def _accept(request: web.Request, req: pb.AcceptInvitationRequest, token: 
 
 
 async def accept_by_id(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     invitation_id = path_uuid(request, "id", "invitation")
     return await _accept(request, pb.AcceptInvitationRequest(invitation_id=invitation_id),
                          auth.token)
@@ -155,14 +154,14 @@ async def _limit_token_guesses(request: web.Request, user_id: str) -> None:
 
 
 async def accept_by_token(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     body = await parse_json(request, TokenIn)
     await _limit_token_guesses(request, auth.user_id)
     return await _accept(request, pb.AcceptInvitationRequest(token=body.token), auth.token)
 
 
 async def preview(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     body = await parse_json(request, TokenIn)
     await _limit_token_guesses(request, auth.user_id)
     backends = request.app[keys.BACKENDS]
@@ -179,7 +178,7 @@ async def preview(request: web.Request) -> web.Response:
 
 
 async def decline(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     await backends.call("sessions", "DeclineInvitation", backends.sessions.DeclineInvitation,
                         pb.DeclineInvitationRequest(
@@ -189,7 +188,7 @@ async def decline(request: web.Request) -> web.Response:
 
 
 async def revoke(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     await backends.call("sessions", "RevokeInvitation", backends.sessions.RevokeInvitation,
                         pb.RevokeInvitationRequest(

@@ -10,7 +10,6 @@ from pydantic import Field
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
-from gateway.auth import authenticate
 from gateway.errors import ApiError
 from gateway.http import Schema, json_response, no_content, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
@@ -49,7 +48,7 @@ def _unread(request: web.Request) -> bool:
 
 
 async def list_notifications(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     limit = query_int(request, "limit", 20, 1, 100)
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("sessions", "ListNotifications", backends.sessions.ListNotifications,
@@ -62,7 +61,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 
 
 async def mark_read(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     await backends.call("sessions", "MarkNotificationRead", backends.sessions.MarkNotificationRead,
                         pb.MarkNotificationReadRequest(

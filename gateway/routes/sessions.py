@@ -11,7 +11,7 @@ from tandem.auth.v1 import auth_pb2
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
-from gateway.auth import Auth, authenticate
+from gateway.auth import Auth
 from gateway.errors import ApiError
 from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int
 from gateway.idempotency import HEADER_DOC, idempotent
@@ -227,7 +227,7 @@ def _if_match(request: web.Request) -> int | None:
 
 
 async def create_session(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
 
     async def run() -> web.Response:
         body = await parse_json(request, SessionCreateIn)
@@ -243,7 +243,7 @@ async def create_session(request: web.Request) -> web.Response:
 
 
 async def list_sessions(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     limit = query_int(request, "limit", 20, 1, 100)
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("sessions", "ListSessions", backends.sessions.ListSessions,
@@ -254,7 +254,7 @@ async def list_sessions(request: web.Request) -> web.Response:
 
 
 async def get_session(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("sessions", "GetSession", backends.sessions.GetSession,
                                 pb.GetSessionRequest(session_id=session_path_id(request)),
@@ -263,7 +263,7 @@ async def get_session(request: web.Request) -> web.Response:
 
 
 async def update_session(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
     expected = _if_match(request)
     body = await parse_json(request, SessionPatchIn)
@@ -284,7 +284,7 @@ async def update_session(request: web.Request) -> web.Response:
 
 
 async def end_session(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("sessions", "EndSession", backends.sessions.EndSession,
                                 pb.EndSessionRequest(session_id=session_path_id(request)),
@@ -293,7 +293,7 @@ async def end_session(request: web.Request) -> web.Response:
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     await backends.call("sessions", "DeleteSession", backends.sessions.DeleteSession,
                         pb.DeleteSessionRequest(session_id=session_path_id(request)), token=auth.token)
@@ -301,7 +301,7 @@ async def delete_session(request: web.Request) -> web.Response:
 
 
 async def transfer(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
     body = await parse_json(request, TransferIn)
     backends = request.app[keys.BACKENDS]
@@ -316,7 +316,7 @@ async def transfer(request: web.Request) -> web.Response:
 
 
 async def list_members(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     backends = request.app[keys.BACKENDS]
     reply = await backends.call("sessions", "ListMembers", backends.sessions.ListMembers,
                                 pb.ListMembersRequest(session_id=session_path_id(request)),
@@ -327,7 +327,7 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 async def update_member(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
     user_id = path_uuid(request, "user_id", "member")
     body = await parse_json(request, MemberPatchIn)
@@ -341,7 +341,7 @@ async def update_member(request: web.Request) -> web.Response:
 
 
 async def remove_member(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
     user_id = path_uuid(request, "user_id", "member")
     backends = request.app[keys.BACKENDS]
@@ -355,7 +355,7 @@ async def remove_member(request: web.Request) -> web.Response:
 
 
 async def list_messages(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
     after = query_int(request, "after_seq", 0, 0, 2**62)
     if "after_seq" not in request.query and request.query.get("cursor"):
@@ -371,7 +371,7 @@ async def list_messages(request: web.Request) -> web.Response:
 
 
 async def post_message(request: web.Request) -> web.Response:
-    auth = await authenticate(request)
+    auth = request[keys.AUTH]
     session_id = session_path_id(request)
 
     async def run() -> web.Response:

@@ -33,7 +33,6 @@ class OpenApiDocument:
         return self._body
 
 
-OPENAPI_KEY = web.AppKey("openapi", OpenApiDocument)
 
 _DOCS_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Tandem API</title>
@@ -128,7 +127,6 @@ class ReadinessProbe:
         return status, body
 
 
-READINESS_KEY = web.AppKey("readiness", ReadinessProbe)
 
 
 def readiness_probe(app: web.Application) -> ReadinessProbe:
@@ -151,7 +149,7 @@ def readiness_probe(app: web.Application) -> ReadinessProbe:
 
 
 async def ready(request: web.Request) -> web.Response:
-    status, body = await request.app[READINESS_KEY].answer()
+    status, body = await request.app[keys.READINESS].answer()
     return web.Response(status=status, body=body, content_type="application/json")
 
 
@@ -160,7 +158,7 @@ async def metrics(_: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return web.Response(body=request.app[OPENAPI_KEY].body(), content_type="application/json")
+    return web.Response(body=request.app[keys.OPENAPI].body(), content_type="application/json")
 
 
 async def docs(_: web.Request) -> web.Response:

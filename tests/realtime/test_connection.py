@@ -14,9 +14,10 @@ from websockets.streams import StreamReader
 
 from gateway.auth import Auth
 from gateway.errors import ApiError
-from gateway.realtime.connection import DIRECT_WRITE_LIMIT, Connection, wire_frame
+from gateway.realtime.connection import DIRECT_WRITE_LIMIT, Connection
 from gateway.realtime.events import EventsConnection
 from gateway.realtime.hub import Hub
+from gateway.realtime.wsframes import wire_frame
 from services.common.identity import Claims
 from tests.realtime.fakes import FakeBackends, FakeHub, FakeSocket, config
 
