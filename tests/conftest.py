@@ -18,6 +18,7 @@ import redis
 from scripts.platform import LocalPlatform, python_env
 from services.common.config import CommonConfig, Env
 from services.common.grpcserver import ServiceRuntime
+from tests.helpers.services import serving
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -129,23 +130,13 @@ RuntimeFactory = Callable[..., contextlib.AbstractAsyncContextManager[ServiceRun
 @pytest.fixture
 async def github_standin() -> AsyncIterator[str]:
     """The GitHub stand-in in-process on a free port; yields its base URL."""
-    from aiohttp import web
-
     from standins.github.app import create_app
     from standins.github.config import StandinConfig
 
     # Every instance gives a login the same id (derived from it, as across restarts), so
     # the same login in two tests of a run is the same Tandem user, as with GitHub.
-    app = create_app(StandinConfig())
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(create_app(StandinConfig())) as url:
+        yield url
 
 
 @dataclass

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import httpx
@@ -15,7 +15,6 @@ import orjson
 import psycopg
 import pytest
 import redis.asyncio
-from aiohttp import web
 from psycopg import sql
 from psycopg.rows import dict_row
 from tandem.ai.v1 import ai_pb2, ai_pb2_grpc
@@ -24,13 +23,16 @@ from tandem.sessions.v1 import sessions_pb2 as spb
 from tandem.sessions.v1 import sessions_pb2_grpc
 
 from services.common.grpcserver import ServiceRuntime
-from services.common.identity import service_metadata
 from standins.openai.app import create_app as create_openai_app
 from standins.openai.config import OpenAIStandinConfig
 from standins.openai.state import STATE, StandinState
+from tests.helpers.grpc import expect_code, join_by_link, trailer
 from tests.helpers.identity import SignedIn, sign_in_grpc
+from tests.helpers.services import Relay, relayed_github_standin, serving, webhook_relay
+from tests.helpers.waiting import eventually
 
-T = TypeVar("T")
+# Shared helpers the ai tests import from here; webhook_relay is a fixture, for pytest.
+__all__ = ["eventually", "expect_code", "trailer", "webhook_relay"]
 
 OPENAI_KEY = "sk-ai-tests-" + secrets.token_hex(6)
 OPENAI_MODEL = "tandem-review-1"
@@ -65,76 +67,11 @@ class OpenAIStandin:
 @pytest.fixture
 async def openai_standin() -> AsyncIterator[OpenAIStandin]:
     app = create_openai_app(OpenAIStandinConfig(api_key=OPENAI_KEY, model=OPENAI_MODEL))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield OpenAIStandin(f"http://{host}:{port}", app[STATE])
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield OpenAIStandin(url, app[STATE])
 
 
-@dataclass
-class Relay:
-    """Plays the gateway's webhook route: the GitHub stand-in's deliveries to HandleWebhook."""
-
-    url: str = ""
-    review_addr: str | None = None
-    # The credential the gateway presents on its calls to a service.
-    service_token: str = ""
-    answers: list[int] = field(default_factory=list)
-
-
-@pytest.fixture
-async def webhook_relay() -> AsyncIterator[Relay]:
-    relay = Relay()
-
-    async def receive(request: web.Request) -> web.Response:
-        assert relay.review_addr, "the review service is not running yet"
-        body = await request.read()
-        async with grpc.aio.insecure_channel(relay.review_addr) as channel:
-            reply = await review_pb2_grpc.ReviewServiceStub(channel).HandleWebhook(
-                review_pb2.HandleWebhookRequest(
-                    event=request.headers.get("X-GitHub-Event", ""),
-                    delivery_id=request.headers.get("X-GitHub-Delivery", ""),
-                    signature_256=request.headers.get("X-Hub-Signature-256", ""), body=body),
-                metadata=service_metadata(relay.service_token), timeout=20)
-        relay.answers.append(200 if reply.outcome == "processed" else 202)
-        return web.json_response({"outcome": reply.outcome})
-
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    relay.url = f"http://{host}:{port}/hook"
-    try:
-        yield relay
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def github_standin(webhook_relay: Relay) -> AsyncIterator[str]:
-    """The GitHub stand-in with its `synchronize` webhooks relayed to the review service."""
-    from standins.github.app import create_app
-    from standins.github.config import StandinConfig
-
-    runner = web.AppRunner(create_app(StandinConfig(webhook_url=webhook_relay.url,
-                                                    webhook_secret=WEBHOOK_SECRET)),
-                           access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+github_standin = relayed_github_standin(WEBHOOK_SECRET)
 
 
 @pytest.fixture
@@ -228,7 +165,7 @@ class AiWorld:
                                        json={"files": files})
         assert reply.status_code == 200, reply.text
         assert len(self.relay.answers) == answers + 1
-        assert self.relay.answers[-1] == 200
+        assert self.relay.outcomes[-1] == "processed", self.relay.outcomes
 
     async def sql(self, query: str, *params: Any) -> list[dict[str, Any]]:
         """The ai schema, directly (also while the service is stopped)."""
@@ -269,14 +206,6 @@ class Subscription:
         return self.messages
 
 
-async def _join(sessions: sessions_pb2_grpc.SessionsServiceStub, session_id: str,
-                owner: SignedIn, user: SignedIn, role: spb.Role.ValueType) -> None:
-    invitation = await sessions.CreateInvitation(
-        spb.CreateInvitationRequest(session_id=session_id, role=role), metadata=owner.metadata)
-    await sessions.AcceptInvitation(
-        spb.AcceptInvitationRequest(token=invitation.invitation.token), metadata=user.metadata)
-
-
 # Fast recovery and polling, short provider timeouts: tests wait on these.
 FAST_ENV = {
     "AI_POLL_SECONDS": "0.1", "AI_HEARTBEAT_SECONDS": "0.2", "AI_STALE_SECONDS": "1.5",
@@ -314,8 +243,8 @@ def ai_world(stack: Callable[..., Any], github_standin: str, webhook_relay: Rela
                     spb.CreateSessionRequest(title="AI review", language="python"),
                     metadata=owner.metadata)
                 session_id = created.session.id
-                await _join(sessions, session_id, owner, editor, spb.ROLE_EDITOR)
-                await _join(sessions, session_id, owner, viewer, spb.ROLE_VIEWER)
+                await join_by_link(sessions, session_id, owner, editor, spb.ROLE_EDITOR)
+                await join_by_link(sessions, session_id, owner, viewer, spb.ROLE_VIEWER)
                 review = review_pb2_grpc.ReviewServiceStub(review_channel)
                 imported = await review.CreateReview(
                     review_pb2.CreateReviewRequest(session_id=session_id, repo=REPO,
@@ -329,30 +258,3 @@ def ai_world(stack: Callable[..., Any], github_standin: str, webhook_relay: Rela
                 await client.aclose()
 
     return start
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
-    """Poll `check` until it returns something truthy, within a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.05)
-
-
-async def expect_code(code: grpc.StatusCode, call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    assert info.value.code() == code, (info.value.code(), info.value.details())
-    return info.value
-
-
-def trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
-    for name, value in error.trailing_metadata() or ():
-        if name == key:
-            return value if isinstance(value, str) else value.decode()
-    return None

@@ -242,9 +242,14 @@ def test_a_real_one_second_run_of_the_floor(tmp_path: Path) -> None:
     assert "CPU per operation: floor" in proc.stderr
     assert floor["name"] == "floor"
     assert floor["errors"] == 0
-    assert floor["rps"] > 100
+    # The run happened and was measured (how fast is `make bench`'s business, not a test's).
+    assert floor["rps"] > 0
     assert 0 < floor["p50_ms"] <= floor["p99_ms"]
-    assert proc.stdout.splitlines()[1].startswith("floor")
+    assert (floor["baseline"], floor["ratio"]) == (None, None)
+    # The table on stdout carries the same row as the JSON.
+    header, row = proc.stdout.splitlines()[:2]
+    assert header.split()[:2] == ["scenario", "throughput"]
+    assert row.split()[:3] == ["floor", f"{floor['rps']:,.1f}", "req/s"]
     # --json writes only there: a test run never replaces the committed latest.json.
     assert (latest.stat().st_mtime_ns if latest.exists() else None) == before
 
@@ -255,7 +260,7 @@ def test_a_real_one_second_run_of_the_grpc_floor(tmp_path: Path) -> None:
     assert row["name"] == "grpc_floor"
     assert row["unit"] == "calls/s"
     assert row["errors"] == 0
-    assert row["rps"] > 100
+    assert row["rps"] > 0  # calls were made and counted; their speed is `make bench`'s
     assert 0 < row["p50_ms"] <= row["p99_ms"]
     # The server is the scenario's helper: what one call costs it is in the row.
     assert set(row["cpu_us_per_op"]) == {"grpc_floor"}

@@ -16,21 +16,34 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="ne
 
 def test_a_busy_process_is_charged_and_an_idle_one_is_left_out() -> None:
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # The idle one says when its start-up (imports) is over: from then on it only sleeps.
+    idle = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); "
+                             "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)  # both started; the idle one has done its imports
+        assert idle.stdout is not None
+        assert idle.stdout.readline() == "ready\n"
         pids = {"busy": busy.pid, "idle": idle.pid}
         before = cpu.snapshot(pids)
-        time.sleep(0.5)
-        after = cpu.snapshot(pids)
+        started = time.monotonic()
+        # Until the spinning process has been charged a measurable 0.2 s (however busy
+        # the machine is, it gets there): the window is what it used, not a fixed sleep.
+        deadline = started + 60
+        while (after := cpu.snapshot(pids))["busy"] - before["busy"] < 0.2:
+            assert time.monotonic() < deadline, "the busy process was never scheduled"
+            time.sleep(0.05)
+        wall = time.monotonic() - started
     finally:
         for proc in (busy, idle):
             proc.kill()
             proc.wait()
+        if idle.stdout is not None:
+            idle.stdout.close()
     costs = cpu.per_op_us(before, after, operations=1000)
     assert set(costs) == {"busy"}
-    # Half a second of a spinning process, over 1,000 operations: up to ~500 us each.
-    assert 50 < costs["busy"] < 700
+    # At least the 0.2 s waited for; at most the whole window on one core (a single
+    # thread cannot run faster than the clock), give or take one clock tick.
+    tick = 1 / cpu.os.sysconf("SC_CLK_TCK")
+    assert 200 <= costs["busy"] <= (wall + tick) / 1000 * 1e6
 
 
 def test_gone_processes_and_empty_runs_are_not_costed(tmp_path: Path) -> None:

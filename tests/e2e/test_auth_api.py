@@ -6,16 +6,18 @@ import base64
 import json
 import re
 import secrets
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import jwt
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from scripts.platform import LocalPlatform
 from tests.helpers.identity import sign_in_http
+from tests.helpers.waiting import poll
 
 pytestmark = pytest.mark.e2e
 
@@ -227,6 +229,20 @@ def test_forged_tokens_are_401_and_never_reach_a_service(platform: LocalPlatform
     assert _get_user_calls(platform.url) == before
 
 
+def _access_lines(plat: LocalPlatform, path: str) -> list[dict[str, Any]]:
+    """The gateway's access-log entries for `path`, in order (the log is JSON lines)."""
+    entries = []
+    for line in (plat.log_dir / "gateway.log").read_text(errors="replace").splitlines():
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue  # a line being written, or a non-JSON start-up line
+        if isinstance(entry, dict) and entry.get("logger") == "gateway.access" and \
+                entry.get("path") == path:
+            entries.append(entry)
+    return entries
+
+
 @pytest.fixture
 def strict_platform(base_env: dict[str, str]) -> Iterator[LocalPlatform]:
     # Its own key prefix: the shared platform's sign-ins must not use up this budget.
@@ -251,7 +267,14 @@ def test_auth_routes_are_rate_limited_per_ip_and_logs_hold_no_secrets(
     assert limited[0].json()["error"]["code"] == "rate_limited"
     assert int(limited[0].headers["Retry-After"]) >= 1
 
-    time.sleep(0.3)  # let the processes flush their last log lines
+    # The gateway writes a request's access line after answering it: wait until the lines of
+    # all these requests are there (the rest of each process's logging precedes its answers).
+    def logged_all() -> bool | None:
+        lines = _access_lines(strict_platform, "/api/v1/auth/github/login")
+        return True if [e["status"] for e in lines][-len(replies):] == [
+            r.status_code for r in replies] else None
+
+    poll(logged_all, 15, "the access log lines of the login requests")
     secrets_seen = {
         "access token": me.access_token,
         "refresh token": me.refresh_token,

@@ -50,12 +50,12 @@ def own_platform(base_env: dict[str, str]) -> Iterator[LocalPlatform]:
 def test_killed_service_is_named_in_ready_and_recovers(own_platform: LocalPlatform) -> None:
     ready = own_platform.url + "/ready"
     own_platform.stop("sessions", timeout=5)
-    reply, took = _poll(ready, _down("sessions"), timeout=5)
+    # Within 5 s (the poll's deadline): a health interval of 0.5 s plus a check, with room.
+    reply, _ = _poll(ready, _down("sessions"), timeout=5)
     body = reply.json()
     assert body["status"] == "not_ready"
     assert body["checks"]["sessions"]["reason"]
     assert body["checks"]["auth"]["status"] == "up"
-    assert took < 5
     assert httpx.get(own_platform.url + "/health").status_code == 200
     own_platform.start(["sessions"])
     _poll(ready, lambda r: r.status_code == 200, timeout=30)
@@ -77,8 +77,7 @@ def test_redis_outage_turns_ready_503_within_5s_and_recovers(
         plat.wait_ready(90)
         ready = plat.url + "/ready"
         private_redis.stop()
-        reply, took = _poll(ready, _down("redis"), timeout=5)
-        assert took < 5
+        reply, _ = _poll(ready, _down("redis"), timeout=5)
         assert "reason" in reply.json()["checks"]["redis"]
         # Services depend on Redis too: their health follows within the same bound.
         _poll(ready, _down("sessions"), timeout=5)

@@ -7,15 +7,13 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pycrdt import Awareness, Doc, Text, create_awareness_message, create_update_message
-from websockets.asyncio.client import ClientConnection, connect
+from pycrdt import Awareness, Doc, create_awareness_message
 from websockets.exceptions import ConnectionClosed
 
 from bench.realtime_scenarios import (
@@ -23,17 +21,12 @@ from bench.realtime_scenarios import (
     EventsClient,
     seed_document_url,
     typing_updates,
-    ws_url,
 )
 from gateway.realtime.ywebsocket import (
     AwarenessEntry,
-    AwarenessMessage,
-    awareness_message,
-    encode_awareness,
-    parse_y_message,
 )
 from scripts.platform import LocalPlatform, ProcSpec, free_ports, wait_ready
-from tests.helpers.realtime import Crew, gateway2
+from tests.helpers.realtime import Crew, YSocket, answers_step1, gateway2
 
 pytestmark = pytest.mark.e2e
 
@@ -130,6 +123,38 @@ async def test_a_role_change_applies_to_an_open_document_socket_at_once(
         await doc.close()
 
 
+async def test_a_viewer_promoted_on_an_open_document_socket_edits_without_reconnecting(
+        platform: LocalPlatform, gateway2: str, crew: Crew) -> None:
+    session_id = crew.session()
+    owner = await DocClient.connect(platform.url, session_id, crew.owner.access_token)
+    # The promoted viewer's sockets are on the other gateway: the role change reaches them
+    # through Redis, as for anyone whose gateway did not serve the PATCH.
+    events = await EventsClient.connect(gateway2, session_id, crew.viewer.access_token)
+    viewer = await YSocket.connect(gateway2, session_id, crew.viewer.access_token)
+    try:
+        await _synced(owner)
+        await viewer.insert("# vandalism\n")
+        await viewer.wait_for(lambda c: bool(c.denials()))
+        assert "viewers cannot edit" in viewer.denials()[0]
+        reply = crew.call("PATCH", f"/api/v1/sessions/{session_id}/members/{crew.viewer.user_id}",
+                          json={"role": "editor"})
+        assert reply.status_code == 200, reply.text
+        # What a client waits for before it lets its user type: the event on its events socket
+        # (its gateway hands an event to the document socket in the same step).
+        changed = await events.wait_type("member.role_changed",
+                                         where=lambda e: e["user_id"] == crew.viewer.user_id)
+        assert changed["role"] == "editor"
+        # A fresh edit (the refused one stays out, as docs/api.md tells clients to do).
+        await viewer.insert("print('promoted')\n")
+        await asyncio.wait_for(_stored(crew, session_id, "print('promoted')\n"), 10)
+        await owner.wait_until(lambda c: c.value() == "print('promoted')\n")
+        assert len(viewer.denials()) == 1, viewer.denials()
+        assert viewer.ws.close_code is None
+    finally:
+        for client in (owner, events, viewer):
+            await client.close()
+
+
 async def _stored(crew: Crew, session_id: str, text: str) -> None:
     """Poll the REST document until it holds `text` (within the caller's deadline)."""
     for _ in range(400):
@@ -143,6 +168,8 @@ async def test_an_ended_session_document_is_read_only_for_everyone(
         platform: LocalPlatform, crew: Crew) -> None:
     session_id = crew.session()
     owner = await DocClient.connect(platform.url, session_id, crew.owner.access_token)
+    # A second socket of the owner's that keeps every frame: the refusal is told on it.
+    writer = await YSocket.connect(platform.url, session_id, crew.owner.access_token)
     events = await EventsClient.connect(platform.url, session_id, crew.owner.access_token)
     try:
         await _synced(owner)
@@ -150,14 +177,21 @@ async def test_an_ended_session_document_is_read_only_for_everyone(
         await asyncio.wait_for(_stored(crew, session_id, "final"), 10)
         assert crew.call("POST", f"/api/v1/sessions/{session_id}/end").status_code == 200
         assert await events.wait_closed() == 4410
-        await owner.insert(0, "too late ")
+        # Even the owner's write on a socket opened before the end is refused, and said so.
+        await writer.insert("too late ")
+        await writer.wait_for(lambda c: bool(c.denials()))
+        assert "session has ended" in writer.denials()[0]
+        # A later sync proves the state: the refused write is nowhere, and the document
+        # stays readable.
         late = await DocClient.connect(platform.url, session_id, crew.viewer.access_token)
         await _synced(late)
         assert late.value() == "final"
         assert crew.document(session_id)["text"] == "final"
         await late.close()
+        await answers_step1(writer)
     finally:
         await owner.close()
+        await writer.close()
 
 
 async def test_a_document_with_many_stored_updates_syncs_to_a_new_client(
@@ -238,92 +272,6 @@ def _varint_len(data: bytes) -> int:
 
 
 # --- awareness bounds, the rate limit, refusals on the socket (issue 14, items 2 and 4) ------
-
-
-class YSocket:
-    """A bare document-socket client that keeps every binary frame it is sent."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.frames: list[bytes] = []
-        self._changed = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
-
-    @classmethod
-    async def connect(cls, base_url: str, session_id: str, token: str) -> YSocket:
-        ws = await connect(ws_url(base_url, f"/api/v1/sessions/{session_id}/doc", token),
-                           proxy=None, compression=None, max_size=None, ping_interval=None,
-                           open_timeout=10, close_timeout=2)
-        client = cls(ws)
-        client._reader = asyncio.create_task(client._read())
-        await ws.send(b"\x00\x00\x01\x00")  # sync step 1 of an empty document
-        await client.wait_for(lambda c: any(f[:2] == b"\x00\x01" for f in c.frames))
-        return client
-
-    async def _read(self) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for raw in self.ws:
-                if isinstance(raw, bytes):
-                    self.frames.append(raw)
-                    self._changed.set()
-        self._changed.set()
-
-    async def wait_for(self, check: Callable[[YSocket], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check(self):
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"condition not met within {timeout}s"
-            assert self._reader is not None
-            assert not self._reader.done(), f"socket closed ({self.ws.close_code})"
-            self._changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-
-    async def wait_closed(self, timeout: float = 10.0) -> int | None:
-        assert self._reader is not None
-        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
-        return self.ws.close_code
-
-    def awareness(self) -> Iterator[AwarenessEntry]:
-        for frame in self.frames:
-            if frame[0] == 1:
-                message = parse_y_message(frame)
-                assert isinstance(message, AwarenessMessage)
-                yield from message.clients
-
-    def awareness_bytes(self) -> int:
-        return sum(len(f) for f in self.frames if f[0] == 1)
-
-    def denials(self) -> list[str]:
-        """Reasons of y-protocols' auth permission-denied messages received."""
-        reasons = []
-        for frame in self.frames:
-            if frame[:2] == b"\x02\x00":
-                length, pos, shift = 0, 2, 0
-                while True:
-                    byte = frame[pos]
-                    pos += 1
-                    length |= (byte & 0x7F) << shift
-                    shift += 7
-                    if byte < 0x80:
-                        break
-                reasons.append(frame[pos:pos + length].decode())
-        return reasons
-
-    async def tell(self, *entries: tuple[int, int, str]) -> None:
-        await self.ws.send(awareness_message(encode_awareness(
-            [AwarenessEntry(*e) for e in entries])))
-
-    async def insert(self, text: str) -> None:
-        doc: Doc[Any] = Doc()
-        doc.get("code", type=Text).insert(0, text)
-        await self.ws.send(create_update_message(doc.get_update()))
-
-    async def close(self) -> None:
-        await self.ws.close()
-        if self._reader is not None:
-            with contextlib.suppress(Exception):
-                await self._reader
 
 
 def _state(client: YSocket, client_id: int) -> str | None:
@@ -452,16 +400,10 @@ async def test_refused_updates_are_answered_with_permission_denied_on_the_docume
         assert crew.document(session_id)["text"] == ""
         # Both sockets stay open and keep answering the protocol.
         for client in (viewer, editor):
-            await _answers_step1(client)
+            await answers_step1(client)
     finally:
         await viewer.close()
         await editor.close()
-
-
-async def _answers_step1(client: YSocket) -> None:
-    count = len(client.frames)
-    await client.ws.send(b"\x00\x00\x01\x00")
-    await client.wait_for(lambda c: any(f[:2] == b"\x00\x01" for f in c.frames[count:]))
 
 
 SMALL_DOCS = 4096
@@ -503,7 +445,7 @@ async def test_an_update_past_the_document_size_limit_is_answered_with_permissio
         assert "size limit" in editor.denials()[0]
         assert crew.document(session_id)["text"] == "print('kept')\n", "nothing stored is lost"
         # The socket stays open and answers the protocol.
-        await _answers_step1(editor)
+        await answers_step1(editor)
         assert editor.ws.close_code is None
     finally:
         await editor.close()

@@ -129,7 +129,6 @@ async def test_presence_is_shared_across_gateways_and_departures_are_announced(
                                        where=lambda e: e["user_id"] == crew.editor.user_id)
         assert joined["connection_id"] == bob.welcome["connection_id"]
         assert joined["status"] == "online"
-        assert not bob.of_type("presence.joined"), "a client is not told about itself"
 
         await bob.send({"type": "presence.update", "cursor": {"line": 3, "ch": 7},
                         "status": "typing"})
@@ -139,6 +138,11 @@ async def test_presence_is_shared_across_gateways_and_departures_are_announced(
         late = await EventsClient.connect(platform.url, session_id, crew.viewer.access_token)
         mine = [p for p in late.welcome["presence"] if p["user_id"] == crew.editor.user_id]
         assert mine[0]["cursor"] == {"line": 3, "ch": 7}
+        # Bob hears of the newcomer: had he been told of his own arrival, it would have come
+        # before this (presence events reach a connection in order).
+        await bob.wait_type("presence.joined", where=lambda e: e["user_id"] == crew.viewer.user_id)
+        joins = [e["connection_id"] for e in bob.of_type("presence.joined")]
+        assert joins == [late.welcome["connection_id"]], "a client is not told about itself"
         await late.close()
 
         await bob.close()

@@ -1,18 +1,31 @@
-"""End-to-end realtime helpers: a second gateway replica, signed-in people, sessions with members."""
+"""End-to-end realtime helpers: a second gateway replica, signed-in people, sessions with members,
+and a bare document-socket client that keeps every frame (refusals included)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from pycrdt import Doc, Text, create_update_message
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.realtime_scenarios import ws_url
+from gateway.realtime.protocol import (
+    AwarenessEntry,
+    AwarenessMessage,
+    awareness_message,
+    encode_awareness,
+    parse_y_message,
+)
 from scripts.platform import LocalPlatform, ProcSpec, free_port, wait_ready
 from tests.helpers.identity import SignedIn, sign_in_http
 
@@ -101,3 +114,97 @@ async def refused(url: str, path: str, token: str | None) -> tuple[int, dict[str
     response = info.value.response
     body: dict[str, Any] = orjson.loads(response.body or b"{}")
     return response.status_code, body
+
+
+class YSocket:
+    """A bare document-socket client that keeps every binary frame it is sent."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.frames: list[bytes] = []
+        self._changed = asyncio.Event()
+        self._reader: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def connect(cls, base_url: str, session_id: str, token: str) -> YSocket:
+        ws = await connect(ws_url(base_url, f"/api/v1/sessions/{session_id}/doc", token),
+                           proxy=None, compression=None, max_size=None, ping_interval=None,
+                           open_timeout=10, close_timeout=2)
+        client = cls(ws)
+        client._reader = asyncio.create_task(client._read())
+        await ws.send(b"\x00\x00\x01\x00")  # sync step 1 of an empty document
+        await client.wait_for(lambda c: any(f[:2] == b"\x00\x01" for f in c.frames))
+        return client
+
+    async def _read(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for raw in self.ws:
+                if isinstance(raw, bytes):
+                    self.frames.append(raw)
+                    self._changed.set()
+        self._changed.set()
+
+    async def wait_for(self, check: Callable[[YSocket], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check(self):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"condition not met within {timeout}s"
+            assert self._reader is not None
+            assert not self._reader.done(), f"socket closed ({self.ws.close_code})"
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def wait_closed(self, timeout: float = 10.0) -> int | None:
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.ws.close_code
+
+    def awareness(self) -> Iterator[AwarenessEntry]:
+        for frame in self.frames:
+            if frame[0] == 1:
+                message = parse_y_message(frame)
+                assert isinstance(message, AwarenessMessage)
+                yield from message.clients
+
+    def awareness_bytes(self) -> int:
+        return sum(len(f) for f in self.frames if f[0] == 1)
+
+    def denials(self) -> list[str]:
+        """Reasons of y-protocols' auth permission-denied messages received."""
+        reasons = []
+        for frame in self.frames:
+            if frame[:2] == b"\x02\x00":
+                length, pos, shift = 0, 2, 0
+                while True:
+                    byte = frame[pos]
+                    pos += 1
+                    length |= (byte & 0x7F) << shift
+                    shift += 7
+                    if byte < 0x80:
+                        break
+                reasons.append(frame[pos:pos + length].decode())
+        return reasons
+
+    async def tell(self, *entries: tuple[int, int, str]) -> None:
+        await self.ws.send(awareness_message(encode_awareness(
+            [AwarenessEntry(*e) for e in entries])))
+
+    async def insert(self, text: str) -> None:
+        doc: Doc[Any] = Doc()
+        doc.get("code", type=Text).insert(0, text)
+        await self.ws.send(create_update_message(doc.get_update()))
+
+    async def close(self) -> None:
+        await self.ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(Exception):
+                await self._reader
+
+
+
+
+async def answers_step1(client: YSocket) -> None:
+    count = len(client.frames)
+    await client.ws.send(b"\x00\x00\x01\x00")
+    await client.wait_for(lambda c: any(f[:2] == b"\x00\x01" for f in c.frames[count:]))

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
 from scripts.devdeps import PrivatePostgres, PrivateRedis
 from scripts.platform import LocalPlatform, free_port
+from tests.helpers.waiting import apoll, poll
 
-T = TypeVar("T")
+# The waits live in tests/helpers/waiting.py; the fault tests import them from here too.
+__all__ = ["FaultyWorld", "aget", "apoll", "assert_error", "poll", "private_world", "ready_check",
+           "wait_all_ready"]
 
 
 @dataclass
@@ -59,39 +60,6 @@ def private_world(base_env: Mapping[str, str], root: Path, **extra: str) -> Iter
             redis.stop()
     finally:
         postgres.stop()
-
-
-def poll(probe: Callable[[], T | None], timeout: float, what: str, interval: float = 0.1) -> tuple[T, float]:
-    """Call `probe` until it answers something other than None; that answer and the time taken."""
-    start = time.monotonic()
-    last: object = None
-    while True:
-        try:
-            value = probe()
-        except httpx.HTTPError as exc:
-            value, last = None, exc
-        if value is not None:
-            return value, time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
-        time.sleep(interval)
-
-
-async def apoll(probe: Callable[[], Awaitable[T | None]], timeout: float, what: str,
-                interval: float = 0.1) -> tuple[T, float]:
-    """`poll` for coroutines."""
-    start = time.monotonic()
-    last: object = None
-    while True:
-        try:
-            value = await probe()
-        except httpx.HTTPError as exc:
-            value, last = None, exc
-        if value is not None:
-            return value, time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"{what}: not within {timeout}s (last: {last!r})")
-        await asyncio.sleep(interval)
 
 
 async def aget(url: str, **kwargs: Any) -> httpx.Response:

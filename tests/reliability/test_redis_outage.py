@@ -101,9 +101,8 @@ async def _outage(world: FaultyWorld, outage: float) -> None:
 
         await asyncio.to_thread(world.redis.stop)
         stopped = time.monotonic()
-        body, took = await apoll(lambda: asyncio.to_thread(ready_check(url, "redis", "down")),
+        body, _ = await apoll(lambda: asyncio.to_thread(ready_check(url, "redis", "down")),
                                  5, "/ready names redis")
-        assert took < 5
         assert body["status"] == "not_ready"
         assert body["checks"]["redis"]["reason"]
         assert (await aget(url + "/health")).status_code == 200

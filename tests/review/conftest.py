@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import httpx
 import pytest
-from aiohttp import web
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 from tandem.review.v1 import review_pb2, review_pb2_grpc
 from tandem.sessions.v1 import sessions_pb2 as spb
@@ -19,83 +18,18 @@ from tandem.sessions.v1 import sessions_pb2_grpc
 
 from services.common.grpcserver import ServiceRuntime
 from services.common.identity import service_metadata
+from tests.helpers.grpc import expect_code, join_by_link, trailer
 from tests.helpers.identity import SignedIn, sign_in_grpc
+from tests.helpers.services import Relay, relayed_github_standin, webhook_relay
 
-T = TypeVar("T")
+# Shared helpers the review tests import from here; webhook_relay is a fixture, for pytest.
+__all__ = ["expect_code", "trailer", "webhook_relay"]
 
 WEBHOOK_SECRET = "review-tests-webhook-" + secrets.token_hex(8)
 REPO = "tandem-demo/hello-api"
 PRIVATE_REPO = "tandem-demo/secret-sauce"
 
-_HTTP_FOR_CODE = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.INVALID_ARGUMENT: 400,
-                  grpc.StatusCode.UNAVAILABLE: 503}
-
-
-@dataclass
-class Relay:
-    """Stands in for the gateway's webhook route: HTTP from the stand-in to HandleWebhook."""
-
-    url: str = ""
-    review_addr: str | None = None
-    # The credential the gateway presents on its calls to a service.
-    service_token: str = ""
-    answers: list[int] = field(default_factory=list)
-    # What arrived, as (X-Hub-Signature-256, body): a test can replay a real delivery.
-    received: list[tuple[str, bytes]] = field(default_factory=list)
-
-
-@pytest.fixture
-async def webhook_relay() -> AsyncIterator[Relay]:
-    relay = Relay()
-
-    async def receive(request: web.Request) -> web.Response:
-        assert relay.review_addr, "set relay.review_addr once the review service runs"
-        body = await request.read()
-        relay.received.append((request.headers.get("X-Hub-Signature-256", ""), body))
-        async with grpc.aio.insecure_channel(relay.review_addr) as channel:
-            stub = review_pb2_grpc.ReviewServiceStub(channel)
-            try:
-                reply = await stub.HandleWebhook(review_pb2.HandleWebhookRequest(
-                    event=request.headers.get("X-GitHub-Event", ""),
-                    delivery_id=request.headers.get("X-GitHub-Delivery", ""),
-                    signature_256=request.headers.get("X-Hub-Signature-256", ""), body=body),
-                    metadata=service_metadata(relay.service_token), timeout=20)
-                status = 202 if reply.outcome == "ignored" else 200
-            except grpc.aio.AioRpcError as exc:
-                status = _HTTP_FOR_CODE.get(exc.code(), 500)
-        relay.answers.append(status)
-        return web.json_response({}, status=status)
-
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    relay.url = f"http://127.0.0.1:{port}/hook"
-    try:
-        yield relay
-    finally:
-        await runner.cleanup()
-
-
-@pytest.fixture
-async def github_standin(webhook_relay: Relay) -> AsyncIterator[str]:
-    """The stand-in, with `synchronize` webhooks signed with WEBHOOK_SECRET sent to the relay."""
-    from standins.github.app import create_app
-    from standins.github.config import StandinConfig
-
-    config = StandinConfig(webhook_url=webhook_relay.url, webhook_secret=WEBHOOK_SECRET)
-    runner = web.AppRunner(create_app(config), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+github_standin = relayed_github_standin(WEBHOOK_SECRET)
 
 
 @dataclass
@@ -169,14 +103,6 @@ class World:
             return await cur.fetchall() if cur.description else []
 
 
-async def _join(sessions: sessions_pb2_grpc.SessionsServiceStub, session_id: str,
-                owner: SignedIn, user: SignedIn, role: spb.Role.ValueType) -> None:
-    invitation = await sessions.CreateInvitation(
-        spb.CreateInvitationRequest(session_id=session_id, role=role), metadata=owner.metadata)
-    await sessions.AcceptInvitation(
-        spb.AcceptInvitationRequest(token=invitation.invitation.token), metadata=user.metadata)
-
-
 @pytest.fixture
 def world(stack: Callable[..., Any], github_standin: str,
           webhook_relay: Relay) -> Callable[..., contextlib.AbstractAsyncContextManager[World]]:
@@ -199,25 +125,10 @@ def world(stack: Callable[..., Any], github_standin: str,
             created = await sessions.CreateSession(spb.CreateSessionRequest(title="Review"),
                                                    metadata=owner.metadata)
             session_id = created.session.id
-            await _join(sessions, session_id, owner, editor, spb.ROLE_EDITOR)
-            await _join(sessions, session_id, owner, viewer, spb.ROLE_VIEWER)
+            await join_by_link(sessions, session_id, owner, editor, spb.ROLE_EDITOR)
+            await join_by_link(sessions, session_id, owner, viewer, spb.ROLE_VIEWER)
             yield World(review_pb2_grpc.ReviewServiceStub(review_channel), sessions,
                         auth_pb2_grpc.AuthServiceStub(auth_channel), s.runtimes["review"],
                         standin, webhook_relay, owner, editor, viewer, stranger, session_id)
 
     return start
-
-
-async def expect_code(code: grpc.StatusCode, call: Awaitable[T]) -> grpc.aio.AioRpcError:
-    """Await an RPC that must fail with `code`; return the error for further checks."""
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    assert info.value.code() == code, (info.value.code(), info.value.details())
-    return info.value
-
-
-def trailer(error: grpc.aio.AioRpcError, key: str) -> str | None:
-    for name, value in error.trailing_metadata() or ():
-        if name == key:
-            return value if isinstance(value, str) else value.decode()
-    return None

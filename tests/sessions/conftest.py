@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import pytest
@@ -15,9 +14,12 @@ from tandem.sessions.v1 import sessions_pb2_grpc
 
 from services.common.grpcserver import Resources
 from services.common.identity import service_metadata
+from tests.helpers.grpc import expect_code, reason
 from tests.helpers.identity import SignedIn, sign_in_grpc
+from tests.helpers.waiting import eventually
 
-T = TypeVar("T")
+# Shared helpers the sessions tests import from here.
+__all__ = ["eventually", "expect_code", "reason"]
 
 # Every in-process GitHub stand-in numbers new accounts from the same first id, and
 # the auth service keys users by GitHub id: without distinct ranges, "new" users of
@@ -79,33 +81,6 @@ class World:
         async with self.res.pool.connection() as conn:
             cur = await conn.execute(query.encode(), params)
             return await cur.fetchall() if cur.description else []
-
-
-async def expect_code(code: grpc.StatusCode, call: Awaitable[Any]) -> grpc.aio.AioRpcError:
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await call
-    assert info.value.code() == code, info.value.details()
-    return info.value
-
-
-def reason(error: grpc.aio.AioRpcError) -> str | None:
-    for key, value in error.trailing_metadata() or ():
-        if key == "tandem-reason":
-            return str(value)
-    return None
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 10.0) -> T:
-    """Poll `check` until it returns something truthy, within a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.05)
 
 
 async def make_world(stack: Callable[..., Any], **env: str) -> AsyncIterator[World]:

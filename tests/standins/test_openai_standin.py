@@ -14,11 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from aiohttp import web
 
 from standins.openai.app import create_app
 from standins.openai.config import ConfigError, OpenAIStandinConfig, settings_from_env
 from standins.openai.protocol import format_file_block, parse_file_blocks
+from tests.helpers.services import serving
 
 KEY = "sk-test-key"
 MODEL = "tandem-review-1"
@@ -66,15 +66,8 @@ SUMMARY = '{"summary":"7 findings in 2 files"}'
 @asynccontextmanager
 async def running_standin(config: OpenAIStandinConfig) -> AsyncIterator[str]:
     """Serve a fresh app on an ephemeral port; yields its base URL."""
-    runner = web.AppRunner(create_app(config))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(create_app(config)) as url:
+        yield url
 
 
 @pytest.fixture
