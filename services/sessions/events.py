@@ -1,27 +1,33 @@
-"""Publishing after commit: realtime envelopes on Redis pub/sub, domain events on a Redis Stream.
+"""Publishing after commit: realtime envelopes and document frames on Redis pub/sub, domain
+events on a Redis Stream.
 
 Channel per session: `<prefix>sessions:rt:session:<session_id>` (JSON envelopes
 `{"type", "seq"?, "session_id", "at", ...payload}`); gateways subscribe there.
+Document channel per session: `<prefix>sessions:rt:doc:<session_id>`, binary frames
+(`update_frame`; the gateway's realtime hub reads the same frames).
 Stream: `<prefix>sessions:domain-events`, entries `{event_id, type, data}` (data is
 JSON), read by the notifications consumer group. A failed publish never fails the
-write it describes: realtime clients refill gaps from ListEvents, and domain events
-stay in the outbox table until the relay gets them onto the stream.
+write it describes: realtime clients refill gaps from ListEvents, gateways resync
+documents from the database, and domain events stay in the outbox table until the
+relay gets them onto the stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
 from services.common.redisutil import REDIS_ERRORS, KeySpace, stop_if_cancelled
 from services.sessions.cache import RedisGuard
-from services.sessions.domain import rfc3339
-from services.sessions.repository import DomainEvent, Event, Repository
+from services.sessions.domain import DomainEvent, Event, rfc3339
+from services.sessions.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +40,27 @@ RELAY_INTERVAL_SECONDS = 2.0
 def channel(keys: KeySpace, session_id: str) -> str:
     """The pub/sub channel of one session's realtime events."""
     return keys.key("rt", "session", session_id)
+
+
+def doc_channel(keys: KeySpace, session_id: str) -> str:
+    """The binary channel on which a session's document updates are published."""
+    return keys.key("rt", "doc", session_id)
+
+
+DOC_FRAME_UPDATE = 0
+NO_ORIGIN = bytes(16)
+_VERSION = struct.Struct(">Q")
+
+
+def update_frame(version: int, update: bytes) -> bytes:
+    """A document-channel frame carrying one stored update:
+
+        byte 0       kind (0 = update)
+        bytes 1-16   origin connection id (zeros: the sessions service)
+        bytes 17-24  document version after the update (unsigned 64-bit, big-endian)
+        bytes 25-    the Yjs update (v1 encoding), exactly as the client sent it
+    """
+    return bytes([DOC_FRAME_UPDATE]) + NO_ORIGIN + _VERSION.pack(version) + update
 
 
 def stream(keys: KeySpace) -> str:
@@ -109,6 +136,25 @@ class Publisher:
                 await self._xadd(rows)
                 log.info("relayed domain events from the outbox", extra={"count": len(rows)})
             return len(rows)
+
+
+class DocumentPublisher:
+    """Publishes stored document updates to the gateways, within a deadline."""
+
+    def __init__(self, redis_client: Redis, keys: KeySpace, timeout: float = 1.0) -> None:
+        self._redis = redis_client
+        self._keys = keys
+        self._timeout = timeout
+
+    async def publish_update(self, session_id: str, version: int, update: bytes) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._redis.publish(doc_channel(self._keys, session_id),
+                                          update_frame(version, update))
+        except (TimeoutError, *REDIS_ERRORS) as exc:
+            # Stored and acknowledged regardless: gateways resync their clients
+            # from the database when their subscription comes back.
+            log.warning("document update not published: %s", type(exc).__name__)
 
 
 async def run_outbox_relay(publisher: Publisher, interval: float = RELAY_INTERVAL_SECONDS) -> None:

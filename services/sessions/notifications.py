@@ -29,8 +29,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "notifications"
 
-__all__ = ["GROUP", "ConsumerSettings", "NotificationConsumer", "notifications_for",
-           "run_notifications"]
+__all__ = ["GROUP", "NotificationConsumer", "notifications_for", "run_notifications"]
 
 # (recipient_id, recipient_login, kind, payload)
 Recipient = tuple[str | None, str | None, str, dict[str, Any]]

@@ -41,7 +41,7 @@ from gateway.realtime.protocol import (
     sync_step2,
     write_var_uint,
 )
-from services.sessions.documents import update_frame
+from services.sessions.events import update_frame
 
 
 def test_client_frames_parse_into_typed_values() -> None:

@@ -1,23 +1,17 @@
-"""The auth service as seen from sessions: resolving a GitHub login to a Tandem user."""
+"""Clients of peer services: the auth service, resolving a GitHub login to a Tandem user."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import grpc
 from tandem.auth.v1 import auth_pb2, auth_pb2_grpc
 
 from services.common.context import request_id_var
 from services.common.identity import service_metadata
+from services.sessions.domain import FoundUser
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class FoundUser:
-    id: str
-    login: str
 
 
 class UserDirectory:
