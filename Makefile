@@ -64,11 +64,14 @@ test: $(GEN) tools web-deps ## run the whole test suite against real PostgreSQL/
 	@set -a; source $(LOCAL_ENV); set +a; \
 		TEST_DATABASE_URL=$$DATABASE_URL TEST_REDIS_URL=$$REDIS_URL $(BIN)/pytest $(ARGS)
 
-lint: $(GEN) web-deps ## ruff and mypy (strict on our packages); tsc and eslint on the web client
+lint: $(GEN) web-deps ## ruff, mypy (strict on our packages), the import contracts; tsc and eslint on the web client
 	@echo "==> ruff"
 	@$(BIN)/ruff check .
 	@echo "==> mypy --strict"
 	@$(BIN)/mypy
+	@echo "==> import contracts (lint-imports, [tool.importlinter] in pyproject.toml)"
+	@out=$$($(BIN)/lint-imports --no-cache 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "$$out" | grep -E "^Contracts:"
 	@if [ -f $(WEB_DEPS) ]; then \
 		echo "==> tsc --noEmit and eslint (web/)"; \
 		cd web && npx --no-install tsc --noEmit && npx --no-install eslint . ; \

@@ -58,7 +58,7 @@ async def verifier_ctx(app: web.Application) -> AsyncIterator[None]:
         from tandem.auth.v1 import auth_pb2  # noqa: PLC0415 - generated module, imported where used
 
         reply = await backends.auth.GetJwks(auth_pb2.GetJwksRequest(), timeout=2.0,
-                                            metadata=(backends.credential,))
+                                            metadata=backends.peers["auth"].metadata())
         return reply.jwks_json
 
     verifier = TokenVerifier(fetch, config.jwt_issuer, config.jwt_audience)

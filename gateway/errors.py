@@ -1,4 +1,9 @@
-"""The standard error body, and the one mapping from gRPC status codes to HTTP."""
+"""The standard error body, and the one mapping from a service's answer to HTTP.
+
+A failed call to a service becomes a DomainError through the kit's one table
+(services/common/grpcerrors.py, the same one services use for their peers); this
+module maps that error to the HTTP status, code word and message the client sees.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,22 @@ import orjson
 from aiohttp import web
 
 from services.common.context import REQUEST_ID_HEADER, request_id_var
-from services.common.errors import FIELDS_KEY, REASON_KEY, RETRY_AFTER_KEY
+from services.common.errors import (
+    Conflict,
+    DomainError,
+    FailedPrecondition,
+    Gone,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    StaleVersion,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
+from services.common.grpcerrors import from_rpc_error
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +81,20 @@ HTTP_CODES = {
     431: "headers_too_large", 500: "internal", 501: "not_implemented", 503: "unavailable",
 }
 
-# The single gRPC -> HTTP mapping. A reason word in the trailers refines it
-# where HTTP distinguishes what gRPC does not (410, 412).
-_GRPC_HTTP: dict[grpc.StatusCode, tuple[int, str]] = {
-    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_argument"),
-    grpc.StatusCode.OUT_OF_RANGE: (400, "invalid_argument"),
-    grpc.StatusCode.UNAUTHENTICATED: (401, "unauthenticated"),
-    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_denied"),
-    grpc.StatusCode.NOT_FOUND: (404, "not_found"),
-    grpc.StatusCode.ALREADY_EXISTS: (409, "conflict"),
-    grpc.StatusCode.ABORTED: (409, "conflict"),
-    grpc.StatusCode.FAILED_PRECONDITION: (409, "failed_precondition"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limited"),
-    grpc.StatusCode.UNIMPLEMENTED: (501, "not_implemented"),
-    grpc.StatusCode.UNAVAILABLE: (503, "unavailable"),
-    grpc.StatusCode.DEADLINE_EXCEEDED: (503, "unavailable"),
-    grpc.StatusCode.CANCELLED: (503, "unavailable"),
+# DomainError -> HTTP. A reason word refines it where HTTP distinguishes what gRPC does
+# not (410, 412, 413, 422).
+_ERROR_HTTP: dict[type[DomainError], tuple[int, str]] = {
+    InvalidArgument: (400, "invalid_argument"),
+    Unauthenticated: (401, "unauthenticated"),
+    PermissionDenied: (403, "permission_denied"),
+    NotFound: (404, "not_found"),
+    Conflict: (409, "conflict"),
+    StaleVersion: (412, "precondition_failed"),
+    FailedPrecondition: (409, "failed_precondition"),
+    Gone: (410, "gone"),
+    ResourceExhausted: (429, "rate_limited"),
+    Unimplemented: (501, "not_implemented"),
+    Unavailable: (503, "unavailable"),
 }
 _REASON_HTTP: dict[str, tuple[int, str]] = {
     "gone": (410, "gone"),
@@ -88,41 +106,23 @@ _REASON_HTTP: dict[str, tuple[int, str]] = {
 }
 
 
+def api_error(exc: DomainError) -> ApiError:
+    """The HTTP error for a service's error (as the kit's peer table made it)."""
+    if isinstance(exc, Internal):
+        # Never pass a service's internal text through to clients.
+        return ApiError(500, "internal", "internal error", retry_after=exc.retry_after)
+    status, word = _ERROR_HTTP.get(type(exc), (500, "internal"))
+    if exc.reason is not None and exc.reason in _REASON_HTTP:
+        status, word = _REASON_HTTP[exc.reason]
+    if status >= 500:
+        # Unavailable's message is the kit's (it names the service), never the peer's own.
+        message = exc.message if status in (501, 503) else "internal error"
+        retry_after = (exc.retry_after or 1) if status == 503 else exc.retry_after
+        return ApiError(status, word, message, retry_after=retry_after)
+    details = [{"field": v.field, "message": v.message} for v in exc.violations]
+    return ApiError(status, word, exc.message, details, exc.retry_after)
+
+
 def from_grpc(exc: grpc.aio.AioRpcError, service: str) -> ApiError:
     """Translate a failed call to `service` into the HTTP error the client sees."""
-    code = exc.code()
-    trailers = dict(exc.trailing_metadata() or ())
-    reason = trailers.get(REASON_KEY)
-    status, word = _GRPC_HTTP.get(code, (500, "internal"))
-    if isinstance(reason, str) and reason in _REASON_HTTP:
-        status, word = _REASON_HTTP[reason]
-    elif code == grpc.StatusCode.RESOURCE_EXHAUSTED and reason is None \
-            and RETRY_AFTER_KEY not in trailers:
-        # Our own limits always say why (a reason) or when to come back (Retry-After).
-        # Without either, gRPC itself produced it — a message over a size limit, whose
-        # text ("Received message larger than max (…)") is no business of the client's
-        # and which no retry would change.
-        log.warning("%s: gRPC refused a message: %s", service, exc.details())
-        status, word = 500, "internal"
-    details: list[dict[str, str]] = []
-    raw_fields = trailers.get(FIELDS_KEY)
-    if isinstance(raw_fields, bytes):
-        details = [{"field": str(d["field"]), "message": str(d["message"])}
-                   for d in orjson.loads(raw_fields)]
-    retry_after: int | None = None
-    raw_retry = trailers.get(RETRY_AFTER_KEY)
-    if isinstance(raw_retry, str) and raw_retry.isdigit():
-        retry_after = int(raw_retry)
-    if status >= 500 or code in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
-        # Never pass a service's internal text through to clients.
-        if status == 503:
-            message = f"the {service} service is unavailable, try again shortly"
-            if isinstance(reason, str) and reason.endswith("_unavailable"):
-                message = f"{service}: {exc.details()}"
-            retry_after = retry_after or 1
-        elif status == 501:
-            message = exc.details() or "not implemented"
-        else:
-            message = "internal error"
-        return ApiError(status, word, message, retry_after=retry_after)
-    return ApiError(status, word, exc.details() or word.replace("_", " "), details, retry_after)
+    return api_error(from_rpc_error(exc, service))

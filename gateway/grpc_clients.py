@@ -16,36 +16,12 @@ from tandem.sessions.v1 import sessions_pb2_grpc
 
 from gateway.errors import from_grpc
 from services.common import metrics
-from services.common.config import (
-    DOCUMENT_MAX_BYTES,
-    CommonConfig,
-    grpc_message_limit,
-    message_options,
-)
-from services.common.context import REQUEST_ID_METADATA, request_id_var
-from services.common.identity import SERVICE_TOKEN_METADATA
+from services.common.config import CommonConfig
+from services.common.peers import PEERS, Peer, open_channel, peer_address
 
 Resp = TypeVar("Resp")
 
-SERVICES = ("auth", "sessions", "review", "ai")
-
-
-def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
-    """The gateway's channel options; message limits agree with the services' (DOCUMENT_MAX_BYTES)."""
-    return [
-        ("grpc.keepalive_time_ms", 30_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.http2.max_pings_without_data", 0),
-        *message_options(max_message_bytes),
-        # Reconnect quickly after a service restarts instead of backing off for minutes.
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 2_000),
-        ("grpc.enable_retries", 0),
-    ]
-
-
-# At the default document limit (the benchmark's bare channels use them).
-CHANNEL_OPTIONS = channel_options(grpc_message_limit(DOCUMENT_MAX_BYTES))
+SERVICES = PEERS
 
 
 class Backends:
@@ -53,14 +29,12 @@ class Backends:
 
     def __init__(self, config: CommonConfig) -> None:
         self.deadline = config.grpc_deadline
-        # Sent with every call: services refuse any RPC without it (a user's token alone too).
-        self.credential = (SERVICE_TOKEN_METADATA, config.service_token)
-        addrs = {"auth": config.auth_addr, "sessions": config.sessions_addr,
-                 "review": config.review_addr, "ai": config.ai_addr}
-        options = channel_options(config.grpc_max_message_bytes)
-        self.channels = {name: grpc.aio.insecure_channel(addr, options=options)
-                         for name, addr in addrs.items()}
-        self.addrs = addrs
+        # Every call carries the service credential: services refuse any RPC without it
+        # (a user's token alone too).
+        self.peers = {name: Peer(name, open_channel(config, name), config.service_token,
+                                 config.grpc_deadline) for name in SERVICES}
+        self.channels = {name: peer.channel for name, peer in self.peers.items()}
+        self.addrs = {name: peer_address(config, name) for name in SERVICES}
         self.auth = auth_pb2_grpc.AuthServiceStub(self.channels["auth"])
         self.sessions = sessions_pb2_grpc.SessionsServiceStub(self.channels["sessions"])
         self.review = review_pb2_grpc.ReviewServiceStub(self.channels["review"])
@@ -75,17 +49,15 @@ class Backends:
     async def call(self, service: str, method: str,
                    fn: Callable[..., Awaitable[Resp]], request: Any, *,
                    token: str | None = None, timeout: float | None = None) -> Resp:
-        """Call `fn(request)` with a deadline, the service credential, request id and caller
-        token; map failures to HTTP."""
-        metadata: list[tuple[str, str]] = [self.credential,
-                                           (REQUEST_ID_METADATA, request_id_var.get() or "")]
-        if token is not None:
-            metadata.append(("authorization", "Bearer " + token))
+        """Call `fn(request)` as the kit's Peer.call does (deadline, service credential,
+        request id, the caller's token); failures become the HTTP error of the one table."""
         start = time.perf_counter()
         code = "OK"
         try:
-            return await fn(request, timeout=timeout or self.deadline, metadata=metadata)
+            return await fn(request, timeout=timeout or self.deadline,
+                            metadata=self.peers[service].metadata(token=token))
         except grpc.aio.AioRpcError as exc:
+            # Not Peer.call: the metric below is labelled with the gRPC code itself.
             code = exc.code().name
             raise from_grpc(exc, service) from None
         finally:

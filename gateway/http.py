@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
-from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gateway.errors import ApiError
-from services.common.timeconv import datetime_rfc3339, timestamp_rfc3339
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -56,14 +53,6 @@ async def parse_json(request: web.Request, model: type[M]) -> M:
         details = [{"field": ".".join(str(p) for p in err["loc"]) or "body", "message": err["msg"]}
                    for err in exc.errors(include_url=False)]
         raise ApiError(400, "invalid_argument", "request body is invalid", details) from None
-
-
-def rfc3339(ts: Timestamp | datetime | None) -> str | None:
-    if ts is None:
-        return None
-    if isinstance(ts, Timestamp):
-        return timestamp_rfc3339(ts)
-    return datetime_rfc3339(ts)
 
 
 def path_uuid(request: web.Request, name: str, what: str) -> str:

@@ -19,13 +19,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
-import redis.exceptions
 from aiohttp import web
 from redis.asyncio import Redis
 
 from gateway import keys
 from gateway.errors import ApiError
-from services.common.redisutil import KeySpace
+from services.common.redisutil import REDIS_ERRORS, KeySpace
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +40,6 @@ LOCK_SECONDS = 30
 WAIT_SECONDS = 5.0
 POLL_SECONDS = 0.05
 _KEPT_HEADERS = ("Location", "ETag")
-_REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 
 Run = Callable[[], Awaitable[web.Response]]
 
@@ -110,7 +108,7 @@ async def run_once(redis: Redis, space: KeySpace, request: web.Request, user_id:
             if await redis.set(slot, pending, nx=True, ex=LOCK_SECONDS):
                 break
             stored = await redis.get(slot)
-        except _REDIS_ERRORS as exc:
+        except REDIS_ERRORS as exc:
             log.warning("idempotency store unavailable (%s); running without it",
                         type(exc).__name__)
             return await run()
@@ -142,7 +140,7 @@ async def _run_claimed(redis: Redis, slot: str, digest: str, run: Run) -> web.Re
         return response
     try:
         await redis.set(slot, record, ex=TTL_SECONDS)
-    except _REDIS_ERRORS as exc:
+    except REDIS_ERRORS as exc:
         log.warning("could not store an idempotent response: %s", type(exc).__name__)
     return response
 
@@ -151,5 +149,5 @@ async def _release(redis: Redis, slot: str) -> None:
     """Forget an unfinished claim so the client's retry runs (best effort)."""
     try:
         await redis.delete(slot)
-    except _REDIS_ERRORS as exc:
+    except REDIS_ERRORS as exc:
         log.warning("could not release an idempotency key: %s", type(exc).__name__)

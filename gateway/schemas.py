@@ -7,7 +7,8 @@ from typing import Any
 from pydantic import Field
 from tandem.auth.v1 import auth_pb2
 
-from gateway.http import Schema, rfc3339
+from gateway.http import Schema
+from services.common.timeconv import rfc3339
 
 
 class UserOut(Schema):

@@ -11,9 +11,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.realtime_scenarios import Latencies
 from bench.registry import Context, Load, Measurement, PyLoad, RunSpec, WrkLoad, scenario
-from gateway.grpc_clients import CHANNEL_OPTIONS
 from scripts.platform import free_port, wait_ready
 from services.common.eventloop import loop_factory
+from services.common.peers import CHANNEL_OPTIONS
 
 
 @scenario("floor", needs_platform=False)

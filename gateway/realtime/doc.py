@@ -52,15 +52,11 @@ from gateway.realtime.events import upgrade_check
 from gateway.realtime.flow import TokenBucket, expiry_step
 from gateway.realtime.hub import DocMember, Hub
 from gateway.realtime.protocol import (
-    DOC_AWARENESS,
-    DOC_QUERY,
     EMPTY_UPDATE,
     MESSAGE_AWARENESS,
-    NOBODY,
     SYNC_STEP1,
     AwarenessEntry,
     AwarenessMessage,
-    DocFrame,
     QueryAwareness,
     SyncMessage,
     TooManyAwarenessClients,
@@ -78,6 +74,7 @@ from gateway.realtime.protocol import (
 from gateway.routes.sessions import ROLE_NAMES
 from services.common import metrics
 from services.common.context import session_id_var
+from services.common.docframes import DOC_AWARENESS, DOC_QUERY, NOBODY, DocFrame
 
 log = logging.getLogger(__name__)
 

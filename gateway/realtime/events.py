@@ -17,7 +17,7 @@ from gateway import keys
 from gateway.auth import VERIFIER, Auth, authenticate
 from gateway.errors import ApiError
 from gateway.grpc_clients import Backends
-from gateway.http import path_uuid, rfc3339
+from gateway.http import path_uuid
 from gateway.realtime.config import EVENTS_MAX_FRAME, RealtimeConfig
 from gateway.realtime.connection import (
     CLOSE_ENDED,
@@ -40,7 +40,6 @@ from gateway.realtime.protocol import (
     envelope,
     error_event,
     frame_error_event,
-    now_rfc3339,
     parse_client_frame,
     stored_event,
 )
@@ -49,6 +48,7 @@ from gateway.schemas import user_out
 from services.common.context import session_id_var
 from services.common.errors import Unauthenticated
 from services.common.identity import TokenVerifier
+from services.common.timeconv import epoch_rfc3339, now_rfc3339, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -365,7 +365,7 @@ class EventsConnection(Connection):
         self.expires_at = claims.expires_at
         self._auth_changed.set()
         self.send_event(envelope("auth.ok", self.session_id,
-                                 expires_at=rfc3339_epoch(claims.expires_at)))
+                                 expires_at=epoch_rfc3339(claims.expires_at)))
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -452,12 +452,6 @@ class EventsConnection(Connection):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-
-def rfc3339_epoch(seconds: float) -> str | None:
-    from datetime import UTC, datetime  # noqa: PLC0415 - only the auth answer needs it
-
-    return rfc3339(datetime.fromtimestamp(seconds, UTC))
 
 
 async def _members(backends: Backends, session_id: str, token: str) -> list[dict[str, Any]]:

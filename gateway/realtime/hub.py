@@ -27,25 +27,19 @@ from gateway.realtime.config import RealtimeConfig
 from gateway.realtime.connection import CLOSE_RESTART
 from gateway.realtime.presence import PresenceStore, public
 from gateway.realtime.protocol import (
-    DOC_AWARENESS,
-    DOC_QUERY,
-    DOC_UPDATE,
     MAX_AWARENESS_CLIENTS,
-    NOBODY,
-    TO_USER,
     AwarenessEntry,
-    DocFrame,
     awareness_message,
     dumps,
     encode_awareness,
     envelope,
     sync_update,
 )
-from services.common.redisutil import KeySpace
+from services.common.channels import TO_USER, RealtimeChannels
+from services.common.docframes import DOC_AWARENESS, DOC_QUERY, DOC_UPDATE, NOBODY, DocFrame
+from services.common.redisutil import REDIS_ERRORS, KeySpace
 
 log = logging.getLogger(__name__)
-
-_REDIS_ERRORS = (redis.exceptions.RedisError, OSError)
 
 # An awareness client id belongs to the first connection that announces it in a session (on
 # any gateway); its owner renews the claim, releases it when it closes, and a claim nobody
@@ -155,7 +149,7 @@ class Hub:
         self._redis_url = redis_url
         self.redis = redis
         self.config = config
-        self.channels = KeySpace(prefix, "sessions")
+        self.channels = RealtimeChannels(prefix)
         self.presence = PresenceStore(redis, KeySpace(prefix, "gateway"), config.presence_ttl)
         self._control = KeySpace(prefix, "gateway").key("rt", "hub")
         self._claims = KeySpace(prefix, "gateway")
@@ -225,10 +219,10 @@ class Hub:
     # --- membership -------------------------------------------------------------------------
 
     def events_channel(self, session_id: str) -> str:
-        return self.channels.key("rt", "session", session_id)
+        return self.channels.events(session_id)
 
     def doc_channel(self, session_id: str) -> str:
-        return self.channels.key("rt", "doc", session_id)
+        return self.channels.doc(session_id)
 
     def room(self, session_id: str) -> Room:
         room = self.rooms.get(session_id)
@@ -286,7 +280,7 @@ class Hub:
             self._requested.add(channel)
             try:
                 await self._pubsub.subscribe(channel)
-            except _REDIS_ERRORS as exc:
+            except REDIS_ERRORS as exc:
                 # The listener notices the broken connection and resubscribes everything.
                 log.warning("subscribe failed: %s", type(exc).__name__)
         try:
@@ -327,7 +321,7 @@ class Hub:
                                                    self.doc_channel(session_id)))
 
     async def _unsubscribe(self, channel: str) -> None:
-        with contextlib.suppress(*_REDIS_ERRORS):
+        with contextlib.suppress(*REDIS_ERRORS):
             if self._pubsub is not None:
                 await self._pubsub.unsubscribe(channel)
 
@@ -339,7 +333,7 @@ class Hub:
             async with asyncio.timeout(1.0):
                 await self.redis.publish(self.events_channel(session_id), orjson.dumps(event))
             return True
-        except (TimeoutError, *_REDIS_ERRORS) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("realtime publish failed: %s", type(exc).__name__)
             return False
 
@@ -390,7 +384,7 @@ class Hub:
             async with asyncio.timeout(1.0):
                 await self._release(keys=[self._claim_key(session_id, c) for c in client_ids],
                                     args=[owner])
-        except (TimeoutError, *_REDIS_ERRORS) as exc:  # the claims lapse with their TTL
+        except REDIS_ERRORS as exc:  # the claims lapse with their TTL
             log.warning("awareness release failed: %s", type(exc).__name__)
 
     async def publish_doc(self, session_id: str, frame: DocFrame) -> bool:
@@ -398,7 +392,7 @@ class Hub:
             async with asyncio.timeout(1.0):
                 await self.redis.publish(self.doc_channel(session_id), frame.encode())
             return True
-        except (TimeoutError, *_REDIS_ERRORS) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("document frame not published: %s", type(exc).__name__)
             return False
 

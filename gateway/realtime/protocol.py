@@ -9,34 +9,27 @@ step 1 / step 2 / update, 1 = awareness, 3 = query awareness), decoded strictly
 so garbage is refused before anything is forwarded; the server also sends type
 2 = auth (`permission-denied` + reason) when it refuses an update.
 
-Redis channels, all built from `KeySpace(REDIS_PREFIX, "sessions")`:
-
-- `...sessions:rt:session:<id>` (JSON text): the sessions service's envelopes
-  (sequenced ones carry `seq`) and the gateways' own non-sequenced ones
-  (`presence.*`, and `error` events addressed to one user with `_to_user`).
-- `...sessions:rt:doc:<id>` (binary): document frames, see `DocFrame`. The
-  sessions service publishes kind 0 after storing an update (its copy of this
-  format is `services/sessions/documents.py`); gateways publish kinds 1 and 2.
+The Redis side of the realtime contract (channel names, the envelope, document
+frames) is shared with the services: services/common/channels.py and
+services/common/docframes.py.
 """
 
 from __future__ import annotations
 
 import re
-import struct
-import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from services.common import channels
+from services.common.timeconv import now_rfc3339
 
 # --- events socket: client frames ----------------------------------------------------------
 
 MAX_STATUS_CHARS = 64
 MAX_CURSOR_BYTES = 1024
 MAX_TOKEN_CHARS = 8192
-# Fields routed inside a gateway and never shown to clients.
-TO_USER = "_to_user"
 
 
 class FrameError(Exception):
@@ -144,13 +137,9 @@ def _presence_fields(data: dict[str, Any]) -> dict[str, Any]:
 # --- events socket: server frames ----------------------------------------------------------
 
 
-def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
 def envelope(kind: str, session_id: str, **payload: Any) -> dict[str, Any]:
-    """A non-sequenced event in the standard envelope."""
-    return {"type": kind, "session_id": session_id, "at": now_rfc3339(), **payload}
+    """A non-sequenced event of this gateway's, in the standard envelope, stamped now."""
+    return channels.envelope(kind, session_id, now_rfc3339(), payload)
 
 
 def error_event(session_id: str, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -169,7 +158,7 @@ def stored_event(session_id: str, seq: int, kind: str, payload_json: str, at: st
     payload = orjson.loads(payload_json) if payload_json else {}
     if not isinstance(payload, dict):
         payload = {}
-    return {"type": kind, "seq": seq, "session_id": session_id, "at": at, **payload}
+    return channels.envelope(kind, session_id, at, payload, seq)
 
 
 def dumps(event: dict[str, Any]) -> str:
@@ -429,58 +418,3 @@ def permission_denied(reason: str) -> bytes:
     """y-protocols' auth message `permission-denied` with a human reason (y-websocket's
     provider hands the reason to its permission-denied handler)."""
     return _y_bytes([MESSAGE_AUTH, AUTH_PERMISSION_DENIED], reason.encode())
-
-
-# --- document channel frames ---------------------------------------------------------------
-
-DOC_UPDATE = 0
-DOC_AWARENESS = 1
-DOC_QUERY = 2
-NOBODY = bytes(16)
-_U64 = struct.Struct(">Q")
-
-
-@dataclass(frozen=True, slots=True)
-class DocFrame:
-    """One frame on a session's document channel.
-
-    byte 0 kind, bytes 1-16 origin connection id (zeros: the sessions service), then
-    kind 0 (update): 8-byte big-endian version + the Yjs update;
-    kind 1 (awareness): 16-byte target connection id (zeros: everyone) + awareness update;
-    kind 2 (awareness query): nothing; every gateway answers with its clients' states.
-    """
-
-    kind: int
-    origin: bytes
-    payload: bytes = b""
-    version: int = 0
-    target: bytes = NOBODY
-
-    def encode(self) -> bytes:
-        head = bytes([self.kind]) + self.origin
-        if self.kind == DOC_UPDATE:
-            return head + _U64.pack(self.version) + self.payload
-        if self.kind == DOC_AWARENESS:
-            return head + self.target + self.payload
-        return head
-
-    @classmethod
-    def decode(cls, data: bytes) -> DocFrame:
-        if len(data) < 17:
-            raise ValueError("document frame too short")
-        kind, origin = data[0], data[1:17]
-        if kind == DOC_UPDATE:
-            if len(data) < 25:
-                raise ValueError("update frame too short")
-            return cls(kind, origin, data[25:], version=_U64.unpack_from(data, 17)[0])
-        if kind == DOC_AWARENESS:
-            if len(data) < 33:
-                raise ValueError("awareness frame too short")
-            return cls(kind, origin, data[33:], target=data[17:33])
-        if kind == DOC_QUERY:
-            return cls(kind, origin)
-        raise ValueError(f"unknown document frame kind {kind}")
-
-
-def new_connection_id() -> uuid.UUID:
-    return uuid.uuid4()

@@ -11,9 +11,10 @@ from tandem.ai.v1 import ai_pb2
 from gateway import keys
 from gateway.auth import authenticate
 from gateway.errors import ApiError
-from gateway.http import Schema, json_response, parse_json, path_uuid, query_int, rfc3339
+from gateway.http import Schema, json_response, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import query_cursor, session_path_id
+from services.common.timeconv import rfc3339
 
 # Creating a review job reads the review (which may wait on GitHub) first.
 CREATE_TIMEOUT = 30.0

@@ -8,9 +8,10 @@ from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
 from gateway.auth import authenticate
-from gateway.http import Schema, json_response, rfc3339
+from gateway.http import Schema, json_response
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import session_path_id
+from services.common.timeconv import rfc3339
 
 
 class DocumentOut(Schema):

@@ -10,7 +10,7 @@ from tandem.sessions.v1 import sessions_pb2 as pb
 
 from gateway import keys
 from gateway.auth import authenticate
-from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int, rfc3339
+from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import (
     CURSOR_QUERY,
@@ -25,6 +25,7 @@ from gateway.routes.sessions import (
     session_path_id,
     users_by_id,
 )
+from services.common.timeconv import rfc3339
 
 _STATES = {pb.INVITATION_STATUS_PENDING: "pending", pb.INVITATION_STATUS_ACCEPTED: "accepted",
            pb.INVITATION_STATUS_DECLINED: "declined", pb.INVITATION_STATUS_REVOKED: "revoked",

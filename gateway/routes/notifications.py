@@ -12,9 +12,10 @@ from tandem.sessions.v1 import sessions_pb2 as pb
 from gateway import keys
 from gateway.auth import authenticate
 from gateway.errors import ApiError
-from gateway.http import Schema, json_response, no_content, path_uuid, query_int, rfc3339
+from gateway.http import Schema, json_response, no_content, path_uuid, query_int
 from gateway.openapi import Operation, RouteTable
 from gateway.routes.sessions import CURSOR_QUERY, LIMIT_QUERY, query_cursor
+from services.common.timeconv import rfc3339
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no", "")

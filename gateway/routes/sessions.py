@@ -13,10 +13,11 @@ from tandem.sessions.v1 import sessions_pb2 as pb
 from gateway import keys
 from gateway.auth import Auth, authenticate
 from gateway.errors import ApiError
-from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int, rfc3339
+from gateway.http import Schema, json_response, no_content, parse_json, path_uuid, query_int
 from gateway.idempotency import HEADER_DOC, idempotent
 from gateway.openapi import Operation, RouteTable
 from services.common.context import session_id_var
+from services.common.timeconv import rfc3339
 
 RoleName = Literal["owner", "editor", "viewer"]
 ROLE_NAMES: dict[pb.Role.ValueType, RoleName] = {pb.ROLE_OWNER: "owner", pb.ROLE_EDITOR: "editor",

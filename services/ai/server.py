@@ -27,7 +27,7 @@ from services.ai.usecases import AiApp
 from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Register, Resources, ServiceSpec
-from services.common.identity import service_authenticator
+from services.common.peers import service_authenticator
 from services.common.sessionevents import PurgeSettings, run_purge
 
 SERVICE_NAME = ai_pb2.DESCRIPTOR.services_by_name["AiService"].full_name

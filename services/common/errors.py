@@ -1,11 +1,14 @@
-"""Domain errors and the one mapping from them to gRPC status codes."""
+"""Domain errors: what the domain raises on purpose, free of any transport (grpc-free).
+
+Each class stands for one outcome a caller can act on; the one mapping to gRPC status
+codes (and back, for calls to peers) is services/common/grpcerrors.py, and the gateway
+maps these to HTTP (gateway/errors.py).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import grpc
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,9 +18,8 @@ class FieldViolation:
 
 
 class DomainError(Exception):
-    """Base of errors the domain raises on purpose; each maps to one status code."""
+    """Base of errors the domain raises on purpose; each subclass maps to one status code."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
     # A stable snake_case word refining the code (e.g. "gone", "stale_version").
     default_reason: str | None = None
 
@@ -37,61 +39,64 @@ class DomainError(Exception):
 
 
 class InvalidArgument(DomainError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    pass
 
 
 class NotFound(DomainError):
-    code = grpc.StatusCode.NOT_FOUND
-
-
-class AlreadyExists(DomainError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    pass
 
 
 class Conflict(DomainError):
-    code = grpc.StatusCode.ABORTED
+    pass
 
 
 class StaleVersion(DomainError):
     """An optimistic-concurrency check failed (HTTP 412)."""
 
-    code = grpc.StatusCode.ABORTED
     default_reason = "stale_version"
 
 
 class FailedPrecondition(DomainError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    pass
 
 
 class PermissionDenied(DomainError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    pass
 
 
 class Unauthenticated(DomainError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    pass
 
 
 class ResourceExhausted(DomainError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    pass
 
 
 class Unavailable(DomainError):
-    code = grpc.StatusCode.UNAVAILABLE
+    pass
 
 
 class Gone(DomainError):
     """The thing existed but can no longer be used (expired, revoked, spent)."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
     default_reason = "gone"
 
 
-class DeadlineExceeded(DomainError):
-    code = grpc.StatusCode.DEADLINE_EXCEEDED
+class Internal(DomainError):
+    """A peer failed in a way that is none of the caller's doing; its text never reaches a client.
+
+    Raised by the peer helper (services/common/peers.py) for a peer's INTERNAL/UNKNOWN and
+    for gRPC's own RESOURCE_EXHAUSTED (a message over a size limit); domain code does not
+    raise it (an unexpected exception already becomes INTERNAL).
+    """
 
 
-# Trailing metadata keys that carry detail the gateway turns into the HTTP body.
+class Unimplemented(DomainError):
+    """A peer does not have the RPC (a rolling deploy met an older peer)."""
+
+
+# Trailing metadata keys that carry detail the gateway turns into the HTTP body
+# (plain strings: written and read by services/common/grpcerrors.py).
 REASON_KEY = "tandem-reason"
 FIELDS_KEY = "tandem-fields-bin"
 RETRY_AFTER_KEY = "tandem-retry-after"
-

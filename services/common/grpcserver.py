@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import orjson
 import psycopg
 import psycopg_pool
 import redis.exceptions
@@ -29,14 +28,11 @@ from services.common.config import (
 )
 from services.common.context import REQUEST_ID_METADATA, clean_request_id, request_id_var
 from services.common.db import Migration, create_pool, migrate
-from services.common.errors import (
-    FIELDS_KEY,
-    REASON_KEY,
-    RETRY_AFTER_KEY,
-    DomainError,
-)
+from services.common.errors import REASON_KEY, DomainError
+from services.common.grpcerrors import status_of, trailers_of
 from services.common.identity import SERVICE_TOKEN_METADATA, credential_refusal
-from services.common.redisutil import KeySpace, create_redis
+from services.common.peers import Peer, open_channel
+from services.common.redisutil import REDIS_ERRORS, KeySpace, create_redis
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +41,6 @@ Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]
 # Errors from our own dependencies become UNAVAILABLE: the caller may retry
 # later and the gateway answers 503, instead of an opaque INTERNAL.
 _DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)
-_REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 def _split_method(full: str) -> tuple[str, str]:
@@ -57,22 +52,17 @@ def _split_method(full: str) -> tuple[str, str]:
 async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseException) -> grpc.StatusCode:
     """Turn an exception into a status on the call; return the code used."""
     if isinstance(exc, DomainError):
-        trailers: list[tuple[str, str | bytes]] = []
-        if exc.reason:
-            trailers.append((REASON_KEY, exc.reason))
-        if exc.violations:
-            trailers.append((FIELDS_KEY, orjson.dumps(
-                [{"field": v.field, "message": v.message} for v in exc.violations])))
-        if exc.retry_after is not None:
-            trailers.append((RETRY_AFTER_KEY, str(exc.retry_after)))
+        trailers = trailers_of(exc)
         if trailers:
-            context.set_trailing_metadata(tuple(trailers))
-        code, message = exc.code, exc.message
+            context.set_trailing_metadata(trailers)
+        code, message = status_of(exc), exc.message
     elif isinstance(exc, _DB_ERRORS):
         log.warning("database unavailable: %s", type(exc).__name__)
         context.set_trailing_metadata(((REASON_KEY, "database_unavailable"),))
         code, message = grpc.StatusCode.UNAVAILABLE, "database unavailable, try again shortly"
-    elif isinstance(exc, _REDIS_ERRORS):
+    elif isinstance(exc, redis.exceptions.RedisError):
+        # Only redis-py's own errors: an RPC's OSError or TimeoutError may come from
+        # anywhere, and naming Redis for it would mislead whoever reads the 503.
         log.warning("redis unavailable: %s", type(exc).__name__)
         context.set_trailing_metadata(((REASON_KEY, "redis_unavailable"),))
         code, message = grpc.StatusCode.UNAVAILABLE, "cache unavailable, try again shortly"
@@ -206,11 +196,7 @@ class Resources:
         existing = self._channels.get(service)
         if existing is not None:
             return existing
-        addr = {"auth": self.config.auth_addr, "sessions": self.config.sessions_addr,
-                "review": self.config.review_addr, "ai": self.config.ai_addr}[service]
-        channel = grpc.aio.insecure_channel(addr, options=[
-            ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2_000),
-            *message_options(self.config.grpc_max_message_bytes)])
+        channel = open_channel(self.config, service)
         self._channels[service] = channel
 
         async def close() -> None:
@@ -218,6 +204,11 @@ class Resources:
 
         self.closers.append(close)
         return channel
+
+    def peer(self, service: str, deadline: float | None = None) -> Peer:
+        """A caller of `service` on the shared channel (deadline: GRPC_DEADLINE_SECONDS)."""
+        return Peer(service, self.channel(service), self.config.service_token,
+                    self.config.grpc_deadline if deadline is None else deadline)
 
 
 Register = Callable[[grpc.aio.Server, Resources], Awaitable[Sequence[str]]]
@@ -349,7 +340,7 @@ class HealthMonitor:
             async with asyncio.timeout(self.CHECK_TIMEOUT):
                 await self._res.redis.ping()
             return None
-        except (TimeoutError, *_REDIS_ERRORS) as exc:
+        except REDIS_ERRORS as exc:
             return _reason(exc)
 
 
@@ -466,14 +457,6 @@ class ServiceRuntime:
             log.info("shutting down", extra={"service": self.spec.name})
         finally:
             await self.stop()
-
-
-def _raise_if_cancelling() -> None:
-    """redis-py can turn a cancellation into its own TimeoutError mid-read; a loop that
-    retries on errors would then never stop. Honour the pending cancellation instead."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 async def _supervise(job: Background, res: Resources) -> None:

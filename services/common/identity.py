@@ -23,15 +23,18 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
 import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.common.context import user_id_var
 from services.common.errors import PermissionDenied, Unauthenticated
+
+if TYPE_CHECKING:
+    # Only for annotations: this module stays importable without gRPC (use cases need Caller).
+    import grpc
 
 log = logging.getLogger(__name__)
 
@@ -297,21 +300,6 @@ class Authenticator:
         return caller
 
 
-def auth_jwks_fetcher(channel: grpc.aio.Channel, service_token: str,
-                      timeout: float = 2.0) -> JwksFetcher:
-    """Fetch the JWKS from the auth service over gRPC."""
-    from tandem.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: PLC0415 - keep the kit light for auth itself
-
-    stub = auth_pb2_grpc.AuthServiceStub(channel)
-    metadata = service_metadata(service_token)
-
-    async def fetch() -> str:
-        reply = await stub.GetJwks(auth_pb2.GetJwksRequest(), timeout=timeout, metadata=metadata)
-        return reply.jwks_json
-
-    return fetch
-
-
 def service_metadata(service_token: str, on_behalf_of: str | None = None,
                      request_id: str | None = None) -> list[tuple[str, str]]:
     """Metadata for a service-to-service call (acting for `on_behalf_of` when given)."""
@@ -321,14 +309,3 @@ def service_metadata(service_token: str, on_behalf_of: str | None = None,
     if request_id:
         meta.append(("x-request-id", request_id))
     return meta
-
-
-def service_authenticator(res: Any) -> Authenticator:
-    """An Authenticator for a service other than auth: JWKS over gRPC from the auth service.
-
-    `res` is the kit's Resources; the verifier loads keys on first use and
-    whenever it meets an unknown `kid`.
-    """
-    verifier = TokenVerifier(auth_jwks_fetcher(res.channel("auth"), res.config.service_token),
-                             res.config.jwt_issuer, res.config.jwt_audience)
-    return Authenticator(verifier, res.config.service_token)

@@ -7,7 +7,18 @@ import asyncio
 import redis.exceptions
 from redis.asyncio import Redis
 
-# What a loop that must ride out a Redis outage catches.
+from services.common.keyspace import KeySpace
+
+# KeySpace lives in the redis-free services/common/keyspace.py (domain code builds keys too);
+# it stays importable from here for the modules that talk to Redis.
+__all__ = ["REDIS_ERRORS", "KeySpace", "create_redis", "stop_if_cancelled"]
+
+# What code around a Redis call catches to ride out an outage: the one tuple of the tree.
+# All of RedisError, not only its ConnectionError and TimeoutError: while Redis is in
+# trouble it also answers with errors (LOADING after a restart, READONLY during a failover,
+# OOM at maxmemory, MISCONF when it cannot persist), and those are the dependency's failure,
+# not the caller's. OSError: socket errors raised outside redis-py's wrapping; TimeoutError
+# (an OSError too, listed for the reader): what asyncio.timeout() around a call raises.
 REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 
 
@@ -33,15 +44,3 @@ def create_redis(url: str) -> Redis:
         max_connections=256,
         decode_responses=False,
     )
-
-
-class KeySpace:
-    """Builds keys under `<REDIS_PREFIX><service>:` so services and test runs never collide."""
-
-    __slots__ = ("prefix",)
-
-    def __init__(self, global_prefix: str, service: str) -> None:
-        self.prefix = f"{global_prefix}{service}:"
-
-    def key(self, *parts: str) -> str:
-        return self.prefix + ":".join(parts)

@@ -20,7 +20,6 @@ import logging
 import os
 import secrets
 import socket
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,33 +29,39 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from services.common.config import Env
+from services.common.domainevents import SESSION_DELETED, DomainEvent, deleted_session, domain_events_stream
 from services.common.grpcserver import Resources
-from services.common.redisutil import REDIS_ERRORS, KeySpace, stop_if_cancelled
+from services.common.redisutil import REDIS_ERRORS, stop_if_cancelled
+
+# The stream's contract (SESSION_DELETED ... domain_events_stream) lives in the redis-free
+# services/common/domainevents.py; it stays importable from here for the consumers.
+__all__ = [
+    "SESSION_DELETED",
+    "ConsumerSettings",
+    "DomainEvent",
+    "DomainEventConsumer",
+    "Entry",
+    "Handler",
+    "PurgeSettings",
+    "SessionPurge",
+    "consume",
+    "deleted_session",
+    "domain_events_stream",
+    "every",
+    "migrated",
+    "run_purge",
+]
 
 log = logging.getLogger(__name__)
 
-SESSION_DELETED = "session.deleted"
-
 Entry = tuple[bytes, dict[bytes, bytes]]
 
-
-@dataclass(frozen=True, slots=True)
-class DomainEvent:
-    """One entry of the stream: the outbox's event id (the entry's id when it has none)."""
-
-    id: str
-    type: str
-    data: dict[str, Any]
 
 
 # Raising leaves the entry pending for another attempt: a handler that can never succeed
 # on an event (it is malformed for it) logs that and returns instead.
 Handler = Callable[[DomainEvent], Awaitable[None]]
 
-
-def domain_events_stream(redis_prefix: str) -> str:
-    """The key of the sessions service's domain-events stream under a global prefix."""
-    return KeySpace(redis_prefix, "sessions").key("domain-events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,17 +88,6 @@ class PurgeSettings:
     def from_env(cls, env: Env) -> PurgeSettings:
         return cls(sweep_seconds=env.float("SESSION_PURGE_SWEEP_SECONDS", 60.0, minimum=0.1))
 
-
-def deleted_session(event: DomainEvent) -> str | None:
-    """The id of the session a `session.deleted` event names; None for any other event."""
-    if event.type != SESSION_DELETED:
-        return None
-    try:
-        return str(uuid.UUID(str(event.data["session_id"])))
-    except (KeyError, ValueError):
-        # Handing it over again would not make it valid: say so and let it go.
-        log.error("dropping a session.deleted event without a session id")
-        return None
 
 
 def migrated(res: Resources) -> bool:

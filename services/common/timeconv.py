@@ -1,5 +1,8 @@
 """Fast conversions between datetimes, protobuf Timestamps and RFC 3339 strings.
 
+Every RFC 3339 string Tandem writes comes from here, in one format: UTC with
+microseconds, `2026-11-22T01:02:03.456789Z`.
+
 protobuf's FromDatetime/ToDatetime are pure Python and showed up at 15-20 % of
 the CPU of list endpoints (50 rows x 2 timestamps per request); plain
 arithmetic does the same work several times faster.
@@ -52,8 +55,28 @@ def timestamp_rfc3339(ts: Timestamp) -> str | None:
 
 
 def datetime_rfc3339(value: datetime) -> str:
-    """The same format from a datetime."""
+    """The same format from a datetime (naive datetimes are taken as UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.microsecond:06d}Z"
+    # isoformat of an aware datetime is "YYYY-MM-DDTHH:MM:SS.ffffff+00:00" (years are
+    # always four digits): a third cheaper than strftime, measured.
+    return value.astimezone(UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def now_rfc3339() -> str:
+    """The current time in the same format (the `at` of realtime envelopes)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def epoch_rfc3339(seconds: float) -> str:
+    """Seconds since the epoch (a JWT's `exp`) in the same format."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")[:26] + "Z"
+
+
+def rfc3339(value: Timestamp | datetime | None) -> str | None:
+    """Either kind of time in the same format; None for None and for an unset Timestamp."""
+    if value is None:
+        return None
+    if isinstance(value, Timestamp):
+        return timestamp_rfc3339(value)
+    return datetime_rfc3339(value)

@@ -12,8 +12,8 @@ from tandem.review.v1 import review_pb2, review_pb2_grpc
 from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Resources, ServiceSpec
-from services.common.identity import service_authenticator
 from services.common.lazyhttp import LazyHttpClient
+from services.common.peers import service_authenticator
 from services.common.sessionevents import PurgeSettings
 from services.review.adapters import (
     AuthDirectory,

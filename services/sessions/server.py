@@ -11,7 +11,7 @@ from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
 from services.common.grpcserver import Background, Resources, ServiceSpec
-from services.common.identity import service_authenticator
+from services.common.peers import service_authenticator
 from services.sessions.cache import Cache, MembershipChecker, RedisGuard
 from services.sessions.clients import UserDirectory
 from services.sessions.config import SessionsConfig

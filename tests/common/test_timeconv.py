@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.common.timeconv import datetime_rfc3339, set_timestamp, timestamp_rfc3339, to_timestamp
+from services.common.timeconv import (
+    datetime_rfc3339,
+    epoch_rfc3339,
+    now_rfc3339,
+    rfc3339,
+    set_timestamp,
+    timestamp_rfc3339,
+    to_timestamp,
+)
 
 
 @pytest.mark.parametrize("value", [
@@ -45,3 +54,16 @@ def test_rfc3339_stays_exact_past_the_bound_of_its_per_second_cache() -> None:
         expected = value.isoformat(timespec="microseconds").replace("+00:00", "Z")
         assert timestamp_rfc3339(to_timestamp(value)) == expected
         assert timestamp_rfc3339(to_timestamp(value)) == expected
+
+
+def test_every_rfc3339_helper_writes_the_one_format() -> None:
+    shape = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+    assert shape.fullmatch(now_rfc3339())
+    assert epoch_rfc3339(0) == "1970-01-01T00:00:00.000000Z"
+    assert epoch_rfc3339(1.5) == "1970-01-01T00:00:01.500000Z"
+    offset = datetime(2026, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    assert rfc3339(offset) == "2026-06-01T06:30:00.000001Z"
+    assert rfc3339(datetime(2026, 6, 1, 12)) == "2026-06-01T12:00:00.000000Z"  # naive: UTC
+    assert rfc3339(to_timestamp(offset)) == "2026-06-01T06:30:00.000001Z"
+    assert rfc3339(None) is None
+    assert rfc3339(Timestamp()) is None

@@ -14,10 +14,7 @@ from gateway.errors import ApiError
 from gateway.realtime.doc import DocConnection
 from gateway.realtime.hub import Hub
 from gateway.realtime.protocol import (
-    DOC_AWARENESS,
-    DOC_QUERY,
     AwarenessEntry,
-    DocFrame,
     awareness_message,
     encode_awareness,
     parse_awareness,
@@ -25,6 +22,7 @@ from gateway.realtime.protocol import (
     sync_step2,
     sync_update,
 )
+from services.common.docframes import DOC_AWARENESS, DOC_QUERY, DocFrame
 from services.common.identity import Claims
 from tests.realtime.fakes import DocBackends, FakeDocHub, FakeSocket, config
 

@@ -10,8 +10,8 @@ from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from bench.realtime_scenarios import seed_document
-from gateway.realtime.protocol import DOC_UPDATE, DocFrame
 from services.common.config import Env
+from services.common.docframes import DOC_UPDATE, DocFrame
 from services.common.identity import Caller
 from services.sessions.config import SessionsConfig
 from services.sessions.events import doc_channel

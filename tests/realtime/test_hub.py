@@ -14,18 +14,15 @@ from redis.asyncio import Redis
 from gateway.realtime.hub import DocMember, EventsMember, Hub
 from gateway.realtime.presence import PresenceStore
 from gateway.realtime.protocol import (
-    DOC_AWARENESS,
-    DOC_QUERY,
-    DOC_UPDATE,
     MAX_AWARENESS_CLIENTS,
-    NOBODY,
     AwarenessEntry,
-    DocFrame,
     awareness_message,
     encode_awareness,
     parse_awareness,
     sync_update,
 )
+from services.common.channels import RealtimeChannels
+from services.common.docframes import DOC_AWARENESS, DOC_QUERY, DOC_UPDATE, NOBODY, DocFrame
 from services.common.redisutil import KeySpace
 from tests.realtime.fakes import RecordingRedis, config
 
@@ -299,7 +296,7 @@ def _claims_hub(redis: Redis, prefix: str) -> Hub:
     """A hub on real Redis under `prefix`, with a 0.3 s claim/presence TTL."""
     hub, _ = _hub(redis, REALTIME_PRESENCE_HEARTBEAT_SECONDS="0.1",
                   REALTIME_PRESENCE_TTL_SECONDS="0.3")
-    hub.channels = KeySpace(prefix, "sessions")
+    hub.channels = RealtimeChannels(prefix)
     hub._claims = KeySpace(prefix, "gateway")
     hub.presence = PresenceStore(redis, KeySpace(prefix, "gateway"), 0.3)
     return hub

@@ -8,12 +8,8 @@ import pytest
 from pycrdt import Awareness, Doc, Text, create_awareness_message, create_sync_message, create_update_message
 
 from gateway.realtime.protocol import (
-    DOC_AWARENESS,
-    DOC_QUERY,
-    DOC_UPDATE,
     MESSAGE_AWARENESS,
     MESSAGE_SYNC,
-    NOBODY,
     SYNC_STEP1,
     SYNC_STEP2,
     SYNC_UPDATE,
@@ -21,7 +17,6 @@ from gateway.realtime.protocol import (
     AwarenessEntry,
     AwarenessMessage,
     ChatSend,
-    DocFrame,
     FrameError,
     Hello,
     Ping,
@@ -41,7 +36,7 @@ from gateway.realtime.protocol import (
     sync_step2,
     write_var_uint,
 )
-from services.sessions.events import update_frame
+from services.common.docframes import DOC_AWARENESS, DOC_QUERY, DOC_UPDATE, NOBODY, DocFrame, update_frame
 
 
 def test_client_frames_parse_into_typed_values() -> None:
