@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from services.common.errors import Conflict, FieldViolation, InvalidArgument, NotFound
+from services.common.timeconv import datetime_rfc3339
 
 
 class Role(StrEnum):
@@ -151,8 +152,9 @@ class Event:
 
 
 @dataclass(slots=True)
-class DomainEvent:
-    """A row of the outbox: what happened, for consumers of the domain-events stream."""
+class OutboxEvent:
+    """A row of the outbox: a domain event committed with its change, until it is on the
+    domain-events stream (services/common/domainevents.py) as an entry of that contract."""
 
     outbox_id: int
     event_id: str
@@ -435,9 +437,6 @@ def session_json(session: Session) -> dict[str, Any]:
         "id": session.id, "title": session.title, "description": session.description,
         "language": session.language, "status": str(session.status),
         "owner_id": session.owner_id, "version": session.version,
-        "created_at": rfc3339(session.created_at), "updated_at": rfc3339(session.updated_at),
+        "created_at": datetime_rfc3339(session.created_at),
+        "updated_at": datetime_rfc3339(session.updated_at),
     }
-
-
-def rfc3339(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

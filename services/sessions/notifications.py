@@ -14,15 +14,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from services.common.domainevents import DomainEvent, domain_events_stream
 from services.common.grpcserver import Resources
-from services.common.sessionevents import (
-    ConsumerSettings,
-    DomainEvent,
-    DomainEventConsumer,
-    consume,
-    migrated,
-)
-from services.sessions.events import stream
+from services.common.sessionevents import ConsumerSettings, DomainEventConsumer, consume, migrated
 from services.sessions.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -89,5 +83,5 @@ class NotificationConsumer(DomainEventConsumer):
 async def run_notifications(res: Resources, settings: ConsumerSettings) -> None:
     """Background job: consume domain events for as long as the service runs."""
     notifier = Notifier(Repository(res.pool))
-    await consume(res.config.redis_url, stream(res.keys), GROUP, notifier.handle, settings,
-                  lambda: migrated(res))
+    await consume(res.config.redis_url, domain_events_stream(res.config.redis_prefix), GROUP,
+                  notifier.handle, settings, lambda: migrated(res))

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 from services.sessions.domain import (
     DocumentHead,
-    DomainEvent,
     Event,
     FoundUser,
     Invitation,
@@ -24,6 +23,7 @@ from services.sessions.domain import (
     Membership,
     Message,
     Notification,
+    OutboxEvent,
     Role,
     Session,
     Status,
@@ -62,7 +62,7 @@ class SessionsTx(Protocol):
                             events: Sequence[tuple[str, dict[str, Any]]]) -> list[Event]:
         """The events under the session's next sequence numbers; [] when there is no session."""
 
-    async def add_outbox(self, event_type: str, data: dict[str, Any]) -> DomainEvent: ...
+    async def add_outbox(self, event_type: str, data: dict[str, Any]) -> OutboxEvent: ...
 
     async def pending_invitation_exists(self, session_id: str, invitee_id: str | None,
                                         login: str) -> bool: ...
@@ -170,7 +170,7 @@ class EventPublisher(Protocol):
                                 payload: dict[str, Any]) -> Event:
         """A live-only event (seq 0, not in the log)."""
 
-    async def emit(self, events: Sequence[DomainEvent]) -> None:
+    async def emit(self, events: Sequence[OutboxEvent]) -> None:
         """Committed domain events onto the stream, then out of the outbox."""
 
 

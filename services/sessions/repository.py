@@ -29,7 +29,6 @@ from services.sessions.domain import (
     ROLES,
     STATUSES,
     DocumentHead,
-    DomainEvent,
     DuplicateClientId,
     Event,
     Invitation,
@@ -37,6 +36,7 @@ from services.sessions.domain import (
     Member,
     Message,
     Notification,
+    OutboxEvent,
     Role,
     Session,
 )
@@ -318,14 +318,14 @@ class Repository:
             await conn.execute(b"DELETE FROM outbox WHERE id = ANY(%s)", (list(ids),))
 
     @asynccontextmanager
-    async def stale_outbox(self, older_than: float, limit: int = 100) -> AsyncIterator[list[DomainEvent]]:
+    async def stale_outbox(self, older_than: float, limit: int = 100) -> AsyncIterator[list[OutboxEvent]]:
         """Outbox rows left behind (Redis was down), locked so one relay handles each."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 b"SELECT id, event_id, type, data FROM outbox "
                 b"WHERE created_at < now() - make_interval(secs => %s) "
                 b"ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED", (older_than, limit))
-            rows = [DomainEvent(int(r["id"]), str(r["event_id"]), r["type"], r["data"])
+            rows = [OutboxEvent(int(r["id"]), str(r["event_id"]), r["type"], r["data"])
                     for r in await cur.fetchall()]
             yield rows
             if rows:
@@ -436,13 +436,13 @@ class Tx:
                 [(session_id, e.seq, e.type, _json(e.payload), e.at) for e in out])
         return out
 
-    async def add_outbox(self, event_type: str, data: dict[str, Any]) -> DomainEvent:
+    async def add_outbox(self, event_type: str, data: dict[str, Any]) -> OutboxEvent:
         event_id = str(uuid.uuid4())
         row = await self._one(
             "INSERT INTO outbox (event_id, type, data) VALUES (%s, %s, %s) RETURNING id",
             (event_id, event_type, _json(data)))
         assert row is not None  # noqa: S101 - INSERT ... RETURNING always yields the row
-        return DomainEvent(int(row["id"]), event_id, event_type, data)
+        return OutboxEvent(int(row["id"]), event_id, event_type, data)
 
     # --- invitations -------------------------------------------------------------------
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import grpc
 from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
+from services.common.channels import RealtimeChannels
 from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
+from services.common.domainevents import domain_events_stream
 from services.common.grpcserver import Background, Resources, ServiceSpec
 from services.common.peers import service_authenticator
 from services.sessions.cache import Cache, MembershipChecker, RedisGuard
@@ -34,12 +36,17 @@ class Wiring:
     memberships: MembershipChecker
 
 
+def _publisher(res: Resources, guard: RedisGuard, repo: Repository) -> Publisher:
+    return Publisher(RealtimeChannels(res.config.redis_prefix),
+                     domain_events_stream(res.config.redis_prefix), guard, repo)
+
+
 def build_documents(res: Resources, memberships: MembershipChecker, *,
                     cache_bytes: int = DEFAULT_CACHE_BYTES,
                     compact_after: int = COMPACT_AFTER) -> DocumentUseCases:
     """The document use cases (tests build extra "replicas" with it on a running runtime)."""
     return DocumentUseCases(DocumentRepository(res.pool), memberships,
-                            DocumentPublisher(res.redis, res.keys),
+                            DocumentPublisher(res.redis, RealtimeChannels(res.config.redis_prefix)),
                             max_bytes=res.config.document_max_bytes, compact_after=compact_after,
                             loaded=LoadedDocuments(cache_bytes))
 
@@ -49,8 +56,8 @@ def wire(res: Resources, config: SessionsConfig) -> Wiring:
     repo = Repository(res.pool)
     guard = RedisGuard(res.redis)
     memberships = MembershipChecker(repo, Cache(guard), res.keys, config.cache_ttl)
-    users = UserDirectory(res.channel("auth"), res.config.service_token, res.config.grpc_deadline)
-    sessions = SessionsUseCases(repo, memberships, Publisher(res.keys, guard, repo), users)
+    sessions = SessionsUseCases(repo, memberships, _publisher(res, guard, repo),
+                                UserDirectory(res.peer("auth")))
     documents = build_documents(res, memberships, cache_bytes=config.document_cache_bytes)
     return Wiring(sessions, documents, memberships)
 
@@ -70,7 +77,7 @@ def build_spec(env: Env, common: CommonConfig) -> ServiceSpec:
 
     async def outbox(res: Resources) -> None:
         repo = Repository(res.pool)
-        await run_outbox_relay(Publisher(res.keys, RedisGuard(res.redis), repo))
+        await run_outbox_relay(_publisher(res, RedisGuard(res.redis), repo))
 
     background: tuple[Background, ...] = (notifications, outbox)
     return ServiceSpec(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from services.common.context import session_id_var
+from services.common.domainevents import SESSION_DELETED
 from services.common.errors import (
     Conflict,
     FailedPrecondition,
@@ -26,7 +27,7 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.identity import Caller
-from services.common.sessionevents import SESSION_DELETED
+from services.common.timeconv import datetime_rfc3339
 from services.sessions import domain
 from services.sessions.documents import (
     COMPACT_AFTER,
@@ -38,13 +39,13 @@ from services.sessions.documents import (
     OverLimit,
 )
 from services.sessions.domain import (
-    DomainEvent,
     Event,
     Invitation,
     InvitationState,
     Member,
     Message,
     Notification,
+    OutboxEvent,
     Role,
     Session,
     Status,
@@ -81,7 +82,7 @@ class AfterCommit:
     """What a write does once its transaction has committed."""
 
     events: list[Event] = field(default_factory=list)
-    domain: list[DomainEvent] = field(default_factory=list)
+    domain: list[OutboxEvent] = field(default_factory=list)
 
 
 def _authorize(locked: tuple[Session, Role | None] | None,
@@ -557,7 +558,7 @@ class SessionsUseCases:
         if caller.login:
             author["github_login"] = caller.login
         payload = {"id": message_id, "author": author, "body": text,
-                   "created_at": domain.rfc3339(at), "client_id": cid}
+                   "created_at": datetime_rfc3339(at), "client_id": cid}
         try:
             seq = await self.repo.post_message(sid, uid, message_id, text, cid, at, payload)
         except domain.DuplicateClientId:

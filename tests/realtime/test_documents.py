@@ -10,11 +10,11 @@ from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2 as pb
 
 from bench.realtime_scenarios import seed_document
+from services.common.channels import RealtimeChannels
 from services.common.config import Env
 from services.common.docframes import DOC_UPDATE, DocFrame
 from services.common.identity import Caller
 from services.sessions.config import SessionsConfig
-from services.sessions.events import doc_channel
 from services.sessions.server import build_documents, wire
 from services.sessions.usecases import DocumentUseCases
 from tests.sessions.conftest import World, expect_code, reason
@@ -170,7 +170,7 @@ async def test_two_replicas_writing_one_document_stay_consistent(world: World) -
 async def test_a_stored_update_is_published_to_gateways_after_the_commit(world: World) -> None:
     session = await world.create()
     pubsub = world.res.redis.pubsub()
-    await pubsub.subscribe(doc_channel(world.res.keys, session.id))
+    await pubsub.subscribe(RealtimeChannels(world.res.config.redis_prefix).doc(session.id))
     try:
         assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index]
         update = edit(Doc(), 0, "live")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from enum import Enum
 from urllib.parse import urlsplit, urlunsplit
 
@@ -77,6 +78,25 @@ class RedisFault:
         finally:
             self._writers.discard(writer)
             writer.transport.abort()
+
+
+@contextlib.asynccontextmanager
+async def redis_fault(redis_url: str, mode: Mode) -> AsyncIterator[RedisFault]:
+    """A RedisFault in front of `redis_url`, starting in `mode`, closed afterwards."""
+    fault = RedisFault(redis_url)
+    await fault.start(mode)
+    try:
+        yield fault
+    finally:
+        await fault.close()
+
+
+async def stopped_when_cancelled(task: asyncio.Task[None], timeout: float = 5.0) -> None:
+    """Cancel a background loop and require it to end, cancelled, within `timeout`."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    assert done, f"the loop still ran {timeout}s after it was cancelled"
+    assert task.cancelled(), "the loop ended otherwise than by the cancellation"
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -110,7 +110,7 @@ def test_the_envelope_puts_the_payload_beside_the_header() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     event = Event("s1", 7, "member.removed", {"user_id": "u1"}, at)
     assert envelope(event) == {"type": "member.removed", "seq": 7, "session_id": "s1",
-                               "at": "2026-01-01T00:00:00Z", "user_id": "u1"}
+                               "at": "2026-01-01T00:00:00.000000Z", "user_id": "u1"}
     live = Event("s1", 0, "ai.finding", {"line": 2}, at)
     assert "seq" not in envelope(live)
 

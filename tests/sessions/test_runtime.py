@@ -12,39 +12,24 @@ import dataclasses
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 
 import orjson
 import psycopg
 import pytest
 from redis.asyncio import Redis
 
+from services.common.channels import RealtimeChannels
 from services.common.db import create_pool, load_migrations, migrate
+from services.common.domainevents import domain_events_stream
 from services.common.grpcserver import Pool
-from services.common.redisutil import KeySpace, create_redis
+from services.common.redisutil import create_redis
 from services.common.sessionevents import ConsumerSettings
 from services.sessions.cache import RedisGuard
-from services.sessions.events import Publisher, run_outbox_relay, stream
+from services.sessions.events import Publisher, run_outbox_relay
 from services.sessions.notifications import run_notifications
 from services.sessions.repository import Repository
 from tests.sessions.conftest import World, eventually
-from tests.sessions.faults import Mode, RedisFault
-
-
-@asynccontextmanager
-async def redis_fault(redis_url: str, mode: Mode) -> AsyncIterator[RedisFault]:
-    fault = RedisFault(redis_url)
-    await fault.start(mode)
-    try:
-        yield fault
-    finally:
-        await fault.close()
-
-
-async def _cancelled_promptly(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=5)
+from tests.sessions.faults import Mode, RedisFault, redis_fault, stopped_when_cancelled
 
 
 async def _hung_call_in_flight(fault: RedisFault) -> bool:
@@ -60,18 +45,18 @@ def _until(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 async def test_the_notifications_loop_waits_out_a_closed_redis_catches_up_and_stops_mid_call(
         world: World, redis_url: str) -> None:
     session = await world.create()
-    # A key space of its own: the service's own consumer does not read this stream.
-    keys = KeySpace(world.res.config.redis_prefix, f"sessions-fault-{secrets.token_hex(4)}")
+    # A prefix of its own: the service's own consumer does not read this stream.
+    prefix = f"{world.res.config.redis_prefix}fault-{secrets.token_hex(4)}:"
+    stream = domain_events_stream(prefix)
     async with redis_fault(redis_url, Mode.CLOSED) as fault:
-        res = dataclasses.replace(
-            world.res, keys=keys,
-            config=dataclasses.replace(world.res.config, redis_url=fault.url))
+        res = dataclasses.replace(world.res, config=dataclasses.replace(
+            world.res.config, redis_url=fault.url, redis_prefix=prefix))
         loop = asyncio.create_task(run_notifications(res, ConsumerSettings(block_ms=100)))
         real = Redis.from_url(redis_url)
         try:
             # Written while the loop cannot reach Redis, as the outbox relay would write it.
             event_id = str(uuid.uuid4())
-            await real.xadd(stream(keys), {"event_id": event_id, "type": "member.removed",
+            await real.xadd(stream, {"event_id": event_id, "type": "member.removed",
                                            "data": orjson.dumps({
                                                "session_id": session.id, "session_title": "t",
                                                "user_id": world.editor.user_id,
@@ -89,7 +74,7 @@ async def test_the_notifications_loop_waits_out_a_closed_redis_catches_up_and_st
             # Now Redis gets stuck mid-call: the loop still stops when the service does.
             await fault.set(Mode.HANG)
             await eventually(lambda: _hung_call_in_flight(fault), timeout=30)
-            await _cancelled_promptly(loop)
+            await stopped_when_cancelled(loop)
         finally:
             loop.cancel()
             await real.aclose()
@@ -127,11 +112,13 @@ async def _outbox_ids(pool: Pool) -> list[str]:
 
 async def test_the_outbox_relay_keeps_rows_while_redis_is_stuck_relays_them_after_and_stops_mid_call(
         own_outbox: Pool, redis_url: str, redis_prefix: str) -> None:
-    keys = KeySpace(redis_prefix, f"sessions-fault-{secrets.token_hex(4)}")
+    prefix = f"{redis_prefix}fault-{secrets.token_hex(4)}:"
+    stream = domain_events_stream(prefix)
     first = await _stale_outbox_row(own_outbox)
     async with redis_fault(redis_url, Mode.HANG) as fault:
         client = create_redis(fault.url)
-        publisher = Publisher(keys, RedisGuard(client), Repository(own_outbox))
+        publisher = Publisher(RealtimeChannels(prefix), stream, RedisGuard(client),
+                              Repository(own_outbox))
         relay = asyncio.create_task(run_outbox_relay(publisher, interval=0.05))
         real = Redis.from_url(redis_url)
         try:
@@ -146,14 +133,14 @@ async def test_the_outbox_relay_keeps_rows_while_redis_is_stuck_relays_them_afte
                 return not await _outbox_ids(own_outbox)
 
             await eventually(relayed, timeout=30)
-            entries = await real.xrange(stream(keys))
+            entries = await real.xrange(stream)
             assert [fields[b"event_id"].decode() for _, fields in entries] == [first]
 
             # Stuck again with a row to relay: the relay is mid-XADD when the service stops.
             await fault.set(Mode.HANG)
             second = await _stale_outbox_row(own_outbox)
             await eventually(lambda: _hung_call_in_flight(fault), timeout=30)
-            await _cancelled_promptly(relay)
+            await stopped_when_cancelled(relay)
             assert await _outbox_ids(own_outbox) == [second], "a cancelled relay keeps the row"
         finally:
             relay.cancel()
