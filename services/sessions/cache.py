@@ -130,8 +130,8 @@ def _members_from_cache(raw: bytes) -> list[Member]:
 class MembershipChecker:
     """Cached answers to "what is this user's role here" and "what state is this session in".
 
-    The realtime side uses it too (`role`, `status`, `require`). Entries live for a
-    short TTL and every write that changes them deletes them after its commit.
+    The use cases (ports.Memberships) and the document's authorization share it. Entries
+    live for a short TTL and every write that changes them deletes them after its commit.
     """
 
     def __init__(self, repo: Repository, cache: Cache, keys: KeySpace, ttl: float = 30.0) -> None:
@@ -168,11 +168,6 @@ class MembershipChecker:
             await self._cache.fill(self.member_key(session_id, user_id),
                                    role.encode() if role else _NOT_MEMBER, self.ttl)
         return session, role
-
-    async def role(self, session_id: str, user_id: str) -> Role | None:
-        """The user's role, or None when they are not a member (or there is no such session)."""
-        _, role = await self.session_and_role(session_id, user_id)
-        return role
 
     async def status(self, session_id: str) -> Status | None:
         """The session's status, or None when it does not exist."""
