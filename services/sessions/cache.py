@@ -12,9 +12,17 @@ import orjson
 from redis.asyncio import Redis
 
 from services.common import metrics
-from services.common.errors import NotFound, PermissionDenied
 from services.common.redisutil import REDIS_ERRORS, KeySpace
-from services.sessions.domain import ROLES, STATUSES, Member, Membership, Role, Session, Status
+from services.sessions.domain import (
+    ROLES,
+    STATUSES,
+    Member,
+    Membership,
+    Role,
+    Session,
+    Status,
+    member_of,
+)
 from services.sessions.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -183,12 +191,7 @@ class MembershipChecker:
     async def require(self, session_id: str, user_id: str,
                       minimum: Role = Role.VIEWER) -> tuple[Session, Role]:
         """The session and the caller's role; NOT_FOUND for non-members, PERMISSION_DENIED below `minimum`."""
-        session, role = await self.session_and_role(session_id, user_id)
-        if session is None or role is None:
-            raise NotFound("session not found")
-        if not role.at_least(minimum):
-            raise PermissionDenied(f"this needs the {minimum} role or higher")
-        return session, role
+        return member_of(*await self.session_and_role(session_id, user_id), minimum)
 
     async def members(self, session_id: str) -> list[Member]:
         (raw,) = await self._cache.get_many([("members", self.members_key(session_id))])

@@ -15,7 +15,13 @@ from typing import Any
 
 import orjson
 
-from services.common.errors import Conflict, FieldViolation, InvalidArgument, NotFound
+from services.common.errors import (
+    Conflict,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from services.common.timeconv import datetime_rfc3339
 
 
@@ -331,6 +337,17 @@ def after_seq(value: int) -> int:
     if value < 0:
         raise _violation("after_seq", "must not be negative")
     return value
+
+
+def member_of(session: Session | None, role: Role | None,
+              minimum: Role = Role.VIEWER) -> tuple[Session, Role]:
+    """The session and the caller's role in it; NotFound for a non-member (a session one is
+    not in does not exist for one), PermissionDenied below `minimum`."""
+    if session is None or role is None:
+        raise NotFound("session not found")
+    if not role.at_least(minimum):
+        raise PermissionDenied(f"this needs the {minimum} role or higher")
+    return session, role
 
 
 def parse_uuid(value: str, what: str) -> str:

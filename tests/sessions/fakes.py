@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.common.errors import NotFound, PermissionDenied
+from services.common.errors import NotFound
 from services.sessions.domain import (
     DocumentHead,
     DuplicateClientId,
@@ -33,6 +33,7 @@ from services.sessions.domain import (
     Role,
     Session,
     Status,
+    member_of,
 )
 from services.sessions.ports import After
 
@@ -363,12 +364,7 @@ class FakeMemberships:
 
     async def require(self, session_id: str, user_id: str,
                       minimum: Role = Role.VIEWER) -> tuple[Session, Role]:
-        session, role = await self._repo.session_and_role(session_id, user_id)
-        if session is None or role is None:
-            raise NotFound("session not found")
-        if not role.at_least(minimum):
-            raise PermissionDenied(f"this needs the {minimum} role or higher")
-        return session, role
+        return member_of(*await self._repo.session_and_role(session_id, user_id), minimum)
 
     async def members(self, session_id: str) -> list[Member]:
         return await self._repo.members(session_id)
