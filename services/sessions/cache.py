@@ -12,9 +12,17 @@ import orjson
 from redis.asyncio import Redis
 
 from services.common import metrics
-from services.common.errors import NotFound, PermissionDenied
 from services.common.redisutil import REDIS_ERRORS, KeySpace
-from services.sessions.domain import Membership, Role, Status
+from services.sessions.domain import (
+    ROLES,
+    STATUSES,
+    Member,
+    Membership,
+    Role,
+    Session,
+    Status,
+    member_of,
+)
 from services.sessions.repository import Repository
 
 log = logging.getLogger(__name__)
@@ -111,24 +119,27 @@ class Cache:
             self._guard.failed("cache invalidation", exc)
 
 
-def _session_to_cache(row: dict[str, Any]) -> bytes:
-    keep = {k: row[k] for k in ("id", "title", "description", "language", "status", "owner_id",
-                                "version", "created_at", "updated_at")}
-    return orjson.dumps(keep, default=str)
+# Cached values are JSON objects with the records' field names (orjson writes dataclasses
+# as such): replicas of another version read the same entries during a rolling deploy.
 
 
-def _session_from_cache(raw: bytes) -> dict[str, Any]:
-    row: dict[str, Any] = orjson.loads(raw)
-    row["created_at"] = datetime.fromisoformat(row["created_at"])
-    row["updated_at"] = datetime.fromisoformat(row["updated_at"])
-    return row
+def _session_from_cache(raw: bytes) -> Session:
+    r: dict[str, Any] = orjson.loads(raw)
+    return Session(r["id"], r["title"], r["description"], r["language"], STATUSES[r["status"]],
+                   r["owner_id"], r["version"], datetime.fromisoformat(r["created_at"]),
+                   datetime.fromisoformat(r["updated_at"]))
+
+
+def _members_from_cache(raw: bytes) -> list[Member]:
+    return [Member(r["user_id"], ROLES[r["role"]], datetime.fromisoformat(r["joined_at"]))
+            for r in orjson.loads(raw)]
 
 
 class MembershipChecker:
     """Cached answers to "what is this user's role here" and "what state is this session in".
 
-    The realtime side uses it too (`role`, `status`, `require`). Entries live for a
-    short TTL and every write that changes them deletes them after its commit.
+    The use cases (ports.Memberships) and the document's authorization share it. Entries
+    live for a short TTL and every write that changes them deletes them after its commit.
     """
 
     def __init__(self, repo: Repository, cache: Cache, keys: KeySpace, ttl: float = 30.0) -> None:
@@ -147,7 +158,7 @@ class MembershipChecker:
         return self._keys.key("cache", "members", session_id)
 
     async def session_and_role(self, session_id: str,
-                               user_id: str | None) -> tuple[dict[str, Any] | None, Role | None]:
+                               user_id: str | None) -> tuple[Session | None, Role | None]:
         """The session row (without last_seq) and the user's role; one Redis round trip when hot."""
         items = [("session", self.session_key(session_id))]
         if user_id is not None:
@@ -157,52 +168,38 @@ class MembershipChecker:
         raw_role = cached[1] if user_id is not None else None
         if raw_session is not None and (user_id is None or raw_role is not None):
             return _session_from_cache(raw_session), _role(raw_role)
-        row, role = await self._repo.session_and_role(session_id, user_id)
-        if row is None:
+        session, role = await self._repo.session_and_role(session_id, user_id)
+        if session is None:
             return None, None
-        await self._cache.fill(self.session_key(session_id), _session_to_cache(row), self.ttl)
+        await self._cache.fill(self.session_key(session_id), orjson.dumps(session), self.ttl)
         if user_id is not None:
             await self._cache.fill(self.member_key(session_id, user_id),
                                    role.encode() if role else _NOT_MEMBER, self.ttl)
-        return row, Role(role) if role else None
-
-    async def role(self, session_id: str, user_id: str) -> Role | None:
-        """The user's role, or None when they are not a member (or there is no such session)."""
-        _, role = await self.session_and_role(session_id, user_id)
-        return role
+        return session, role
 
     async def status(self, session_id: str) -> Status | None:
         """The session's status, or None when it does not exist."""
         session, _ = await self.session_and_role(session_id, None)
-        return Status(session["status"]) if session else None
+        return session.status if session else None
 
     async def membership(self, session_id: str, user_id: str) -> Membership | None:
         session, role = await self.session_and_role(session_id, user_id)
         if session is None or role is None:
             return None
-        return Membership(role, Status(session["status"]))
+        return Membership(role, session.status)
 
     async def require(self, session_id: str, user_id: str,
-                      minimum: Role = Role.VIEWER) -> tuple[dict[str, Any], Role]:
+                      minimum: Role = Role.VIEWER) -> tuple[Session, Role]:
         """The session and the caller's role; NOT_FOUND for non-members, PERMISSION_DENIED below `minimum`."""
-        session, role = await self.session_and_role(session_id, user_id)
-        if session is None or role is None:
-            raise NotFound("session not found")
-        if not role.at_least(minimum):
-            raise PermissionDenied(f"this needs the {minimum} role or higher")
-        return session, role
+        return member_of(*await self.session_and_role(session_id, user_id), minimum)
 
-    async def members(self, session_id: str) -> list[dict[str, Any]]:
+    async def members(self, session_id: str) -> list[Member]:
         (raw,) = await self._cache.get_many([("members", self.members_key(session_id))])
         if raw is not None:
-            rows: list[dict[str, Any]] = orjson.loads(raw)
-            for row in rows:
-                row["joined_at"] = datetime.fromisoformat(row["joined_at"])
-            return rows
-        rows = await self._repo.members(session_id)
-        await self._cache.fill(self.members_key(session_id),
-                              orjson.dumps(rows, default=str), self.ttl)
-        return rows
+            return _members_from_cache(raw)
+        members = await self._repo.members(session_id)
+        await self._cache.fill(self.members_key(session_id), orjson.dumps(members), self.ttl)
+        return members
 
     async def invalidate(self, session_id: str, user_ids: Sequence[str] = (), *,
                          session: bool = False, members: bool = False) -> None:
@@ -217,4 +214,4 @@ class MembershipChecker:
 def _role(raw: bytes | None) -> Role | None:
     if raw is None or raw == _NOT_MEMBER:
         return None
-    return Role(raw.decode())
+    return ROLES[raw.decode()]

@@ -1,11 +1,13 @@
-"""Publishing after commit: realtime envelopes on Redis pub/sub, domain events on a Redis Stream.
+"""Publishing after commit: realtime envelopes and document frames on Redis pub/sub, domain
+events on a Redis Stream.
 
-Channel per session: `<prefix>sessions:rt:session:<session_id>` (JSON envelopes
-`{"type", "seq"?, "session_id", "at", ...payload}`); gateways subscribe there.
-Stream: `<prefix>sessions:domain-events`, entries `{event_id, type, data}` (data is
-JSON), read by the notifications consumer group. A failed publish never fails the
-write it describes: realtime clients refill gaps from ListEvents, and domain events
-stay in the outbox table until the relay gets them onto the stream.
+The wire formats are contracts of the kit, spoken by other processes too: the channels and
+the envelope in services/common/channels.py, the document frames in
+services/common/docframes.py, the domain-events stream in services/common/domainevents.py
+(read here by the notifications consumer group, and by review and ai). A failed publish
+never fails the write it describes: realtime clients refill gaps from ListEvents, gateways
+resync documents from the database, and domain events stay in the outbox table until the
+relay gets them onto the stream.
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
-from services.common.redisutil import REDIS_ERRORS, KeySpace, stop_if_cancelled
+from services.common.channels import RealtimeChannels
+from services.common.channels import envelope as realtime_envelope
+from services.common.docframes import update_frame
+from services.common.redisutil import REDIS_ERRORS, stop_if_cancelled
+from services.common.timeconv import datetime_rfc3339
 from services.sessions.cache import RedisGuard
-from services.sessions.domain import rfc3339
-from services.sessions.repository import DomainEvent, Event, Repository
+from services.sessions.domain import Event, OutboxEvent
+from services.sessions.repository import Repository
 
 log = logging.getLogger(__name__)
 
@@ -31,31 +38,19 @@ RELAY_AFTER_SECONDS = 5.0
 RELAY_INTERVAL_SECONDS = 2.0
 
 
-def channel(keys: KeySpace, session_id: str) -> str:
-    """The pub/sub channel of one session's realtime events."""
-    return keys.key("rt", "session", session_id)
-
-
-def stream(keys: KeySpace) -> str:
-    """The Redis Stream of domain events (review and ai find it by `domain_events_stream`)."""
-    return keys.key("domain-events")
-
-
 def envelope(event: Event) -> dict[str, Any]:
     """The JSON object realtime clients receive for an event (replayed or live)."""
-    head: dict[str, Any] = {"type": event.type}
-    if event.seq:
-        head["seq"] = event.seq
-    head["session_id"] = event.session_id
-    head["at"] = rfc3339(event.at)
-    return {**head, **event.payload}
+    return realtime_envelope(event.type, event.session_id, datetime_rfc3339(event.at),
+                             event.payload, event.seq)
 
 
 class Publisher:
     """Publishes committed changes; Redis trouble is logged, never raised."""
 
-    def __init__(self, keys: KeySpace, guard: RedisGuard, repo: Repository) -> None:
-        self._keys = keys
+    def __init__(self, channels: RealtimeChannels, stream: str, guard: RedisGuard,
+                 repo: Repository) -> None:
+        self._channels = channels
+        self._stream = stream
         self._guard = guard
         self._repo = repo
 
@@ -65,12 +60,12 @@ class Publisher:
         try:
             if len(events) == 1:
                 event = events[0]
-                await self._guard.redis.publish(channel(self._keys, event.session_id),
+                await self._guard.redis.publish(self._channels.events(event.session_id),
                                                 orjson.dumps(envelope(event)))
                 return
             async with self._guard.redis.pipeline(transaction=False) as pipe:
                 for event in events:
-                    pipe.publish(channel(self._keys, event.session_id),
+                    pipe.publish(self._channels.events(event.session_id),
                                  orjson.dumps(envelope(event)))
                 await pipe.execute()
         except REDIS_ERRORS as exc:
@@ -82,7 +77,7 @@ class Publisher:
         await self.publish([event])
         return event
 
-    async def emit(self, events: Sequence[DomainEvent]) -> None:
+    async def emit(self, events: Sequence[OutboxEvent]) -> None:
         """Put committed domain events on the stream and drop them from the outbox."""
         if not events or not self._guard.available:
             return
@@ -93,11 +88,11 @@ class Publisher:
             return
         await self._repo.delete_outbox([e.outbox_id for e in events])
 
-    async def _xadd(self, events: Sequence[DomainEvent]) -> None:
+    async def _xadd(self, events: Sequence[OutboxEvent]) -> None:
         async with self._guard.redis.pipeline(transaction=False) as pipe:
             for event in events:
-                pipe.xadd(stream(self._keys), {"event_id": event.event_id, "type": event.type,
-                                               "data": orjson.dumps(event.data)},
+                pipe.xadd(self._stream, {"event_id": event.event_id, "type": event.type,
+                                         "data": orjson.dumps(event.data)},
                           maxlen=STREAM_MAXLEN, approximate=True)
             await pipe.execute()
 
@@ -109,6 +104,26 @@ class Publisher:
                 await self._xadd(rows)
                 log.info("relayed domain events from the outbox", extra={"count": len(rows)})
             return len(rows)
+
+
+class DocumentPublisher:
+    """Publishes stored document updates to the gateways, within a deadline."""
+
+    def __init__(self, redis_client: Redis, channels: RealtimeChannels,
+                 timeout: float = 1.0) -> None:
+        self._redis = redis_client
+        self._channels = channels
+        self._timeout = timeout
+
+    async def publish_update(self, session_id: str, version: int, update: bytes) -> None:
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._redis.publish(self._channels.doc(session_id),
+                                          update_frame(version, update))
+        except (TimeoutError, *REDIS_ERRORS) as exc:
+            # Stored and acknowledged regardless: gateways resync their clients
+            # from the database when their subscription comes back.
+            log.warning("document update not published: %s", type(exc).__name__)
 
 
 async def run_outbox_relay(publisher: Publisher, interval: float = RELAY_INTERVAL_SECONDS) -> None:

@@ -12,25 +12,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from redis.asyncio import Redis
-
+from services.common.domainevents import DomainEvent, domain_events_stream
 from services.common.grpcserver import Resources
-from services.common.sessionevents import (
-    ConsumerSettings,
-    DomainEvent,
-    DomainEventConsumer,
-    consume,
-    migrated,
-)
-from services.sessions.events import stream
+from services.common.sessionevents import ConsumerSettings, consume, migrated
 from services.sessions.repository import Repository
 
 log = logging.getLogger(__name__)
 
 GROUP = "notifications"
 
-__all__ = ["GROUP", "ConsumerSettings", "NotificationConsumer", "notifications_for",
-           "run_notifications"]
+__all__ = ["GROUP", "Notifier", "notifications_for", "run_notifications"]
 
 # (recipient_id, recipient_login, kind, payload)
 Recipient = tuple[str | None, str | None, str, dict[str, Any]]
@@ -78,17 +69,8 @@ class Notifier:
                 event.id, event.data.get("session_id"), recipients)
 
 
-class NotificationConsumer(DomainEventConsumer):
-    """One member of the `notifications` group; `created` counts the rows it has written."""
-
-    def __init__(self, repo: Repository, redis_client: Redis, stream_key: str,
-                 settings: ConsumerSettings, group: str = GROUP, name: str | None = None) -> None:
-        self.notifier = Notifier(repo)
-        super().__init__(redis_client, stream_key, group, self.notifier.handle, settings, name)
-
-
 async def run_notifications(res: Resources, settings: ConsumerSettings) -> None:
     """Background job: consume domain events for as long as the service runs."""
     notifier = Notifier(Repository(res.pool))
-    await consume(res.config.redis_url, stream(res.keys), GROUP, notifier.handle, settings,
-                  lambda: migrated(res))
+    await consume(res.config.redis_url, domain_events_stream(res.config.redis_prefix), GROUP,
+                  notifier.handle, settings, lambda: migrated(res))

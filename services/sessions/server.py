@@ -8,68 +8,76 @@ from dataclasses import dataclass
 import grpc
 from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
+from services.common.channels import RealtimeChannels
 from services.common.config import CommonConfig, Env
 from services.common.db import load_migrations
+from services.common.domainevents import domain_events_stream
 from services.common.grpcserver import Background, Resources, ServiceSpec
 from services.common.peers import service_authenticator
 from services.sessions.cache import Cache, MembershipChecker, RedisGuard
-from services.sessions.documents import DocumentService
-from services.sessions.events import Publisher, run_outbox_relay
-from services.sessions.notifications import ConsumerSettings, run_notifications
-from services.sessions.repository import Repository
+from services.sessions.clients import UserDirectory
+from services.sessions.config import SessionsConfig
+from services.sessions.documents import COMPACT_AFTER, DEFAULT_CACHE_BYTES, LoadedDocuments
+from services.sessions.events import DocumentPublisher, Publisher, run_outbox_relay
+from services.sessions.notifications import run_notifications
+from services.sessions.repository import DocumentRepository, Repository
 from services.sessions.servicer import SessionsServiceServicer
-from services.sessions.usecases import SessionsApp
-from services.sessions.users import UserDirectory
+from services.sessions.usecases import DocumentUseCases, SessionsUseCases
 
 SERVICE_NAME = sessions_pb2.DESCRIPTOR.services_by_name["SessionsService"].full_name
 
 
 @dataclass(frozen=True, slots=True)
-class SessionsSettings:
-    """Sessions-only settings from the environment."""
+class Wiring:
+    """The use cases over one service's resources, and the membership cache they share."""
 
-    cache_ttl: float
-    notifications: ConsumerSettings
-    # Loaded documents of this replica, counted as DocumentService counts a document's size.
-    document_cache_bytes: int
-
-    @classmethod
-    def from_env(cls, env: Env) -> SessionsSettings:
-        return cls(
-            cache_ttl=env.float("SESSIONS_CACHE_TTL_SECONDS", 30.0, minimum=0.1),
-            notifications=ConsumerSettings(
-                claim_idle_ms=int(env.float("NOTIFICATIONS_CLAIM_IDLE_SECONDS", 30.0,
-                                            minimum=0.01) * 1000)),
-            document_cache_bytes=env.int("SESSIONS_DOCUMENT_CACHE_BYTES", 16 * 1024 * 1024,
-                                         minimum=0),
-        )
+    sessions: SessionsUseCases
+    documents: DocumentUseCases
+    memberships: MembershipChecker
 
 
-def build_app(res: Resources, settings: SessionsSettings) -> tuple[SessionsApp, MembershipChecker]:
+def _publisher(res: Resources, guard: RedisGuard, repo: Repository) -> Publisher:
+    return Publisher(RealtimeChannels(res.config.redis_prefix),
+                     domain_events_stream(res.config.redis_prefix), guard, repo)
+
+
+def build_documents(res: Resources, memberships: MembershipChecker, *,
+                    cache_bytes: int = DEFAULT_CACHE_BYTES,
+                    compact_after: int = COMPACT_AFTER) -> DocumentUseCases:
+    """The document use cases (tests build extra "replicas" with it on a running runtime)."""
+    return DocumentUseCases(DocumentRepository(res.pool), memberships,
+                            DocumentPublisher(res.redis, RealtimeChannels(res.config.redis_prefix)),
+                            max_bytes=res.config.document_max_bytes, compact_after=compact_after,
+                            loaded=LoadedDocuments(cache_bytes))
+
+
+def wire(res: Resources, config: SessionsConfig) -> Wiring:
     """Wire the use cases over a service's resources (tests use it on a running runtime)."""
     repo = Repository(res.pool)
     guard = RedisGuard(res.redis)
-    checker = MembershipChecker(repo, Cache(guard), res.keys, settings.cache_ttl)
-    users = UserDirectory(res.channel("auth"), res.config.service_token, res.config.grpc_deadline)
-    return SessionsApp(repo, checker, Publisher(res.keys, guard, repo), users), checker
+    memberships = MembershipChecker(repo, Cache(guard), res.keys, config.cache_ttl)
+    sessions = SessionsUseCases(repo, memberships, _publisher(res, guard, repo),
+                                UserDirectory(res.peer("auth")))
+    documents = build_documents(res, memberships, cache_bytes=config.document_cache_bytes)
+    return Wiring(sessions, documents, memberships)
 
 
-def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
-    settings = SessionsSettings.from_env(env)
+def build_spec(env: Env, common: CommonConfig) -> ServiceSpec:
+    config = SessionsConfig.from_env(env)
 
     async def register(server: grpc.aio.Server, res: Resources) -> Sequence[str]:
-        app, checker = build_app(res, settings)
-        documents = DocumentService(res, checker, cache_bytes=settings.document_cache_bytes)
-        servicer = SessionsServiceServicer(app, documents, service_authenticator(res))
+        wiring = wire(res, config)
+        servicer = SessionsServiceServicer(wiring.sessions, wiring.documents,
+                                           service_authenticator(res))
         sessions_pb2_grpc.add_SessionsServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     async def notifications(res: Resources) -> None:
-        await run_notifications(res, settings.notifications)
+        await run_notifications(res, config.notifications)
 
     async def outbox(res: Resources) -> None:
         repo = Repository(res.pool)
-        await run_outbox_relay(Publisher(res.keys, RedisGuard(res.redis), repo))
+        await run_outbox_relay(_publisher(res, RedisGuard(res.redis), repo))
 
     background: tuple[Background, ...] = (notifications, outbox)
     return ServiceSpec(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -13,10 +13,18 @@ from tandem.sessions.v1 import sessions_pb2, sessions_pb2_grpc
 
 from services.common.identity import Authenticator
 from services.common.timeconv import set_timestamp, to_timestamp
-from services.sessions.documents import DocumentService
-from services.sessions.domain import InvitationState, Role, Status, invitation_state
-from services.sessions.repository import Event
-from services.sessions.usecases import SessionsApp
+from services.sessions.domain import (
+    Event,
+    Invitation,
+    InvitationState,
+    Member,
+    Message,
+    Notification,
+    Role,
+    Session,
+    Status,
+)
+from services.sessions.usecases import DocumentUseCases, SessionsUseCases
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 pb = sessions_pb2
@@ -33,79 +41,80 @@ _INVITATION_PB = {
 }
 
 
-def _ts(value: datetime) -> Timestamp:
-    return to_timestamp(value)
+def _role(value: Role | None) -> pb.Role.ValueType:
+    return _ROLE_PB[value] if value else pb.ROLE_UNSPECIFIED
 
 
-def _role(value: str | Role | None) -> pb.Role.ValueType:
-    # Role is a StrEnum: the stored string finds its member's entry without an Enum call.
-    return _ROLE_PB[value] if value else pb.ROLE_UNSPECIFIED  # type: ignore[index]
+def _optional_ts(value: datetime | None) -> Timestamp | None:
+    return None if value is None else to_timestamp(value)
 
 
-def session_pb(row: dict[str, Any], role: str | Role | None, last_seq: int = 0) -> pb.Session:
+def session_pb(session: Session, role: Role | None, last_seq: int = 0) -> pb.Session:
     return pb.Session(
-        id=str(row["id"]), title=row["title"], description=row["description"],
-        language=row["language"], status=_STATUS_PB[row["status"]],
-        owner_id=str(row["owner_id"]), role=_role(role), version=int(row["version"]),
-        created_at=_ts(row["created_at"]), updated_at=_ts(row["updated_at"]), last_seq=last_seq)
+        id=session.id, title=session.title, description=session.description,
+        language=session.language, status=_STATUS_PB[session.status], owner_id=session.owner_id,
+        role=_role(role), version=session.version, created_at=to_timestamp(session.created_at),
+        updated_at=to_timestamp(session.updated_at), last_seq=last_seq)
 
 
-def member_pb(row: dict[str, Any]) -> pb.Member:
-    return pb.Member(user_id=str(row["user_id"]), role=_role(row["role"]),
-                     joined_at=_ts(row["joined_at"]))
+def member_pb(member: Member) -> pb.Member:
+    return pb.Member(user_id=member.user_id, role=_role(member.role),
+                     joined_at=to_timestamp(member.joined_at))
 
 
-def invitation_pb(row: dict[str, Any], token: str = "") -> pb.Invitation:
-    now = row.get("now") or datetime.now(row["expires_at"].tzinfo)
-    state = invitation_state(row["status"], row["expires_at"], now)
+def invitation_pb(invitation: Invitation, token: str = "") -> pb.Invitation:
+    state = invitation.state(datetime.now(UTC))
     return pb.Invitation(
-        id=str(row["id"]), session_id=str(row["session_id"]), role=_role(row["role"]),
-        status=_INVITATION_PB[state], expires_at=_ts(row["expires_at"]), token=token,
-        github_login=row["invitee_login"] or "", invited_by=str(row["invited_by"]),
-        created_at=_ts(row["created_at"]), session_title=row.get("session_title") or "",
-        max_uses=int(row["max_uses"]), uses=int(row["uses"]))
+        id=invitation.id, session_id=invitation.session_id, role=_role(invitation.role),
+        status=_INVITATION_PB[state], expires_at=to_timestamp(invitation.expires_at), token=token,
+        github_login=invitation.invitee_login or "", invited_by=invitation.invited_by,
+        created_at=to_timestamp(invitation.created_at), session_title=invitation.session_title,
+        max_uses=invitation.max_uses, uses=invitation.uses)
 
 
-def add_session(sessions: RepeatedCompositeFieldContainer[pb.Session], row: dict[str, Any],
-                role: str | Role | None) -> None:
+def add_session(sessions: RepeatedCompositeFieldContainer[pb.Session], session: Session,
+                role: Role | None) -> None:
     """Append a session to a repeated field, built in place: lists add up to 100 of them."""
     item = sessions.add(
-        id=str(row["id"]), title=row["title"], description=row["description"],
-        language=row["language"], status=_STATUS_PB[row["status"]],
-        owner_id=str(row["owner_id"]), role=_role(role), version=int(row["version"]))
-    set_timestamp(item.created_at, row["created_at"])
-    set_timestamp(item.updated_at, row["updated_at"])
+        id=session.id, title=session.title, description=session.description,
+        language=session.language, status=_STATUS_PB[session.status], owner_id=session.owner_id,
+        role=_role(role), version=session.version)
+    set_timestamp(item.created_at, session.created_at)
+    set_timestamp(item.updated_at, session.updated_at)
 
 
-def add_message(messages: RepeatedCompositeFieldContainer[pb.Message], row: dict[str, Any]) -> None:
+def add_message(messages: RepeatedCompositeFieldContainer[pb.Message], message: Message) -> None:
     """Append a message to a repeated field, built in place (a page holds up to 100)."""
-    item = messages.add(id=str(row["id"]), session_id=str(row["session_id"]), seq=int(row["seq"]),
-                        author_id=str(row["author_id"]), body=row["body"],
-                        client_id=row["client_id"] or "")
-    set_timestamp(item.created_at, row["created_at"])
+    item = messages.add(id=message.id, session_id=message.session_id, seq=message.seq,
+                        author_id=message.author_id, body=message.body,
+                        client_id=message.client_id or "")
+    set_timestamp(item.created_at, message.created_at)
 
 
-def message_pb(row: dict[str, Any]) -> pb.Message:
-    return pb.Message(id=str(row["id"]), session_id=str(row["session_id"]), seq=int(row["seq"]),
-                      author_id=str(row["author_id"]), body=row["body"],
-                      created_at=_ts(row["created_at"]), client_id=row["client_id"] or "")
+def message_pb(message: Message) -> pb.Message:
+    return pb.Message(id=message.id, session_id=message.session_id, seq=message.seq,
+                      author_id=message.author_id, body=message.body,
+                      created_at=to_timestamp(message.created_at),
+                      client_id=message.client_id or "")
 
 
 def event_pb(event: Event) -> pb.Event:
     return pb.Event(session_id=event.session_id, seq=event.seq, type=event.type,
-                    payload_json=orjson.dumps(event.payload).decode(), at=_ts(event.at))
+                    payload_json=orjson.dumps(event.payload).decode(), at=to_timestamp(event.at))
 
 
-def notification_pb(row: dict[str, Any]) -> pb.Notification:
-    return pb.Notification(id=str(row["id"]), kind=row["kind"],
-                           payload_json=orjson.dumps(row["payload"]).decode(),
-                           read=row["read_at"] is not None, created_at=_ts(row["created_at"]))
+def notification_pb(notification: Notification) -> pb.Notification:
+    return pb.Notification(id=notification.id, kind=notification.kind,
+                           payload_json=orjson.dumps(notification.payload).decode(),
+                           read=notification.read_at is not None,
+                           created_at=to_timestamp(notification.created_at))
 
 
 class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
     """Every RPC authenticates the caller; the use cases authorize against members."""
 
-    def __init__(self, app: SessionsApp, documents: DocumentService, authn: Authenticator) -> None:
+    def __init__(self, app: SessionsUseCases, documents: DocumentUseCases,
+                 authn: Authenticator) -> None:
         self._app = app
         self._documents = documents
         self._authn = authn
@@ -114,39 +123,39 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
 
     async def CreateSession(self, request: pb.CreateSessionRequest, context: Ctx) -> pb.CreateSessionResponse:
         caller = await self._authn.caller(context)
-        row = await self._app.create_session(caller, request.title, request.description,
+        session = await self._app.create_session(caller, request.title, request.description,
                                              request.language)
-        return pb.CreateSessionResponse(session=session_pb(row, Role.OWNER))
+        return pb.CreateSessionResponse(session=session_pb(session, Role.OWNER))
 
     async def ListSessions(self, request: pb.ListSessionsRequest, context: Ctx) -> pb.ListSessionsResponse:
         caller = await self._authn.caller(context)
         page = await self._app.list_sessions(caller, request.limit, request.cursor)
         reply = pb.ListSessionsResponse(next_cursor=page.next_cursor)
-        for row in page.items:
-            add_session(reply.sessions, row, row["role"])
+        for session, role in page.items:
+            add_session(reply.sessions, session, role)
         return reply
 
     async def GetSession(self, request: pb.GetSessionRequest, context: Ctx) -> pb.GetSessionResponse:
         caller = await self._authn.caller(context)
-        row, role, last_seq = await self._app.get_session(caller, request.session_id,
+        session, role, last_seq = await self._app.get_session(caller, request.session_id,
                                                           request.include_last_seq)
-        return pb.GetSessionResponse(session=session_pb(row, role, last_seq))
+        return pb.GetSessionResponse(session=session_pb(session, role, last_seq))
 
     async def UpdateSession(self, request: pb.UpdateSessionRequest, context: Ctx) -> pb.UpdateSessionResponse:
         caller = await self._authn.caller(context)
-        row = await self._app.update_session(
+        session = await self._app.update_session(
             caller, request.session_id,
             title=request.title if request.HasField("title") else None,
             description=request.description if request.HasField("description") else None,
             language=request.language if request.HasField("language") else None,
             expected_version=(request.expected_version if request.HasField("expected_version")
                               else None))
-        return pb.UpdateSessionResponse(session=session_pb(row, Role.OWNER))
+        return pb.UpdateSessionResponse(session=session_pb(session, Role.OWNER))
 
     async def EndSession(self, request: pb.EndSessionRequest, context: Ctx) -> pb.EndSessionResponse:
         caller = await self._authn.caller(context)
-        row = await self._app.end_session(caller, request.session_id)
-        return pb.EndSessionResponse(session=session_pb(row, Role.OWNER))
+        session = await self._app.end_session(caller, request.session_id)
+        return pb.EndSessionResponse(session=session_pb(session, Role.OWNER))
 
     async def DeleteSession(self, request: pb.DeleteSessionRequest, context: Ctx) -> pb.DeleteSessionResponse:
         caller = await self._authn.caller(context)
@@ -157,14 +166,14 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
 
     async def ListMembers(self, request: pb.ListMembersRequest, context: Ctx) -> pb.ListMembersResponse:
         caller = await self._authn.caller(context)
-        rows = await self._app.list_members(caller, request.session_id)
-        return pb.ListMembersResponse(members=[member_pb(r) for r in rows])
+        members = await self._app.list_members(caller, request.session_id)
+        return pb.ListMembersResponse(members=[member_pb(m) for m in members])
 
     async def UpdateMember(self, request: pb.UpdateMemberRequest, context: Ctx) -> pb.UpdateMemberResponse:
         caller = await self._authn.caller(context)
-        row = await self._app.update_member(caller, request.session_id, request.user_id,
+        member = await self._app.update_member(caller, request.session_id, request.user_id,
                                             _PB_ROLE.get(request.role))
-        return pb.UpdateMemberResponse(member=member_pb(row))
+        return pb.UpdateMemberResponse(member=member_pb(member))
 
     async def RemoveMember(self, request: pb.RemoveMemberRequest, context: Ctx) -> pb.RemoveMemberResponse:
         caller = await self._authn.caller(context)
@@ -175,9 +184,9 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
             self, request: pb.TransferOwnershipRequest, context: Ctx,
     ) -> pb.TransferOwnershipResponse:
         caller = await self._authn.caller(context)
-        row, role = await self._app.transfer_ownership(caller, request.session_id,
+        session, role = await self._app.transfer_ownership(caller, request.session_id,
                                                        request.new_owner_id)
-        return pb.TransferOwnershipResponse(session=session_pb(row, role))
+        return pb.TransferOwnershipResponse(session=session_pb(session, role))
 
     async def GetMembership(self, request: pb.GetMembershipRequest, context: Ctx) -> pb.GetMembershipResponse:
         caller = await self._authn.caller(context)
@@ -191,7 +200,8 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
         created = await self._app.create_invitation(
             caller, request.session_id, request.github_login, _PB_ROLE.get(request.role),
             int(request.expires_in_seconds), request.max_uses)
-        return pb.CreateInvitationResponse(invitation=invitation_pb(created.row, created.token))
+        return pb.CreateInvitationResponse(invitation=invitation_pb(created.invitation,
+                                                                    created.token))
 
     async def ListInvitations(self, request: pb.ListInvitationsRequest, context: Ctx) -> pb.ListInvitationsResponse:
         caller = await self._authn.caller(context)
@@ -201,8 +211,8 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
 
     async def AcceptInvitation(self, request: pb.AcceptInvitationRequest, context: Ctx) -> pb.AcceptInvitationResponse:
         caller = await self._authn.caller(context)
-        row, role = await self._app.accept_invitation(caller, request.invitation_id, request.token)
-        return pb.AcceptInvitationResponse(session=session_pb(row, role), role=_role(role))
+        session, role = await self._app.accept_invitation(caller, request.invitation_id, request.token)
+        return pb.AcceptInvitationResponse(session=session_pb(session, role), role=_role(role))
 
     async def PreviewInvitation(
             self, request: pb.PreviewInvitationRequest, context: Ctx,
@@ -228,17 +238,17 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
 
     async def PostMessage(self, request: pb.PostMessageRequest, context: Ctx) -> pb.PostMessageResponse:
         caller = await self._authn.caller(context)
-        row = await self._app.post_message(caller, request.session_id, request.body,
+        message = await self._app.post_message(caller, request.session_id, request.body,
                                            request.client_id)
-        return pb.PostMessageResponse(message=message_pb(row))
+        return pb.PostMessageResponse(message=message_pb(message))
 
     async def ListMessages(self, request: pb.ListMessagesRequest, context: Ctx) -> pb.ListMessagesResponse:
         caller = await self._authn.caller(context)
-        rows, next_after = await self._app.list_messages(caller, request.session_id,
-                                                         request.after_seq, request.limit)
+        messages, next_after = await self._app.list_messages(caller, request.session_id,
+                                                             request.after_seq, request.limit)
         reply = pb.ListMessagesResponse(next_after_seq=next_after)
-        for row in rows:
-            add_message(reply.messages, row)
+        for message in messages:
+            add_message(reply.messages, message)
         return reply
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: Ctx) -> pb.ListEventsResponse:
@@ -253,18 +263,28 @@ class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
                                              request.payload_json, request.ephemeral)
         return pb.AppendEventResponse(event=event_pb(event))
 
-    # --- the shared document (built by the realtime work in documents.py) -------------
+    # --- the shared document ------------------------------------------------------------
 
     async def GetDocument(self, request: pb.GetDocumentRequest, context: Ctx) -> pb.GetDocumentResponse:
-        return await self._documents.get_document(request, await self._authn.caller(context))
+        caller = await self._authn.caller(context)
+        doc = await self._documents.get_document(caller, request.session_id)
+        return pb.GetDocumentResponse(text=doc.text, version=doc.version,
+                                      updated_at=_optional_ts(doc.updated_at))
 
     async def SyncDocument(self, request: pb.SyncDocumentRequest, context: Ctx) -> pb.SyncDocumentResponse:
-        return await self._documents.sync_document(request, await self._authn.caller(context))
+        caller = await self._authn.caller(context)
+        answer = await self._documents.sync(caller, request.session_id,
+                                            bytes(request.state_vector))
+        return pb.SyncDocumentResponse(update=answer.update, state_vector=answer.state_vector,
+                                       version=answer.version)
 
     async def ApplyDocumentUpdate(
             self, request: pb.ApplyDocumentUpdateRequest, context: Ctx,
     ) -> pb.ApplyDocumentUpdateResponse:
-        return await self._documents.apply_update(request, await self._authn.caller(context))
+        caller = await self._authn.caller(context)
+        version = await self._documents.apply_update(caller, request.session_id,
+                                                     bytes(request.update))
+        return pb.ApplyDocumentUpdateResponse(version=version)
 
     # --- notifications -----------------------------------------------------------------
 

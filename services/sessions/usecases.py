@@ -1,16 +1,20 @@
-"""Use cases of the sessions service: authorize, validate, write in one transaction, then publish."""
+"""Use cases of the sessions service: authorize, validate, write in one transaction, then publish.
+
+`SessionsUseCases` holds sessions, members, invitations, chat, the event log and
+notifications; `DocumentUseCases` the shared document (its machinery: documents.py).
+Both talk only through the ports (ports.py); server.py wires the real ones.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
-
-import psycopg.errors
+from typing import Generic, TypeVar
 
 from services.common.context import session_id_var
+from services.common.domainevents import SESSION_DELETED
 from services.common.errors import (
     Conflict,
     FailedPrecondition,
@@ -23,26 +27,53 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.identity import Caller
-from services.common.sessionevents import SESSION_DELETED
+from services.common.timeconv import datetime_rfc3339
 from services.sessions import domain
-from services.sessions.cache import MembershipChecker
-from services.sessions.domain import InvitationState, Role, Status
-from services.sessions.events import Publisher
-from services.sessions.repository import DomainEvent, Event, Repository
-from services.sessions.users import UserDirectory
+from services.sessions.documents import (
+    COMPACT_AFTER,
+    EMPTY_UPDATE,
+    DocumentTooLarge,
+    GrewPastLimit,
+    LoadedDocument,
+    LoadedDocuments,
+    OverLimit,
+)
+from services.sessions.domain import (
+    Event,
+    Invitation,
+    InvitationState,
+    Member,
+    Message,
+    Notification,
+    OutboxEvent,
+    Role,
+    Session,
+    Status,
+)
+from services.sessions.ports import (
+    DocumentPublisher,
+    DocumentStore,
+    DocumentTx,
+    EventPublisher,
+    Memberships,
+    SessionsRepository,
+    UserDirectory,
+)
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 
 @dataclass
-class Page:
-    items: list[dict[str, Any]]
+class Page(Generic[T]):
+    items: list[T]
     next_cursor: str = ""
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CreatedInvitation:
-    row: dict[str, Any]
+    invitation: Invitation
     token: str = ""
 
 
@@ -51,22 +82,23 @@ class AfterCommit:
     """What a write does once its transaction has committed."""
 
     events: list[Event] = field(default_factory=list)
-    domain: list[DomainEvent] = field(default_factory=list)
+    domain: list[OutboxEvent] = field(default_factory=list)
 
 
-def _authorize(row: dict[str, Any] | None, minimum: Role) -> tuple[dict[str, Any], Role]:
-    """The locked session row and the caller's role, or the error a caller without it gets."""
-    if row is None or row["caller_role"] is None:
+def _authorize(locked: tuple[Session, Role | None] | None,
+               minimum: Role) -> tuple[Session, Role]:
+    """The locked session and the caller's role, or the error a caller without it gets."""
+    session, role = locked if locked is not None else (None, None)
+    if session is None or role is None:
         raise NotFound("session not found")
-    role = Role(row["caller_role"])
     if not role.at_least(minimum):
         raise PermissionDenied("only the session owner can do this" if minimum is Role.OWNER
                                else f"this needs the {minimum} role or higher")
-    return row, role
+    return session, role
 
 
-def _active(row: dict[str, Any]) -> None:
-    if row["status"] == Status.ENDED:
+def _active(session: Session) -> None:
+    if session.status is Status.ENDED:
         raise Conflict("the session has ended")
 
 
@@ -74,10 +106,10 @@ def _user(caller: Caller) -> str:
     return caller.require_user()
 
 
-class SessionsApp:
-    """Every operation of the service; the servicer only translates protos."""
+class SessionsUseCases:
+    """Every operation of the service but the document's; the servicer only translates protos."""
 
-    def __init__(self, repo: Repository, checker: MembershipChecker, publisher: Publisher,
+    def __init__(self, repo: SessionsRepository, checker: Memberships, publisher: EventPublisher,
                  users: UserDirectory) -> None:
         self.repo = repo
         self.checker = checker
@@ -90,7 +122,7 @@ class SessionsApp:
         await self.publisher.publish(done.events)
         await self.publisher.emit(done.domain)
 
-    async def _reader(self, caller: Caller, session_id: str) -> tuple[dict[str, Any], Role | None]:
+    async def _reader(self, caller: Caller, session_id: str) -> tuple[Session, Role | None]:
         """Read access: a member (any role), or an internal caller acting for nobody."""
         sid = domain.parse_uuid(session_id, "session")
         session_id_var.set(sid)
@@ -106,35 +138,36 @@ class SessionsApp:
     # --- sessions ----------------------------------------------------------------------
 
     async def create_session(self, caller: Caller, title: str, description: str,
-                             language: str) -> dict[str, Any]:
+                             language: str) -> Session:
         uid = _user(caller)
-        row = await self.repo.create_session(domain.clean_title(title),
-                                             domain.clean_description(description),
-                                             domain.clean_language(language), uid)
-        session_id_var.set(str(row["id"]))
+        session = await self.repo.create_session(domain.clean_title(title),
+                                                 domain.clean_description(description),
+                                                 domain.clean_language(language), uid)
+        session_id_var.set(session.id)
         log.info("session created")
-        return row
+        return session
 
-    async def list_sessions(self, caller: Caller, limit: int, cursor: str) -> Page:
+    async def list_sessions(self, caller: Caller, limit: int,
+                            cursor: str) -> Page[tuple[Session, Role]]:
         uid = _user(caller)
         size = domain.limit(limit)
         after = domain.decode_cursor(cursor, (datetime, uuid.UUID)) if cursor else None
         rows = await self.repo.list_sessions(uid, size + 1, after)
         page = Page(rows[:size])
         if len(rows) > size:
-            last = rows[size - 1]
-            page.next_cursor = domain.encode_cursor(last["created_at"], str(last["id"]))
+            last, _ = rows[size - 1]
+            page.next_cursor = domain.encode_cursor(last.created_at, last.id)
         return page
 
     async def get_session(self, caller: Caller, session_id: str,
-                          include_last_seq: bool = False) -> tuple[dict[str, Any], Role | None, int]:
+                          include_last_seq: bool = False) -> tuple[Session, Role | None, int]:
         session, role = await self._reader(caller, session_id)
-        last_seq = await self.repo.last_seq(str(session["id"])) if include_last_seq else 0
+        last_seq = await self.repo.last_seq(session.id) if include_last_seq else 0
         return session, role, last_seq
 
     async def update_session(self, caller: Caller, session_id: str, *, title: str | None,
                              description: str | None, language: str | None,
-                             expected_version: int | None) -> dict[str, Any]:
+                             expected_version: int | None) -> Session:
         uid = _user(caller)
         sid = domain.parse_uuid(session_id, "session")
         session_id_var.set(sid)
@@ -152,12 +185,11 @@ class SessionsApp:
         async with self.repo.transaction() as tx:
             row, _ = _authorize(await tx.lock_session(sid, uid), Role.OWNER)
             _active(row)
-            if expected_version is not None and row["version"] != expected_version:
-                raise StaleVersion(f"the session is at version {row['version']}, "
+            if expected_version is not None and row.version != expected_version:
+                raise StaleVersion(f"the session is at version {row.version}, "
                                    f"not {expected_version}; reload and retry")
-            changed = {k: v for k, v in changes.items() if row[k] != v}
+            changed = {k: v for k, v in changes.items() if getattr(row, k) != v}
             if not changed:
-                row.pop("caller_role")
                 return row
             updated = await tx.update_session(sid, changed)
             done.events = await tx.append_events(
@@ -165,16 +197,15 @@ class SessionsApp:
         await self._after(sid, done, session=True)
         return updated
 
-    async def end_session(self, caller: Caller, session_id: str) -> dict[str, Any]:
+    async def end_session(self, caller: Caller, session_id: str) -> Session:
         uid = _user(caller)
         sid = domain.parse_uuid(session_id, "session")
         session_id_var.set(sid)
         done = AfterCommit()
         async with self.repo.transaction() as tx:
             row, _ = _authorize(await tx.lock_session(sid, uid), Role.OWNER)
-            if row["status"] == Status.ENDED:
+            if row.status is Status.ENDED:
                 # Ending twice is harmless: the same answer, no new event.
-                row.pop("caller_role")
                 return row
             ended = await tx.update_session(sid, {}, end=True)
             done.events = await tx.append_events(
@@ -203,9 +234,9 @@ class SessionsApp:
 
     # --- members -----------------------------------------------------------------------
 
-    async def list_members(self, caller: Caller, session_id: str) -> list[dict[str, Any]]:
+    async def list_members(self, caller: Caller, session_id: str) -> list[Member]:
         session, _ = await self._reader(caller, session_id)
-        return await self.checker.members(str(session["id"]))
+        return await self.checker.members(session.id)
 
     async def get_membership(self, caller: Caller, session_id: str,
                              user_id: str) -> domain.Membership:
@@ -219,7 +250,7 @@ class SessionsApp:
         return membership
 
     async def update_member(self, caller: Caller, session_id: str, user_id: str,
-                            role: Role | None) -> dict[str, Any]:
+                            role: Role | None) -> Member:
         uid = _user(caller)
         new_role = domain.assignable_role(role)
         sid = domain.parse_uuid(session_id, "session")
@@ -232,15 +263,15 @@ class SessionsApp:
             member = await tx.member(sid, target)
             if member is None:
                 raise NotFound("member not found")
-            if member["role"] == Role.OWNER:
+            if member.role is Role.OWNER:
                 raise FailedPrecondition("the owner cannot be demoted; transfer ownership first")
-            if member["role"] == new_role:
+            if member.role is new_role:
                 return member
             member = await tx.set_role(sid, target, new_role)
             done.events = await tx.append_events(
                 sid, [("member.role_changed", {"user_id": target, "role": str(new_role)})])
             done.domain.append(await tx.add_outbox("member.role_changed", {
-                "session_id": sid, "session_title": row["title"], "user_id": target,
+                "session_id": sid, "session_title": row.title, "user_id": target,
                 "role": str(new_role), "actor_id": uid}))
         await self._after(sid, done, users=(target,), members=True)
         return member
@@ -266,12 +297,12 @@ class SessionsApp:
             await tx.remove_member(sid, target)
             done.events = await tx.append_events(sid, [("member.removed", {"user_id": target})])
             done.domain.append(await tx.add_outbox("member.removed", {
-                "session_id": sid, "session_title": row["title"], "user_id": target,
+                "session_id": sid, "session_title": row.title, "user_id": target,
                 "actor_id": uid}))
         await self._after(sid, done, users=(target,), members=True)
 
     async def transfer_ownership(self, caller: Caller, session_id: str,
-                                 new_owner_id: str) -> tuple[dict[str, Any], Role]:
+                                 new_owner_id: str) -> tuple[Session, Role]:
         uid = _user(caller)
         sid = domain.parse_uuid(session_id, "session")
         session_id_var.set(sid)
@@ -281,7 +312,6 @@ class SessionsApp:
             row, _ = _authorize(await tx.lock_session(sid, uid), Role.OWNER)
             _active(row)
             if target == uid:
-                row.pop("caller_role")
                 return row, Role.OWNER
             if await tx.member(sid, target) is None:
                 raise NotFound("member not found")
@@ -293,7 +323,7 @@ class SessionsApp:
             ])
             for who, role in ((uid, Role.EDITOR), (target, Role.OWNER)):
                 done.domain.append(await tx.add_outbox("member.role_changed", {
-                    "session_id": sid, "session_title": row["title"], "user_id": who,
+                    "session_id": sid, "session_title": row.title, "user_id": who,
                     "role": str(role), "actor_id": uid}))
         await self._after(sid, done, users=(uid, target), session=True, members=True)
         log.info("ownership transferred")
@@ -330,31 +360,29 @@ class SessionsApp:
                 inv = await tx.create_invitation(sid, invited_role, invitee_id, stored_login,
                                                  None, 1, uid, seconds)
                 done.domain.append(await tx.add_outbox("invitation.created", {
-                    "invitation_id": str(inv["id"]), "session_id": sid,
-                    "session_title": row["title"], "role": str(invited_role),
+                    "invitation_id": inv.id, "session_id": sid,
+                    "session_title": row.title, "role": str(invited_role),
                     "invitee_id": invitee_id, "invitee_login": stored_login, "invited_by": uid}))
             else:
                 token = domain.new_invitation_token()
                 inv = await tx.create_invitation(sid, invited_role, None, None,
                                                  domain.token_hash(token), uses, uid, seconds)
         await self.publisher.emit(done.domain)
-        inv["session_title"] = row["title"]
-        inv["is_link"] = not login
-        return CreatedInvitation(inv, token)
+        return CreatedInvitation(replace(inv, session_title=row.title), token)
 
-    async def list_invitations(self, caller: Caller, limit: int, cursor: str) -> Page:
+    async def list_invitations(self, caller: Caller, limit: int,
+                               cursor: str) -> Page[Invitation]:
         uid = _user(caller)
         size = domain.limit(limit)
         after = domain.decode_cursor(cursor, (int, datetime, uuid.UUID)) if cursor else None
         rows = await self.repo.invitations_for(uid, caller.login, size + 1, after)
-        page = Page(rows[:size])
+        page = Page([inv for _, inv in rows[:size]])
         if len(rows) > size:
-            last = rows[size - 1]
-            page.next_cursor = domain.encode_cursor(int(last["rank"]), last["created_at"],
-                                                    str(last["id"]))
+            rank, last = rows[size - 1]
+            page.next_cursor = domain.encode_cursor(rank, last.created_at, last.id)
         return page
 
-    async def _addressed_invitation(self, caller: Caller, invitation_id: str) -> dict[str, Any]:
+    async def _addressed_invitation(self, caller: Caller, invitation_id: str) -> Invitation:
         uid = _user(caller)
         iid = domain.parse_uuid(invitation_id, "invitation")
         row = await self.repo.invitation(iid)
@@ -364,7 +392,7 @@ class SessionsApp:
         return row
 
     async def accept_invitation(self, caller: Caller, invitation_id: str,
-                                token: str) -> tuple[dict[str, Any], Role]:
+                                token: str) -> tuple[Session, Role]:
         uid = _user(caller)
         if token:
             found = await self.repo.invitation_by_token(domain.token_hash(token))
@@ -375,51 +403,52 @@ class SessionsApp:
         else:
             raise InvalidArgument("invitation_id or token is required",
                                   [FieldViolation("token", "is required")])
-        iid, sid = str(found["id"]), str(found["session_id"])
+        iid, sid = found.id, found.session_id
         session_id_var.set(sid)
         done = AfterCommit()
         # Lock order session -> invitation, as every other writer of both.
         async with self.repo.transaction() as tx:
-            session = await tx.lock_session(sid, uid)
-            inv = await tx.lock_invitation(iid)
-            if session is None or inv is None:
+            locked = await tx.lock_session(sid, uid)
+            locked_inv = await tx.lock_invitation(iid)
+            if locked is None or locked_inv is None:
                 raise NotFound("invitation not found")
-            current = session.pop("caller_role")
+            session, current = locked
+            inv, now = locked_inv
             if current is None:
                 removed = await tx.removed_at(sid, uid)
-                if removed is not None and inv["created_at"] <= removed:
+                if removed is not None and inv.created_at <= removed:
                     # The owner's removal outranks what was handed out before it.
                     raise PermissionDenied("you were removed from this session after this "
                                            "invitation was made; ask the owner for a new one")
             if await tx.used_invitation(iid, uid):
                 if current is None:
                     raise Gone("this invitation has already been used")
-                return session, Role(current)
-            state = domain.invitation_state(inv["status"], inv["expires_at"], inv["now"])
+                return session, current
+            state = inv.state(now)
             if state is not InvitationState.PENDING:
                 word = "used" if state is InvitationState.ACCEPTED else str(state)
                 raise Gone(f"this invitation has been {word}" if state is not InvitationState.EXPIRED
                            else "this invitation has expired")
             _active(session)
-            addressed = not inv["is_link"]
+            addressed = not inv.is_link
             if current is not None:
                 # Already a member: an addressed invitation is settled; a link keeps its uses.
                 if addressed:
                     await tx.use_invitation(iid, uid, addressed=True)
-                return session, Role(current)
-            await tx.add_member(sid, uid, inv["role"], session["created_at"])
+                return session, current
+            await tx.add_member(sid, uid, inv.role, session.created_at)
             await tx.use_invitation(iid, uid, addressed=addressed)
             done.events = await tx.append_events(
-                sid, [("member.joined", {"user_id": uid, "role": inv["role"]})])
+                sid, [("member.joined", {"user_id": uid, "role": str(inv.role)})])
             done.domain.append(await tx.add_outbox("invitation.accepted", {
-                "invitation_id": iid, "session_id": sid, "session_title": session["title"],
-                "user_id": uid, "role": inv["role"], "invited_by": str(inv["invited_by"])}))
+                "invitation_id": iid, "session_id": sid, "session_title": session.title,
+                "user_id": uid, "role": str(inv.role), "invited_by": inv.invited_by}))
         await self._after(sid, done, users=(uid,), members=True)
         log.info("invitation accepted")
-        return session, Role(inv["role"])
+        return session, inv.role
 
     async def preview_invitation(self, caller: Caller,
-                                 token: str) -> tuple[dict[str, Any], dict[str, Any], Role | None]:
+                                 token: str) -> tuple[Invitation, Session, Role | None]:
         """A link invitation as the holder of its token sees it before accepting: the
         invitation, its session and the caller's role there (None for a non-member).
 
@@ -432,7 +461,7 @@ class SessionsApp:
         found = await self.repo.invitation_by_token(domain.token_hash(token))
         if found is None:
             raise NotFound("invitation not found")
-        sid = str(found["session_id"])
+        sid = found.session_id
         session_id_var.set(sid)
         session, role = await self.checker.session_and_role(sid, uid)
         if session is None:
@@ -446,14 +475,15 @@ class SessionsApp:
         found = await self.repo.invitation(iid)
         if found is None:
             raise NotFound("invitation not found")
-        if found["is_link"] or not domain.addressed_to(found, uid, caller.login):
+        if found.is_link or not domain.addressed_to(found, uid, caller.login):
             await self._refuse_decline(found, uid)
         done = AfterCommit()
         async with self.repo.transaction() as tx:
-            inv = await tx.lock_invitation(iid)
-            if inv is None:
+            locked = await tx.lock_invitation(iid)
+            if locked is None:
                 raise NotFound("invitation not found")
-            state = domain.invitation_state(inv["status"], inv["expires_at"], inv["now"])
+            inv, now = locked
+            state = inv.state(now)
             if state is InvitationState.DECLINED:
                 return
             if state is InvitationState.ACCEPTED:
@@ -463,19 +493,19 @@ class SessionsApp:
                            InvitationState.EXPIRED else "this invitation has expired")
             await tx.set_invitation_status(iid, InvitationState.DECLINED)
             done.domain.append(await tx.add_outbox("invitation.declined", {
-                "invitation_id": iid, "session_id": str(found["session_id"]),
-                "session_title": found["session_title"], "user_id": uid, "role": inv["role"],
-                "invited_by": str(inv["invited_by"])}))
+                "invitation_id": iid, "session_id": found.session_id,
+                "session_title": found.session_title, "user_id": uid, "role": str(inv.role),
+                "invited_by": inv.invited_by}))
         await self.publisher.emit(done.domain)
 
-    async def _refuse_decline(self, found: dict[str, Any], uid: str) -> None:
+    async def _refuse_decline(self, found: Invitation, uid: str) -> None:
         """The error for a decline that is not the caller's: 403 for who knows of it, else 404."""
-        iid, sid = str(found["id"]), str(found["session_id"])
+        iid, sid = found.id, found.session_id
         _, role = await self.repo.session_and_role(sid, uid)
-        if role == Role.OWNER:
+        if role is Role.OWNER:
             raise PermissionDenied("the session owner revokes invitations; declining is for "
                                    "the person invited")
-        if found["is_link"] and (role is not None or await self.repo.used_invitation(iid, uid)):
+        if found.is_link and (role is not None or await self.repo.used_invitation(iid, uid)):
             raise PermissionDenied("a link invitation cannot be declined: it is not addressed "
                                    "to anyone; the session owner can revoke it")
         if role is not None:
@@ -488,20 +518,21 @@ class SessionsApp:
         found = await self.repo.invitation(iid)
         if found is None:
             raise NotFound("invitation not found")
-        sid = str(found["session_id"])
+        sid = found.session_id
         session_id_var.set(sid)
         async with self.repo.transaction() as tx:
             session = await tx.lock_session(sid, uid)
-            if session is None or session["caller_role"] is None:
+            if session is None or session[1] is None:
                 if domain.addressed_to(found, uid, caller.login):
                     raise PermissionDenied("only the session owner can revoke an invitation; "
                                            "decline it instead")
                 raise NotFound("invitation not found")
             _authorize(session, Role.OWNER)
-            inv = await tx.lock_invitation(iid)
-            if inv is None:
+            locked = await tx.lock_invitation(iid)
+            if locked is None:
                 raise NotFound("invitation not found")
-            state = domain.invitation_state(inv["status"], inv["expires_at"], inv["now"])
+            inv, now = locked
+            state = inv.state(now)
             if state is InvitationState.ACCEPTED:
                 raise Conflict("this invitation has already been accepted; remove the member "
                                "instead")
@@ -511,7 +542,7 @@ class SessionsApp:
     # --- chat and the event log --------------------------------------------------------
 
     async def post_message(self, caller: Caller, session_id: str, body: str,
-                           client_id: str) -> dict[str, Any]:
+                           client_id: str) -> Message:
         uid = _user(caller)
         sid = domain.parse_uuid(session_id, "session")
         session_id_var.set(sid)
@@ -527,12 +558,12 @@ class SessionsApp:
         if caller.login:
             author["github_login"] = caller.login
         payload = {"id": message_id, "author": author, "body": text,
-                   "created_at": domain.rfc3339(at), "client_id": cid}
+                   "created_at": datetime_rfc3339(at), "client_id": cid}
         try:
             seq = await self.repo.post_message(sid, uid, message_id, text, cid, at, payload)
-        except psycopg.errors.UniqueViolation:
+        except domain.DuplicateClientId:
             # The same client_id raced in on another connection: answer with that message.
-            assert cid is not None  # noqa: S101 - only the client_id index can conflict
+            assert cid is not None  # noqa: S101 - only a client_id can be taken twice
             existing = await self.repo.message_by_client_id(sid, uid, cid)
             if existing is None:
                 raise
@@ -543,16 +574,15 @@ class SessionsApp:
                 raise NotFound("session not found")
             raise Conflict("the session has ended; its chat is read-only")
         await self.publisher.publish([Event(sid, seq, "chat.message", payload, at)])
-        return {"id": message_id, "session_id": sid, "seq": seq, "author_id": uid, "body": text,
-                "client_id": cid, "created_at": at}
+        return Message(message_id, sid, seq, uid, text, cid, at)
 
     async def list_messages(self, caller: Caller, session_id: str, after_seq: int,
-                            limit: int) -> tuple[list[dict[str, Any]], int]:
+                            limit: int) -> tuple[list[Message], int]:
         size = domain.limit(limit, domain.MESSAGES_DEFAULT)
         after = domain.after_seq(after_seq)
         session, _ = await self._reader(caller, session_id)
-        rows = await self.repo.messages(str(session["id"]), after, size + 1)
-        next_after = int(rows[size - 1]["seq"]) if len(rows) > size else 0
+        rows = await self.repo.messages(session.id, after, size + 1)
+        next_after = rows[size - 1].seq if len(rows) > size else 0
         return rows[:size], next_after
 
     async def list_events(self, caller: Caller, session_id: str, after_seq: int,
@@ -560,7 +590,7 @@ class SessionsApp:
         size = domain.limit(limit, domain.EVENTS_DEFAULT, domain.EVENTS_MAX)
         after = domain.after_seq(after_seq)
         session, _ = await self._reader(caller, session_id)
-        events = await self.repo.events(str(session["id"]), after, size + 1)
+        events = await self.repo.events(session.id, after, size + 1)
         return events[:size], len(events) > size
 
     async def append_event(self, caller: Caller, session_id: str, event_type: str,
@@ -585,7 +615,7 @@ class SessionsApp:
     # --- notifications -----------------------------------------------------------------
 
     async def list_notifications(self, caller: Caller, unread_only: bool, limit: int,
-                                 cursor: str) -> Page:
+                                 cursor: str) -> Page[Notification]:
         uid = _user(caller)
         size = domain.limit(limit)
         after = domain.decode_cursor(cursor, (datetime, uuid.UUID)) if cursor else None
@@ -594,7 +624,7 @@ class SessionsApp:
         page = Page(rows[:size])
         if len(rows) > size:
             last = rows[size - 1]
-            page.next_cursor = domain.encode_cursor(last["created_at"], str(last["id"]))
+            page.next_cursor = domain.encode_cursor(last.created_at, last.id)
         return page
 
     async def mark_notification_read(self, caller: Caller, notification_id: str) -> None:
@@ -602,3 +632,202 @@ class SessionsApp:
         nid = domain.parse_uuid(notification_id, "notification")
         if not await self.repo.mark_notification_read(nid, uid, caller.login):
             raise NotFound("notification not found")
+
+
+# --- the shared document ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentView:
+    """The document's text as of `version` (GetDocument)."""
+
+    text: str
+    version: int
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAnswer:
+    """What a client with some state vector lacks, and the server's own state vector."""
+
+    update: bytes
+    state_vector: bytes
+    version: int
+
+
+class DocumentUseCases:
+    """GetDocument, SyncDocument and ApplyDocumentUpdate over stored updates and snapshots.
+
+    The loaded documents (documents.LoadedDocuments) are shared state of this replica: every
+    operation on one document holds its lock, and a write publishes under it, so this
+    replica's frames leave in version order.
+    """
+
+    def __init__(self, store: DocumentStore, members: Memberships, publisher: DocumentPublisher,
+                 *, max_bytes: int, compact_after: int = COMPACT_AFTER,
+                 loaded: LoadedDocuments | None = None) -> None:
+        self._db = store
+        self._members = members
+        self._publisher = publisher
+        self._max_bytes = max_bytes
+        self._compact_after = compact_after
+        self.loaded = loaded if loaded is not None else LoadedDocuments()
+
+    async def get_document(self, caller: Caller, session_id: str) -> DocumentView:
+        sid = await self._authorize_read(caller, session_id)
+        async with self.loaded.lock(sid):
+            loaded = await self._read(sid)
+            return DocumentView(loaded.text, loaded.version, loaded.updated_at)
+
+    async def sync(self, caller: Caller, session_id: str, state_vector: bytes) -> SyncAnswer:
+        """Answer a state vector with the update it lacks; an empty one asks only for ours.
+
+        The empty request lets the gateway open the y-websocket handshake (its
+        sync step 1 needs the server's state vector) without moving the whole
+        document over the wire.
+        """
+        sid = await self._authorize_read(caller, session_id)
+        async with self.loaded.lock(sid):
+            loaded = await self._read(sid)
+            state = loaded.doc.get_state()
+            update = b""
+            if state_vector:
+                try:
+                    update = loaded.doc.get_update(state_vector)
+                except ValueError:
+                    raise InvalidArgument("state_vector is not a Yjs state vector") from None
+        return SyncAnswer(update, state, loaded.version)
+
+    async def apply_update(self, caller: Caller, session_id: str, update: bytes) -> int:
+        """Store one update and answer its version: only after the commit, then published."""
+        sid = await self._authorize_write(caller, session_id)
+        if len(update) > self._max_bytes:
+            raise DocumentTooLarge(self._max_bytes)  # can never fit
+        async with self.loaded.lock(sid):
+            if update == EMPTY_UPDATE:
+                return (await self._read(sid)).version
+            try:
+                loaded = await self._store_within_limit(sid, update)
+            except (DocumentTooLarge, InvalidArgument):
+                raise  # refused before anything was applied to the loaded Doc
+            except BaseException:
+                # The loaded Doc may hold an update whose transaction did not commit
+                # (or the session is gone): forget it, the next reader loads from the database.
+                self.loaded.forget(sid)
+                raise
+            await self._publisher.publish_update(sid, loaded.version, update)
+            return loaded.version
+
+    # --- authorization ----------------------------------------------------------------------
+
+    async def _authorize_read(self, caller: Caller, raw_id: str) -> str:
+        sid = domain.parse_uuid(raw_id, "session")
+        session_id_var.set(sid)
+        if caller.user_id is None:
+            # A service acting for nobody in particular (e.g. the AI reviewer).
+            if not caller.internal or await self._members.status(sid) is None:
+                raise NotFound("session not found")
+            return sid
+        if await self._members.membership(sid, caller.user_id) is None:
+            raise NotFound("session not found")
+        return sid
+
+    async def _authorize_write(self, caller: Caller, raw_id: str) -> str:
+        sid = domain.parse_uuid(raw_id, "session")
+        session_id_var.set(sid)
+        user_id = caller.require_user()
+        membership = await self._members.membership(sid, user_id)
+        if membership is None:
+            raise NotFound("session not found")
+        if membership.status is Status.ENDED:
+            raise FailedPrecondition("the session has ended; its document is read-only",
+                                     reason="session_ended")
+        if not membership.role.at_least(Role.EDITOR):
+            raise PermissionDenied("viewers cannot edit the document")
+        return sid
+
+    # --- storage ----------------------------------------------------------------------------
+
+    async def _read(self, sid: str) -> LoadedDocument:
+        """The committed document, bringing the loaded copy up to date with the database."""
+        async with self._db.reading() as tx:
+            head = await tx.head(sid)
+            if head is None:
+                loaded = self.loaded.get(sid) or LoadedDocument.empty()
+                self.loaded.remember(sid, loaded)
+                return loaded
+            loaded = await self._catch_up(tx, sid, head.upto)
+            loaded.version = head.version
+            loaded.updated_at = head.updated_at
+        self.loaded.remember(sid, loaded)
+        if loaded.tail >= self._compact_after:
+            # Compaction otherwise happens only on writes: a document written long ago
+            # and then only read would replay its whole tail on every cold load.
+            await self._compact_after_read(sid, loaded)
+        return loaded
+
+    async def _compact_after_read(self, sid: str, loaded: LoadedDocument) -> None:
+        try:
+            async with self._db.writing() as tx:
+                # The writers' row lock: no update can commit while we fold the tail.
+                head = await tx.head(sid, lock=True)
+                if head is None or head.upto != loaded.upto:
+                    return  # deleted, or another replica compacted meanwhile
+                loaded = await self._catch_up(tx, sid, loaded.upto)
+                await self._compact(tx, sid, loaded)
+        except Exception:
+            # Only an optimisation: the document stays correct without it.
+            self.loaded.forget(sid)
+            log.warning("could not compact a document after a read", exc_info=True)
+            return
+        self.loaded.remember(sid, loaded)
+
+    async def _catch_up(self, tx: DocumentTx, sid: str, upto: int) -> LoadedDocument:
+        """The loaded document plus the updates stored since, or a fresh load."""
+        loaded = self.loaded.get(sid)
+        if loaded is None or loaded.upto != upto:
+            # Never loaded, or another replica compacted since: start from the snapshot.
+            loaded = LoadedDocument.from_snapshot(await tx.snapshot(sid), upto)
+        loaded.catch_up(await tx.updates_after(sid, loaded.last_id))
+        return loaded
+
+    async def _store_within_limit(self, sid: str, update: bytes) -> LoadedDocument:
+        """Store the update if the document stays within DOCUMENT_MAX_BYTES, else refuse it."""
+        for attempt in range(2):
+            try:
+                return await self._write(sid, update)
+            except GrewPastLimit:
+                # Rolled back; the loaded Doc holds the refused update: the next reader reloads.
+                self.loaded.forget(sid)
+                raise DocumentTooLarge(self._max_bytes) from None
+            except OverLimit as over:
+                self.loaded.remember(sid, over.loaded)
+                if attempt or over.loaded.tail == 0:
+                    raise DocumentTooLarge(self._max_bytes) from None
+                # The count includes every logged update, also text deleted since: fold the
+                # log to learn the real size (only near the limit), then decide on that.
+                await self._compact_after_read(sid, over.loaded)
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def _write(self, sid: str, update: bytes) -> LoadedDocument:
+        async with self._db.writing() as tx:
+            head = await tx.bump(sid)
+            loaded = await self._catch_up(tx, sid, head.upto)
+            # OverLimit here rolls back the version bump; the loaded Doc holds only
+            # committed updates.
+            loaded.admit(update, self._max_bytes)
+            update_id = await tx.append(sid, update)
+            loaded.apply_new(update_id, update, self._max_bytes)  # GrewPastLimit: rolls back
+            loaded.version = head.version
+            loaded.updated_at = head.updated_at
+            if loaded.tail >= self._compact_after:
+                await self._compact(tx, sid, loaded)
+        self.loaded.remember(sid, loaded)
+        return loaded
+
+    async def _compact(self, tx: DocumentTx, sid: str, loaded: LoadedDocument) -> None:
+        """Fold the tail into the snapshot, in the writer's transaction."""
+        updates = loaded.tail
+        state = loaded.compacted()
+        await tx.compact(sid, state, loaded.upto)
+        log.info("document compacted", extra={"updates": updates, "bytes": len(state)})

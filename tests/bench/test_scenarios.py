@@ -116,9 +116,9 @@ async def test_the_monolith_answers_the_gateways_json_for_the_same_rows(sessions
         rows = await Repository(pool).list_sessions(user_id, 6, None)
     finally:
         await pool.close()
-    expected = [session_out(session_pb(r, r["role"])) for r in rows[:5]]
-    last = rows[4]
-    expected_cursor = domain.encode_cursor(last["created_at"], str(last["id"]))
+    expected = [session_out(session_pb(session, role)) for session, role in rows[:5]]
+    last, _ = rows[4]
+    expected_cursor = domain.encode_cursor(last.created_at, last.id)
 
     app = monolith.make_app(sessions_db, 1, 2)
     async with TestClient(TestServer(app)) as client:

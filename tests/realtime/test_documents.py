@@ -9,11 +9,13 @@ import grpc
 from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2 as pb
 
+from services.common.channels import RealtimeChannels
 from services.common.config import Env
 from services.common.docframes import DOC_UPDATE, DocFrame
 from services.common.identity import Caller
-from services.sessions.documents import DocumentService, doc_channel
-from services.sessions.server import SessionsSettings, build_app
+from services.sessions.config import SessionsConfig
+from services.sessions.server import build_documents, wire
+from services.sessions.usecases import DocumentUseCases
 from tests.sessions.conftest import World, expect_code, reason
 
 
@@ -113,9 +115,9 @@ async def test_internal_callers_read_without_a_user(world: World) -> None:
         metadata=world.internal))
 
 
-def _service(world: World, **kwargs: int) -> DocumentService:
-    _, checker = build_app(world.res, SessionsSettings.from_env(Env({})))
-    return DocumentService(world.res, checker, **kwargs)
+def _service(world: World, **kwargs: int) -> DocumentUseCases:
+    memberships = wire(world.res, SessionsConfig.from_env(Env({}))).memberships
+    return build_documents(world.res, memberships, **kwargs)
 
 
 async def test_compaction_folds_the_log_into_a_snapshot_and_keeps_every_edit(world: World) -> None:
@@ -124,8 +126,8 @@ async def test_compaction_folds_the_log_into_a_snapshot_and_keeps_every_edit(wor
     service = _service(world, compact_after=10)
     author: Doc = Doc()
     for i in range(25):
-        await service.apply_update(pb.ApplyDocumentUpdateRequest(
-            session_id=session.id, update=edit(author, i, "abcdefghijklmnopqrstuvwxy"[i])), caller)
+        await service.apply_update(caller, session.id,
+                                   edit(author, i, "abcdefghijklmnopqrstuvwxy"[i]))
     (head,) = await world.sql("SELECT upto, version FROM documents WHERE session_id = %s", session.id)
     tail = await world.sql("SELECT id FROM document_updates WHERE session_id = %s", session.id)
     assert head["version"] == 25
@@ -134,7 +136,7 @@ async def test_compaction_folds_the_log_into_a_snapshot_and_keeps_every_edit(wor
     assert all(row["id"] > head["upto"] for row in tail)
     # A replica that never saw this document loads snapshot + tail.
     cold = _service(world)
-    doc = await cold.get_document(pb.GetDocumentRequest(session_id=session.id), caller)
+    doc = await cold.get_document(caller, session.id)
     assert (doc.text, doc.version) == ("abcdefghijklmnopqrstuvwxy", 25)
 
 
@@ -149,8 +151,7 @@ async def test_two_replicas_writing_one_document_stay_consistent(world: World) -
         for _ in range(15):
             writer = writers[n]
             update = edit(writer, 0, f"{n}")
-            await rng.choice(replicas).apply_update(
-                pb.ApplyDocumentUpdateRequest(session_id=session.id, update=update), caller)
+            await rng.choice(replicas).apply_update(caller, session.id, update)
 
     await asyncio.gather(*(write(n) for n in range(4)))
     merged: Doc = Doc()
@@ -158,7 +159,7 @@ async def test_two_replicas_writing_one_document_stay_consistent(world: World) -
         merged.apply_update(writer.get_update())
     expected = str(merged.get("code", type=Text))
     for replica in replicas:
-        doc = await replica.get_document(pb.GetDocumentRequest(session_id=session.id), caller)
+        doc = await replica.get_document(caller, session.id)
         assert (doc.text, doc.version) == (expected, 60)
     versions = await world.sql("SELECT count(*) AS n FROM document_updates WHERE session_id = %s",
                                session.id)
@@ -168,7 +169,7 @@ async def test_two_replicas_writing_one_document_stay_consistent(world: World) -
 async def test_a_stored_update_is_published_to_gateways_after_the_commit(world: World) -> None:
     session = await world.create()
     pubsub = world.res.redis.pubsub()
-    await pubsub.subscribe(doc_channel(world.res, session.id))
+    await pubsub.subscribe(RealtimeChannels(world.res.config.redis_prefix).doc(session.id))
     try:
         assert (await pubsub.get_message(timeout=2))["type"] == "subscribe"  # type: ignore[index]
         update = edit(Doc(), 0, "live")

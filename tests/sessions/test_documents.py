@@ -26,8 +26,10 @@ from gateway.realtime.config import RealtimeConfig
 from services.common.config import CommonConfig, ConfigError, Env, grpc_message_limit
 from services.common.grpcserver import server_options
 from services.common.identity import Caller, service_metadata
-from services.sessions.documents import LOADED_OVERHEAD_BYTES, DocumentService
-from services.sessions.server import SessionsSettings, build_app
+from services.sessions.config import SessionsConfig
+from services.sessions.documents import LOADED_OVERHEAD_BYTES
+from services.sessions.server import build_documents, wire
+from services.sessions.usecases import DocumentUseCases
 from tests.helpers.identity import sign_in_grpc
 from tests.sessions.conftest import World, expect_code, make_world, reason, unique_login
 
@@ -243,9 +245,9 @@ def _sample(name: str) -> float:
     return 0.0 if value is None else value
 
 
-def _service(world: World, **kwargs: Any) -> DocumentService:
-    _, checker = build_app(world.res, SessionsSettings.from_env(Env({})))
-    return DocumentService(world.res, checker, **kwargs)
+def _service(world: World, **kwargs: Any) -> DocumentUseCases:
+    memberships = wire(world.res, SessionsConfig.from_env(Env({}))).memberships
+    return build_documents(world.res, memberships, **kwargs)
 
 
 async def test_loaded_documents_are_bounded_by_bytes_least_recently_used_first(
@@ -261,15 +263,15 @@ async def test_loaded_documents_are_bounded_by_bytes_least_recently_used_first(
     # Room for two of these documents (each weighs its size plus the Doc's overhead), not three.
     service = _service(small, cache_bytes=30_000)
     for session_id in sessions[:2]:
-        await service.get_document(pb.GetDocumentRequest(session_id=session_id), caller)
-    sizes = service.loaded()
+        await service.get_document(caller, session_id)
+    sizes = service.loaded.sizes()
     assert list(sizes) == sessions[:2]
     assert all(10_000 <= size < 12_000 for size in sizes.values()), sizes
     # Touch the first, load the third: the second (least recently used) goes.
-    await service.get_document(pb.GetDocumentRequest(session_id=sessions[0]), caller)
-    await service.get_document(pb.GetDocumentRequest(session_id=sessions[2]), caller)
-    assert list(service.loaded()) == [sessions[0], sessions[2]]
-    weight = sum(size + LOADED_OVERHEAD_BYTES for size in service.loaded().values())
+    await service.get_document(caller, sessions[0])
+    await service.get_document(caller, sessions[2])
+    assert list(service.loaded.sizes()) == [sessions[0], sessions[2]]
+    weight = sum(size + LOADED_OVERHEAD_BYTES for size in service.loaded.sizes().values())
     assert weight <= 30_000
     assert _sample("tandem_documents_loaded_bytes") == weight
     # A document larger than the whole budget is still served, alone.
@@ -277,16 +279,15 @@ async def test_loaded_documents_are_bounded_by_bytes_least_recently_used_first(
     await small.stub.ApplyDocumentUpdate(
         pb.ApplyDocumentUpdateRequest(session_id=big.id, update=edit(Doc(), 0, "w" * 30_000)),
         metadata=small.owner.metadata)
-    doc = await service.get_document(pb.GetDocumentRequest(session_id=big.id), caller)
+    doc = await service.get_document(caller, big.id)
     assert len(doc.text) == 30_000
-    assert list(service.loaded()) == [big.id]
+    assert list(service.loaded.sizes()) == [big.id]
     # Writes keep the count current: the stored size grows with each update (near the
     # limit it is measured, and merging may save a few bytes of what was sent).
-    before = service.loaded()[big.id]
+    before = service.loaded.sizes()[big.id]
     update = edit(Doc(), 0, "v" * 100)
-    await service.apply_update(pb.ApplyDocumentUpdateRequest(session_id=big.id, update=update),
-                               caller)
-    assert before + 100 <= service.loaded()[big.id] <= before + len(update)
+    await service.apply_update(caller, big.id, update)
+    assert before + 100 <= service.loaded.sizes()[big.id] <= before + len(update)
 
 
 async def test_a_document_over_16_mib_is_read_whole_by_rest_sync_and_other_services(

@@ -9,10 +9,9 @@ import pytest
 
 from services.common.errors import InvalidArgument, NotFound
 from services.sessions import domain
-from services.sessions.domain import InvitationState, Role
+from services.sessions.domain import Event, Invitation, InvitationState, Role
 from services.sessions.events import envelope
 from services.sessions.notifications import notifications_for
-from services.sessions.repository import Event
 
 
 def test_roles_are_ordered() -> None:
@@ -72,16 +71,23 @@ def test_expiry_and_uses_are_bounded() -> None:
 
 def test_a_pending_invitation_past_its_expiry_is_expired() -> None:
     now = datetime.now(UTC)
-    assert domain.invitation_state("pending", now + timedelta(seconds=1), now) is InvitationState.PENDING
-    assert domain.invitation_state("pending", now, now) is InvitationState.EXPIRED
-    assert domain.invitation_state("revoked", now - timedelta(days=1), now) is InvitationState.REVOKED
+    pending, revoked = InvitationState.PENDING, InvitationState.REVOKED
+    assert domain.invitation_state(pending, now + timedelta(seconds=1), now) is pending
+    assert domain.invitation_state(pending, now, now) is InvitationState.EXPIRED
+    assert domain.invitation_state(revoked, now - timedelta(days=1), now) is revoked
+
+
+def _invitation(invitee_id: str | None, invitee_login: str | None) -> Invitation:
+    now = datetime.now(UTC)
+    return Invitation(str(uuid.uuid4()), str(uuid.uuid4()), Role.EDITOR, InvitationState.PENDING,
+                      invitee_id, invitee_login, 1, 0, str(uuid.uuid4()), now, now, False)
 
 
 def test_invitations_match_by_user_id_or_by_login_until_the_user_is_known() -> None:
-    by_login = {"invitee_id": None, "invitee_login": "OctoCat"}
+    by_login = _invitation(None, "OctoCat")
     assert domain.addressed_to(by_login, "u1", "octocat")
     assert not domain.addressed_to(by_login, "u1", "")
-    by_id = {"invitee_id": uuid.UUID(int=1), "invitee_login": "octocat"}
+    by_id = _invitation(str(uuid.UUID(int=1)), "octocat")
     assert domain.addressed_to(by_id, str(uuid.UUID(int=1)), "someone-else")
     assert not domain.addressed_to(by_id, str(uuid.UUID(int=2)), "octocat")
 
@@ -104,7 +110,7 @@ def test_the_envelope_puts_the_payload_beside_the_header() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
     event = Event("s1", 7, "member.removed", {"user_id": "u1"}, at)
     assert envelope(event) == {"type": "member.removed", "seq": 7, "session_id": "s1",
-                               "at": "2026-01-01T00:00:00Z", "user_id": "u1"}
+                               "at": "2026-01-01T00:00:00.000000Z", "user_id": "u1"}
     live = Event("s1", 0, "ai.finding", {"line": 2}, at)
     assert "seq" not in envelope(live)
 

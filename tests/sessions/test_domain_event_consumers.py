@@ -4,7 +4,7 @@ Review and ai purge deleted sessions through `services.common.sessionevents`; th
 tests hold its promises on a real Redis: an entry whose handler failed is handled
 again, one a stopped consumer was handed is claimed by a live one, a malformed
 entry is dropped instead of blocking the ones after it, and the loop stops when
-cancelled whatever Redis does.
+cancelled even while Redis hangs in the middle of a call.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from services.common.sessionevents import (
     consume,
     deleted_session,
 )
-from tests.sessions.test_runtime import Swallower, _stops_when_cancelled
+from tests.sessions.faults import Mode, redis_fault, stopped_when_cancelled
 
 FAST = ConsumerSettings(block_ms=100, claim_idle_ms=0, claim_every_seconds=0.05)
 
@@ -142,16 +142,23 @@ async def test_a_group_created_after_the_deletion_still_sees_it(client: Redis,
     assert handled == [session_id]
 
 
-async def test_the_consumer_loop_stops_even_if_redis_swallows_the_cancel(
-        redis_url: str, stream: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    swallower = Swallower()
-    monkeypatch.setattr(DomainEventConsumer, "read", swallower)
-
+async def test_the_consumer_loop_stops_when_cancelled_while_redis_hangs_mid_call(
+        redis_url: str, stream: str) -> None:
     async def handler(event: DomainEvent) -> None:
         raise AssertionError("nothing is read")
 
-    await _stops_when_cancelled(consume(redis_url, stream, "purge", handler, FAST, lambda: True),
-                                swallower)
+    async with redis_fault(redis_url, Mode.HANG) as fault:
+        task = asyncio.create_task(consume(fault.url, stream, "purge", handler, FAST,
+                                           lambda: True))
+        try:
+            await _until(lambda: _true(fault.hung_bytes > 0))  # a call is waiting for Redis
+            await stopped_when_cancelled(task)
+        finally:
+            task.cancel()
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def test_an_entry_trimmed_while_pending_is_acknowledged_not_left_pending(

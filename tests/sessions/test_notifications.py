@@ -10,7 +10,8 @@ import orjson
 from redis.asyncio import Redis
 from tandem.sessions.v1 import sessions_pb2 as pb
 
-from services.sessions.notifications import ConsumerSettings, NotificationConsumer, notifications_for
+from services.common.sessionevents import ConsumerSettings, DomainEventConsumer
+from services.sessions.notifications import Notifier, notifications_for
 from services.sessions.repository import Repository
 from tests.helpers.identity import SignedIn, sign_in_grpc
 from tests.sessions.conftest import World, eventually, expect_code, unique_login
@@ -121,10 +122,10 @@ async def test_a_redelivered_event_creates_no_duplicate(world: World) -> None:
     user = await world.sign_in("redelivered")
     stream = world.res.keys.key("test-stream", uuid.uuid4().hex)
     client = Redis.from_url(world.res.config.redis_url)
-    repo = Repository(world.res.pool)
+    notifier = Notifier(Repository(world.res.pool))
     settings = ConsumerSettings(block_ms=100, claim_idle_ms=0)
-    dead = NotificationConsumer(repo, client, stream, settings, group="g", name="dead")
-    alive = NotificationConsumer(repo, client, stream, settings, group="g", name="alive")
+    dead = DomainEventConsumer(client, stream, "g", notifier.handle, settings, name="dead")
+    alive = DomainEventConsumer(client, stream, "g", notifier.handle, settings, name="alive")
     event_id = str(uuid.uuid4())
     try:
         await dead.ensure_group()
@@ -135,13 +136,13 @@ async def test_a_redelivered_event_creates_no_duplicate(world: World) -> None:
         claimed = await alive.claim_stale()
         assert len(claimed) == 1
         await alive.handle(claimed)
-        assert alive.notifier.created == 1
+        assert notifier.created == 1
         # Handling the same entry again (a crash between commit and XACK) and a second
         # copy of the event on the stream (a publish retried by the outbox relay).
         await alive.handle(claimed)
         await client.xadd(stream, _entry(event_id, session.id, user))
         await alive.handle(await alive.read())
-        assert alive.notifier.created == 1
+        assert notifier.created == 1
         pending = await client.xpending(stream, "g")
         assert pending["pending"] == 0
     finally:
@@ -156,8 +157,9 @@ async def test_a_redelivered_event_creates_no_duplicate(world: World) -> None:
 async def test_a_malformed_entry_is_acknowledged_and_skipped(world: World) -> None:
     stream = world.res.keys.key("test-stream", uuid.uuid4().hex)
     client = Redis.from_url(world.res.config.redis_url)
-    consumer = NotificationConsumer(Repository(world.res.pool), client, stream,
-                                    ConsumerSettings(block_ms=100), group="g")
+    notifier = Notifier(Repository(world.res.pool))
+    consumer = DomainEventConsumer(client, stream, "g", notifier.handle,
+                                   ConsumerSettings(block_ms=100))
     try:
         await consumer.ensure_group()
         await client.xadd(stream, {"type": "invitation.created", "data": "{broken"})
@@ -165,7 +167,7 @@ async def test_a_malformed_entry_is_acknowledged_and_skipped(world: World) -> No
         await client.xadd(stream, {"event_id": str(uuid.uuid4()), "type": "invitation.created",
                                    "data": orjson.dumps({"session_id": str(uuid.uuid4())})})
         await consumer.handle(await consumer.read())
-        assert consumer.notifier.created == 0
+        assert notifier.created == 0
         assert (await client.xpending(stream, "g"))["pending"] == 0
     finally:
         await client.delete(stream)

@@ -1,65 +1,148 @@
-"""The background loops (notifications consumer, outbox relay) stop when cancelled, whatever Redis does."""
+"""The background loops (notifications consumer, outbox relay) ride out a Redis that is down or
+stuck, lose nothing, recover by themselves, and stop when cancelled even mid-call.
+
+Redis really fails here: the loops are pointed at a port (tests/sessions/faults.py) that is
+closed, hangs, or forwards to the real Redis.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
-from typing import Any
+import dataclasses
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+import orjson
+import psycopg
 import pytest
-import redis.exceptions
+from redis.asyncio import Redis
 
-from services.common.sessionevents import DomainEventConsumer
+from services.common.channels import RealtimeChannels
+from services.common.db import create_pool, load_migrations, migrate
+from services.common.domainevents import domain_events_stream
+from services.common.grpcserver import Pool
+from services.common.redisutil import create_redis
+from services.common.sessionevents import ConsumerSettings
 from services.sessions.cache import RedisGuard
 from services.sessions.events import Publisher, run_outbox_relay
-from services.sessions.notifications import ConsumerSettings, run_notifications
+from services.sessions.notifications import run_notifications
 from services.sessions.repository import Repository
-from tests.sessions.conftest import World
+from tests.sessions.conftest import World, eventually
+from tests.sessions.faults import Mode, RedisFault, redis_fault, stopped_when_cancelled
 
 
-class Swallower:
-    """A Redis call that, like redis-py mid-read, turns a cancellation into its own TimeoutError.
+async def _hung_call_in_flight(fault: RedisFault) -> bool:
+    return fault.hung_bytes > 0
 
-    Only the loop under test gets that behaviour; the service's own loops (the class is
-    patched) just idle.
-    """
 
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.target: asyncio.Task[None] | None = None
+def _until(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return predicate()
+    return check
 
-    async def __call__(self, *_: Any, **__: Any) -> Any:
-        if asyncio.current_task() is not self.target:
-            await asyncio.sleep(0.1)
-            return []
-        self.entered.set()
+
+async def test_the_notifications_loop_waits_out_a_closed_redis_catches_up_and_stops_mid_call(
+        world: World, redis_url: str) -> None:
+    session = await world.create()
+    # A prefix of its own: the service's own consumer does not read this stream.
+    prefix = f"{world.res.config.redis_prefix}fault-{secrets.token_hex(4)}:"
+    stream = domain_events_stream(prefix)
+    async with redis_fault(redis_url, Mode.CLOSED) as fault:
+        res = dataclasses.replace(world.res, config=dataclasses.replace(
+            world.res.config, redis_url=fault.url, redis_prefix=prefix))
+        loop = asyncio.create_task(run_notifications(res, ConsumerSettings(block_ms=100)))
+        real = Redis.from_url(redis_url)
         try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            raise redis.exceptions.TimeoutError("Timeout reading from redis") from None
-        return []
+            # Written while the loop cannot reach Redis, as the outbox relay would write it.
+            event_id = str(uuid.uuid4())
+            await real.xadd(stream, {"event_id": event_id, "type": "member.removed",
+                                           "data": orjson.dumps({
+                                               "session_id": session.id, "session_title": "t",
+                                               "user_id": world.editor.user_id,
+                                               "actor_id": world.owner.user_id})})
+            await fault.set(Mode.FORWARD)
+
+            async def delivered() -> list[dict[str, object]]:
+                return await world.sql("SELECT recipient_id::text AS who, kind FROM notifications "
+                                       "WHERE event_id = %s", event_id)
+
+            rows = await eventually(delivered, timeout=30)
+            assert rows == [{"who": world.editor.user_id, "kind": "member.removed"}]
+            assert not loop.done(), "the loop keeps consuming after it caught up"
+
+            # Now Redis gets stuck mid-call: the loop still stops when the service does.
+            await fault.set(Mode.HANG)
+            await eventually(lambda: _hung_call_in_flight(fault), timeout=30)
+            await stopped_when_cancelled(loop)
+        finally:
+            loop.cancel()
+            await real.aclose()
 
 
-async def _stops_when_cancelled(loop_coro: Awaitable[None], swallower: Swallower) -> None:
-    task = asyncio.ensure_future(loop_coro)
-    swallower.target = task
-    await asyncio.wait_for(swallower.entered.wait(), timeout=5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, timeout=3)
+@pytest.fixture
+async def own_outbox(database_url: str) -> AsyncIterator[Pool]:
+    """The sessions schema in a schema of its own: the service's relay never sees its outbox."""
+    schema = f"sessions_fault_{secrets.token_hex(4)}"
+    await migrate(database_url, schema, load_migrations("services.sessions.migrations"))
+    pool = create_pool(database_url, schema, 1, 2, "test-outbox")
+    await pool.open(wait=True)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
 
 
-async def test_the_notifications_loop_stops_even_if_redis_swallows_the_cancel(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    swallower = Swallower()
-    monkeypatch.setattr(DomainEventConsumer, "read", swallower)
-    await _stops_when_cancelled(run_notifications(world.res, ConsumerSettings(block_ms=100)),
-                                swallower)
+async def _stale_outbox_row(pool: Pool) -> str:
+    """A domain event its request could not publish (Redis was down when it committed)."""
+    async with Repository(pool).transaction() as tx:
+        event = await tx.add_outbox("session.ended", {"session_id": str(uuid.uuid4())})
+        await tx.conn.execute(b"UPDATE outbox SET created_at = now() - interval '1 minute' "
+                              b"WHERE id = %s", (event.outbox_id,))
+    return event.event_id
 
 
-async def test_the_outbox_relay_stops_even_if_redis_swallows_the_cancel(
-        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
-    swallower = Swallower()
-    monkeypatch.setattr(Publisher, "relay_once", swallower)
-    publisher = Publisher(world.res.keys, RedisGuard(world.res.redis), Repository(world.res.pool))
-    await _stops_when_cancelled(run_outbox_relay(publisher), swallower)
+async def _outbox_ids(pool: Pool) -> list[str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(b"SELECT event_id::text AS id FROM outbox ORDER BY id")
+        return [row["id"] for row in await cur.fetchall()]
+
+
+async def test_the_outbox_relay_keeps_rows_while_redis_is_stuck_relays_them_after_and_stops_mid_call(
+        own_outbox: Pool, redis_url: str, redis_prefix: str) -> None:
+    prefix = f"{redis_prefix}fault-{secrets.token_hex(4)}:"
+    stream = domain_events_stream(prefix)
+    first = await _stale_outbox_row(own_outbox)
+    async with redis_fault(redis_url, Mode.HANG) as fault:
+        client = create_redis(fault.url)
+        publisher = Publisher(RealtimeChannels(prefix), stream, RedisGuard(client),
+                              Repository(own_outbox))
+        relay = asyncio.create_task(run_outbox_relay(publisher, interval=0.05))
+        real = Redis.from_url(redis_url)
+        try:
+            # Stuck long enough for the client to give up (socket timeout) and try again.
+            await eventually(_until(lambda: fault.accepted >= 2), timeout=30)
+            assert not relay.done()
+            assert await _outbox_ids(own_outbox) == [first], "nothing is dropped while stuck"
+
+            await fault.set(Mode.FORWARD)
+
+            async def relayed() -> bool:
+                return not await _outbox_ids(own_outbox)
+
+            await eventually(relayed, timeout=30)
+            entries = await real.xrange(stream)
+            assert [fields[b"event_id"].decode() for _, fields in entries] == [first]
+
+            # Stuck again with a row to relay: the relay is mid-XADD when the service stops.
+            await fault.set(Mode.HANG)
+            second = await _stale_outbox_row(own_outbox)
+            await eventually(lambda: _hung_call_in_flight(fault), timeout=30)
+            await stopped_when_cancelled(relay)
+            assert await _outbox_ids(own_outbox) == [second], "a cancelled relay keeps the row"
+        finally:
+            relay.cancel()
+            await client.aclose()
+            await real.aclose()
