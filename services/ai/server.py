@@ -20,7 +20,7 @@ from services.ai.providers import Provider
 from services.ai.providers.builtin import BuiltinProvider
 from services.ai.providers.openai import OpenAIProvider
 from services.ai.repository import AiRepository
-from services.ai.servicer import AiServiceServicer
+from services.ai.servicer import AiServicer
 from services.ai.sources import SourceLoader
 from services.ai.usecases import AiUseCases
 from services.common.config import CommonConfig, Env
@@ -78,7 +78,7 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
         usecases = AiUseCases(repo, peers, providers, runner, events,
                               JobSignals(listener, res.keys), ai_config)
         ai_pb2_grpc.add_AiServiceServicer_to_server(
-            AiServiceServicer(usecases, service_authenticator(res)), server)
+            AiServicer(usecases, service_authenticator(res)), server)
         # Deleted sessions: their jobs go (running ones are cut), also when ai was down.
         purge = SessionPurge(repo, runner.request_cancel, purge_settings.keep_seconds)
         wired.parts = _Parts(builtin, runner, purge)

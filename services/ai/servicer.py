@@ -52,7 +52,7 @@ def job_pb(job: Job) -> ai_pb2.Job:
         files_reused=job.files_reused, paths=list(job.paths))
 
 
-class AiServiceServicer(ai_pb2_grpc.AiServiceServicer):
+class AiServicer(ai_pb2_grpc.AiServiceServicer):
     """Every RPC authenticates the caller; AiUseCases authorizes against session membership."""
 
     def __init__(self, usecases: AiUseCases, authn: Authenticator) -> None:

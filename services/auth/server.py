@@ -13,7 +13,7 @@ from services.auth.crypto import Sealer
 from services.auth.github import GitHubOAuth
 from services.auth.keys import SigningKeys
 from services.auth.repository import AuthRepository
-from services.auth.servicer import AuthServiceServicer
+from services.auth.servicer import AuthServicer
 from services.auth.states import RedisLoginStates
 from services.auth.usecases import AuthUseCases
 from services.common.config import CommonConfig, Env
@@ -70,7 +70,7 @@ def build_spec(env: Env, config: CommonConfig) -> ServiceSpec:
                                  min_refresh_interval=1.0)
         authn = Authenticator(verifier, config.service_token)
         auth_pb2_grpc.add_AuthServiceServicer_to_server(
-            AuthServiceServicer(usecases, keys, authn), server)
+            AuthServicer(usecases, keys, authn), server)
 
         async def keys_ready() -> str | None:
             # Not SERVING until a key signs: a login must never fail for want of one.

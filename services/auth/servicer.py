@@ -29,7 +29,7 @@ def _tokens(issued: Issued) -> auth_pb2.TokenPair:
                               refresh_expires_in=issued.refresh_expires_in)
 
 
-class AuthServiceServicer(auth_pb2_grpc.AuthServiceServicer):
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(self, usecases: AuthUseCases, keys: SigningKeys, authn: Authenticator) -> None:
         self._u = usecases
         self._keys = keys

@@ -76,7 +76,7 @@ class ReviewStore(Protocol):
     async def published(self, review_id: str) -> Published | None: ...
 
 
-class GitHubPort(Protocol):
+class GitHubApi(Protocol):
     """GitHub's REST API as one user: `token` is theirs, `scope` keys their cached answers."""
 
     async def pull(self, token: str, scope: str, repo: str, number: int) -> PullInfo: ...
@@ -97,13 +97,13 @@ class GitHubPort(Protocol):
                             payload: Mapping[str, Any]) -> PostedReview: ...
 
 
-class MembershipPort(Protocol):
+class Memberships(Protocol):
     """The sessions service: a user's role in a session, None when they are no member."""
 
     async def membership(self, session_id: str, user_id: str) -> Membership | None: ...
 
 
-class DirectoryPort(Protocol):
+class UserDirectory(Protocol):
     """The auth service: users' GitHub tokens (internal), logins and public profiles."""
 
     async def github_token(self, user_id: str) -> str: ...
@@ -115,14 +115,14 @@ class DirectoryPort(Protocol):
     async def people(self, user_ids: list[str]) -> dict[str, Person]: ...
 
 
-class EventsPort(Protocol):
+class EventPublisher(Protocol):
     """The session's event log (sequenced events every member's client receives)."""
 
     async def append(self, session_id: str, kind: str, payload: dict[str, Any],
                      user_id: str | None) -> None: ...
 
 
-class ContentsPort(Protocol):
+class ContentCache(Protocol):
     """File contents by (commit SHA, path): immutable, so a cache never goes stale."""
 
     async def get(self, sha: str, path: str) -> bytes | None: ...
@@ -130,7 +130,7 @@ class ContentsPort(Protocol):
     async def put(self, sha: str, path: str, data: bytes) -> None: ...
 
 
-class DeliveriesPort(Protocol):
+class Deliveries(Protocol):
     """Webhook deliveries seen, by delivery id and by the digest of the signed body."""
 
     async def claim(self, delivery_id: str, body_digest: str) -> bool: ...

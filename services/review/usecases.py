@@ -69,14 +69,14 @@ from services.review.domain import (
     verify_signature,
 )
 from services.review.ports import (
-    ContentsPort,
-    DeliveriesPort,
-    DirectoryPort,
-    EventsPort,
-    GitHubPort,
-    MembershipPort,
+    ContentCache,
+    Deliveries,
+    EventPublisher,
+    GitHubApi,
+    Memberships,
     Renderer,
     ReviewStore,
+    UserDirectory,
 )
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ PUBLISH_LEASE_SECONDS = 120.0
 class Access:
     """Who may do what: membership from the sessions service, decided here."""
 
-    def __init__(self, repo: ReviewStore, members: MembershipPort) -> None:
+    def __init__(self, repo: ReviewStore, members: Memberships) -> None:
         self._repo = repo
         self._members = members
 
@@ -133,7 +133,7 @@ class Access:
 class Showing:
     """Reviews as people see them (verdict authors' profiles), and the events that show changes."""
 
-    def __init__(self, repo: ReviewStore, directory: DirectoryPort, events: EventsPort,
+    def __init__(self, repo: ReviewStore, directory: UserDirectory, events: EventPublisher,
                  render: Renderer) -> None:
         self._repo = repo
         self._directory = directory
@@ -161,7 +161,7 @@ class Showing:
 class Sources:
     """GitHub as a user (their token from auth), and file contents through the cache."""
 
-    def __init__(self, github: GitHubPort, directory: DirectoryPort, contents: ContentsPort,
+    def __init__(self, github: GitHubApi, directory: UserDirectory, contents: ContentCache,
                  limits: Limits) -> None:
         self.github = github
         self._directory = directory
@@ -430,7 +430,7 @@ class Publishing(_Concern):
     """
 
     def __init__(self, repo: ReviewStore, access: Access, showing: Showing, sources: Sources,
-                 directory: DirectoryPort) -> None:
+                 directory: UserDirectory) -> None:
         super().__init__(repo, access, showing, sources)
         self._directory = directory
 
@@ -510,7 +510,7 @@ class Publishing(_Concern):
 class Webhooks:
     """Inbound GitHub webhooks: signed, deduplicated, a push moves the pull request's reviews."""
 
-    def __init__(self, repo: ReviewStore, deliveries: DeliveriesPort, reviews: Reviews,
+    def __init__(self, repo: ReviewStore, deliveries: Deliveries, reviews: Reviews,
                  secret: str) -> None:
         self._repo = repo
         self._deliveries = deliveries
@@ -572,9 +572,9 @@ class ReviewUseCases:
     once and each concern's class names only what it uses.
     """
 
-    def __init__(self, *, repo: ReviewStore, github: GitHubPort, members: MembershipPort,
-                 directory: DirectoryPort, events: EventsPort, contents: ContentsPort,
-                 deliveries: DeliveriesPort, render: Renderer, limits: Limits,
+    def __init__(self, *, repo: ReviewStore, github: GitHubApi, members: Memberships,
+                 directory: UserDirectory, events: EventPublisher, contents: ContentCache,
+                 deliveries: Deliveries, render: Renderer, limits: Limits,
                  webhook_secret: str) -> None:
         access = Access(repo, members)
         showing = Showing(repo, directory, events, render)

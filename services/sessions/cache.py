@@ -23,7 +23,7 @@ from services.sessions.domain import (
     Status,
     member_of,
 )
-from services.sessions.repository import Repository
+from services.sessions.repository import SessionsRepository
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ class MembershipChecker:
     live for a short TTL and every write that changes them deletes them after its commit.
     """
 
-    def __init__(self, repo: Repository, cache: Cache, keys: KeySpace, ttl: float = 30.0) -> None:
+    def __init__(self, repo: SessionsRepository, cache: Cache, keys: KeySpace, ttl: float = 30.0) -> None:
         self._repo = repo
         self._cache = cache
         self._keys = keys

@@ -28,7 +28,7 @@ from services.common.redisutil import REDIS_ERRORS, stop_if_cancelled
 from services.common.timeconv import datetime_rfc3339
 from services.sessions.cache import RedisGuard
 from services.sessions.domain import Event, OutboxEvent
-from services.sessions.repository import Repository
+from services.sessions.repository import SessionsRepository
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Publisher:
     """Publishes committed changes; Redis trouble is logged, never raised."""
 
     def __init__(self, channels: RealtimeChannels, stream: str, guard: RedisGuard,
-                 repo: Repository) -> None:
+                 repo: SessionsRepository) -> None:
         self._channels = channels
         self._stream = stream
         self._guard = guard

@@ -15,7 +15,7 @@ from typing import Any
 from services.common.domainevents import DomainEvent, domain_events_stream
 from services.common.grpcserver import Resources
 from services.common.sessionevents import ConsumerSettings, consume, migrated
-from services.sessions.repository import Repository
+from services.sessions.repository import SessionsRepository
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def notifications_for(event_type: str, data: dict[str, Any]) -> list[Recipient]:
 class Notifier:
     """The handler: the notifications of one domain event, committed once per recipient."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: SessionsRepository) -> None:
         self._repo = repo
         self.created = 0
 
@@ -71,6 +71,6 @@ class Notifier:
 
 async def run_notifications(res: Resources, settings: ConsumerSettings) -> None:
     """Background job: consume domain events for as long as the service runs."""
-    notifier = Notifier(Repository(res.pool))
+    notifier = Notifier(SessionsRepository(res.pool))
     await consume(res.config.redis_url, domain_events_stream(res.config.redis_prefix), GROUP,
                   notifier.handle, settings, lambda: migrated(res))

@@ -1,6 +1,6 @@
 """The interfaces the sessions use cases talk through: storage, the membership cache, publishing, peers.
 
-The real implementations are `repository.Repository` / `repository.Tx` (PostgreSQL),
+The real implementations are `repository.SessionsRepository` / `repository.Tx` (PostgreSQL),
 `cache.MembershipChecker` (Redis cache-aside), `events.Publisher` (Redis pub/sub and
 stream) and `clients.UserDirectory` (the auth service); tests/sessions/fakes.py holds
 in-memory ones for unit tests of the use cases.
@@ -89,7 +89,7 @@ class SessionsTx(Protocol):
     async def removed_at(self, session_id: str, user_id: str) -> datetime | None: ...
 
 
-class SessionsRepository(Protocol):
+class SessionStore(Protocol):
     """Reads outside transactions; `transaction()` for multi-statement writes."""
 
     def transaction(self) -> AbstractAsyncContextManager[SessionsTx]: ...

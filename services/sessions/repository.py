@@ -94,7 +94,7 @@ def _listed_invitation(r: Row) -> Invitation:
     return _invitation(r, r["is_link"], r["session_title"])
 
 
-class Repository:
+class SessionsRepository:
     """Reads outside transactions; `transaction()` yields a `Tx` for multi-statement writes."""
 
     def __init__(self, pool: Pool) -> None:

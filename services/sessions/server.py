@@ -20,8 +20,8 @@ from services.sessions.config import SessionsConfig
 from services.sessions.documents import COMPACT_AFTER, DEFAULT_CACHE_BYTES, LoadedDocuments
 from services.sessions.events import DocumentPublisher, Publisher, run_outbox_relay
 from services.sessions.notifications import run_notifications
-from services.sessions.repository import DocumentRepository, Repository
-from services.sessions.servicer import SessionsServiceServicer
+from services.sessions.repository import DocumentRepository, SessionsRepository
+from services.sessions.servicer import SessionsServicer
 from services.sessions.usecases import DocumentUseCases, SessionsUseCases
 
 SERVICE_NAME = sessions_pb2.DESCRIPTOR.services_by_name["SessionsService"].full_name
@@ -36,7 +36,7 @@ class Wiring:
     memberships: MembershipChecker
 
 
-def _publisher(res: Resources, guard: RedisGuard, repo: Repository) -> Publisher:
+def _publisher(res: Resources, guard: RedisGuard, repo: SessionsRepository) -> Publisher:
     return Publisher(RealtimeChannels(res.config.redis_prefix),
                      domain_events_stream(res.config.redis_prefix), guard, repo)
 
@@ -53,7 +53,7 @@ def build_documents(res: Resources, memberships: MembershipChecker, *,
 
 def wire(res: Resources, config: SessionsConfig) -> Wiring:
     """Wire the use cases over a service's resources (tests use it on a running runtime)."""
-    repo = Repository(res.pool)
+    repo = SessionsRepository(res.pool)
     guard = RedisGuard(res.redis)
     memberships = MembershipChecker(repo, Cache(guard), res.keys, config.cache_ttl)
     sessions = SessionsUseCases(repo, memberships, _publisher(res, guard, repo),
@@ -67,7 +67,7 @@ def build_spec(env: Env, common: CommonConfig) -> ServiceSpec:
 
     async def register(server: grpc.aio.Server, res: Resources) -> Sequence[str]:
         wiring = wire(res, config)
-        servicer = SessionsServiceServicer(wiring.sessions, wiring.documents,
+        servicer = SessionsServicer(wiring.sessions, wiring.documents,
                                            service_authenticator(res))
         sessions_pb2_grpc.add_SessionsServiceServicer_to_server(servicer, server)
         return [SERVICE_NAME]
@@ -76,7 +76,7 @@ def build_spec(env: Env, common: CommonConfig) -> ServiceSpec:
         await run_notifications(res, config.notifications)
 
     async def outbox(res: Resources) -> None:
-        repo = Repository(res.pool)
+        repo = SessionsRepository(res.pool)
         await run_outbox_relay(_publisher(res, RedisGuard(res.redis), repo))
 
     background: tuple[Background, ...] = (notifications, outbox)

@@ -110,7 +110,7 @@ def notification_pb(notification: Notification) -> pb.Notification:
                            created_at=to_timestamp(notification.created_at))
 
 
-class SessionsServiceServicer(sessions_pb2_grpc.SessionsServiceServicer):
+class SessionsServicer(sessions_pb2_grpc.SessionsServiceServicer):
     """Every RPC authenticates the caller; the use cases authorize against members."""
 
     def __init__(self, app: SessionsUseCases, documents: DocumentUseCases,

@@ -56,7 +56,7 @@ from services.sessions.ports import (
     DocumentTx,
     EventPublisher,
     Memberships,
-    SessionsRepository,
+    SessionStore,
     UserDirectory,
 )
 
@@ -109,7 +109,7 @@ def _user(caller: Caller) -> str:
 class SessionsUseCases:
     """Every operation of the service but the document's; the servicer only translates protos."""
 
-    def __init__(self, repo: SessionsRepository, checker: Memberships, publisher: EventPublisher,
+    def __init__(self, repo: SessionStore, checker: Memberships, publisher: EventPublisher,
                  users: UserDirectory) -> None:
         self.repo = repo
         self.checker = checker

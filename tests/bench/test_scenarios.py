@@ -29,7 +29,7 @@ from scripts.devlogin import SignedIn
 from scripts.platform import free_port
 from services.common.db import create_pool, load_migrations, migrate
 from services.sessions import domain
-from services.sessions.repository import Repository
+from services.sessions.repository import SessionsRepository
 from services.sessions.servicer import session_pb
 
 # The scenario names issue 8 fixes for bench/results/latest.json (plus rss_<process> rows).
@@ -78,7 +78,7 @@ class _Recorder:
 
 async def test_the_monolith_sends_the_sessions_services_list_query_byte_for_byte() -> None:
     recorder = _Recorder()
-    await Repository(recorder).list_sessions(str(uuid.uuid4()), 51, None)  # type: ignore[arg-type]
+    await SessionsRepository(recorder).list_sessions(str(uuid.uuid4()), 51, None)  # type: ignore[arg-type]
     assert recorder.queries == [monolith.LIST_SQL]
 
 
@@ -113,7 +113,7 @@ async def test_the_monolith_answers_the_gateways_json_for_the_same_rows(sessions
     pool = create_pool(sessions_db, "sessions", 1, 2, "test-expected")
     await pool.open(wait=True)
     try:
-        rows = await Repository(pool).list_sessions(user_id, 6, None)
+        rows = await SessionsRepository(pool).list_sessions(user_id, 6, None)
     finally:
         await pool.close()
     expected = [session_out(session_pb(session, role)) for session, role in rows[:5]]

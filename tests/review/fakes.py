@@ -186,7 +186,7 @@ class Pull:
 
 
 class FakeGitHub:
-    """GitHubPort over a few repositories; `fail` makes the next call of a method raise.
+    """GitHubApi over a few repositories; `fail` makes the next call of a method raise.
 
     Tokens name GitHub users (`users`); a token it does not know is refused as
     GitHub refuses a revoked one.
@@ -264,7 +264,7 @@ class FakeGitHub:
 
 
 class FakeMembers:
-    """MembershipPort: (session id, user id) -> Membership."""
+    """Memberships: (session id, user id) -> Membership."""
 
     def __init__(self) -> None:
         self.members: dict[tuple[str, str], Membership] = {}
@@ -274,7 +274,7 @@ class FakeMembers:
 
 
 class FakeDirectory:
-    """DirectoryPort: GitHub tokens (none stored: reauth, as auth answers), logins, people."""
+    """UserDirectory: GitHub tokens (none stored: reauth, as auth answers), logins, people."""
 
     def __init__(self) -> None:
         self.tokens: dict[str, str] = {}
@@ -307,7 +307,7 @@ class Event:
 
 
 class FakeEvents:
-    """EventsPort: the events appended, in order."""
+    """EventPublisher: the events appended, in order."""
 
     def __init__(self) -> None:
         self.appended: list[Event] = []
@@ -318,7 +318,7 @@ class FakeEvents:
 
 
 class MemoryContents:
-    """ContentsPort in a dict."""
+    """ContentCache in a dict."""
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], bytes] = {}
@@ -331,7 +331,7 @@ class MemoryContents:
 
 
 class MemoryDeliveries:
-    """DeliveriesPort: a delivery id or body digest claimed or done is not claimed again."""
+    """Deliveries: a delivery id or body digest claimed or done is not claimed again."""
 
     def __init__(self) -> None:
         self.state: dict[str, str] = {}

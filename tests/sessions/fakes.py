@@ -232,7 +232,7 @@ class FakeTx:
 
 
 class FakeRepository:
-    """ports.SessionsRepository on the Store."""
+    """ports.SessionStore on the Store."""
 
     def __init__(self, store: Store) -> None:
         self.s = store

@@ -12,7 +12,7 @@ from tandem.sessions.v1 import sessions_pb2 as pb
 
 from services.common.sessionevents import ConsumerSettings, DomainEventConsumer
 from services.sessions.notifications import Notifier, notifications_for
-from services.sessions.repository import Repository
+from services.sessions.repository import SessionsRepository
 from tests.helpers.identity import SignedIn, sign_in_grpc
 from tests.sessions.conftest import World, eventually, expect_code, unique_login
 
@@ -122,7 +122,7 @@ async def test_a_redelivered_event_creates_no_duplicate(world: World) -> None:
     user = await world.sign_in("redelivered")
     stream = world.res.keys.key("test-stream", uuid.uuid4().hex)
     client = Redis.from_url(world.res.config.redis_url)
-    notifier = Notifier(Repository(world.res.pool))
+    notifier = Notifier(SessionsRepository(world.res.pool))
     settings = ConsumerSettings(block_ms=100, claim_idle_ms=0)
     dead = DomainEventConsumer(client, stream, "g", notifier.handle, settings, name="dead")
     alive = DomainEventConsumer(client, stream, "g", notifier.handle, settings, name="alive")
@@ -157,7 +157,7 @@ async def test_a_redelivered_event_creates_no_duplicate(world: World) -> None:
 async def test_a_malformed_entry_is_acknowledged_and_skipped(world: World) -> None:
     stream = world.res.keys.key("test-stream", uuid.uuid4().hex)
     client = Redis.from_url(world.res.config.redis_url)
-    notifier = Notifier(Repository(world.res.pool))
+    notifier = Notifier(SessionsRepository(world.res.pool))
     consumer = DomainEventConsumer(client, stream, "g", notifier.handle,
                                    ConsumerSettings(block_ms=100))
     try:

@@ -27,7 +27,7 @@ from services.common.sessionevents import ConsumerSettings
 from services.sessions.cache import RedisGuard
 from services.sessions.events import Publisher, run_outbox_relay
 from services.sessions.notifications import run_notifications
-from services.sessions.repository import Repository
+from services.sessions.repository import SessionsRepository
 from tests.sessions.conftest import World, eventually
 from tests.sessions.faults import Mode, RedisFault, redis_fault, stopped_when_cancelled
 
@@ -97,7 +97,7 @@ async def own_outbox(database_url: str) -> AsyncIterator[Pool]:
 
 async def _stale_outbox_row(pool: Pool) -> str:
     """A domain event its request could not publish (Redis was down when it committed)."""
-    async with Repository(pool).transaction() as tx:
+    async with SessionsRepository(pool).transaction() as tx:
         event = await tx.add_outbox("session.ended", {"session_id": str(uuid.uuid4())})
         await tx.conn.execute(b"UPDATE outbox SET created_at = now() - interval '1 minute' "
                               b"WHERE id = %s", (event.outbox_id,))
@@ -118,7 +118,7 @@ async def test_the_outbox_relay_keeps_rows_while_redis_is_stuck_relays_them_afte
     async with redis_fault(redis_url, Mode.HANG) as fault:
         client = create_redis(fault.url)
         publisher = Publisher(RealtimeChannels(prefix), stream, RedisGuard(client),
-                              Repository(own_outbox))
+                              SessionsRepository(own_outbox))
         relay = asyncio.create_task(run_outbox_relay(publisher, interval=0.05))
         real = Redis.from_url(redis_url)
         try:
