@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.realtime_scenarios import ws_url
-from gateway.realtime.protocol import (
+from gateway.realtime.ywebsocket import (
     AwarenessEntry,
     AwarenessMessage,
     awareness_message,
