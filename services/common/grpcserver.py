@@ -31,8 +31,9 @@ from services.common.db import Migration, create_pool, migrate
 from services.common.errors import REASON_KEY, DomainError
 from services.common.grpcerrors import status_of, trailers_of
 from services.common.identity import SERVICE_TOKEN_METADATA, credential_refusal
+from services.common.keyspace import KeySpace
 from services.common.peers import Peer, open_channel
-from services.common.redisutil import REDIS_ERRORS, KeySpace, create_redis
+from services.common.redisutil import REDIS_ERRORS, create_redis
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from gateway.realtime.ywebsocket import (
 )
 from services.common.channels import RealtimeChannels
 from services.common.docframes import DOC_AWARENESS, DOC_QUERY, DOC_UPDATE, NOBODY, DocFrame
-from services.common.redisutil import KeySpace, create_redis
+from services.common.keyspace import KeySpace
+from services.common.redisutil import create_redis
 from tests.realtime.fakes import RecordingRedis, config
 
 SESSION = "33333333-3333-3333-3333-333333333333"

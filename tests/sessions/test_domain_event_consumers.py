@@ -19,14 +19,8 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from services.common.sessionevents import (
-    SESSION_DELETED,
-    ConsumerSettings,
-    DomainEvent,
-    DomainEventConsumer,
-    consume,
-    deleted_session,
-)
+from services.common.domainevents import SESSION_DELETED, DomainEvent, deleted_session
+from services.common.sessionevents import ConsumerSettings, DomainEventConsumer, consume
 from tests.sessions.faults import Mode, redis_fault, stopped_when_cancelled
 
 FAST = ConsumerSettings(block_ms=100, claim_idle_ms=0, claim_every_seconds=0.05)
