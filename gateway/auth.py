@@ -45,11 +45,8 @@ async def guard(request: web.Request, op: Operation) -> None:
 async def authenticate(request: web.Request, *, allow_query: bool = False) -> Auth:
     """Verify the caller's access token locally (JWKS cached; verified tokens cached to expiry).
 
-    Once per request: a second call answers what the first verified (and counted against
-    the caller's rate limit), so a handler that still calls it is not counted twice.
+    Counts the request against the caller's rate limit: `guard` calls it once per request.
     """
-    if keys.AUTH in request:
-        return request[keys.AUTH]
     token = bearer_token(request.headers.get("Authorization"))
     if token is None and allow_query:
         token = request.query.get("access_token") or None

@@ -24,7 +24,8 @@ from redis.asyncio import Redis
 
 from gateway import keys
 from gateway.errors import ApiError
-from services.common.redisutil import REDIS_ERRORS, KeySpace
+from services.common.keyspace import KeySpace
+from services.common.redisutil import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

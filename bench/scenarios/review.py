@@ -11,7 +11,7 @@ import redis
 from bench.registry import Context, Load, Measurement, PyLoad, RunSpec, Skip, scenario
 from bench.scenarios.sessions import owned_session, run_id
 from scripts.devlogin import SignedIn
-from services.common.redisutil import KeySpace
+from services.common.keyspace import KeySpace
 
 IMPORT = {"repo": "tandem-demo/hello-api", "pull_number": 1}
 # Cold imports cost two GitHub requests each against a budget of 5,000 an hour per token

@@ -39,7 +39,8 @@ from gateway.realtime.ywebsocket import (
 )
 from services.common.channels import TO_USER, RealtimeChannels
 from services.common.docframes import DOC_AWARENESS, DOC_QUERY, DOC_UPDATE, NOBODY, DocFrame
-from services.common.redisutil import REDIS_ERRORS, KeySpace
+from services.common.keyspace import KeySpace
+from services.common.redisutil import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
-from services.common.redisutil import KeySpace
+from services.common.keyspace import KeySpace
 
 # What clients see of an entry; the rest is bookkeeping.
 PUBLIC_FIELDS = ("connection_id", "user_id", "status", "cursor", "since")

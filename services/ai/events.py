@@ -27,7 +27,8 @@ from services.ai.domain import Finding, Job, JobStatus
 from services.ai.ports import Peers
 from services.common.channels import RealtimeChannels, envelope
 from services.common.errors import Unavailable
-from services.common.redisutil import REDIS_ERRORS, KeySpace
+from services.common.keyspace import KeySpace
+from services.common.redisutil import REDIS_ERRORS
 from services.common.timeconv import now_rfc3339
 
 log = logging.getLogger(__name__)

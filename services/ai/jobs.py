@@ -35,7 +35,8 @@ from services.ai.providers import Provider, ProviderError
 from services.ai.repository import AiRepository, Claimed
 from services.common import metrics
 from services.common.errors import DomainError, NotFound, Unavailable
-from services.common.redisutil import REDIS_ERRORS, KeySpace
+from services.common.keyspace import KeySpace
+from services.common.redisutil import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import orjson
 from redis.asyncio import Redis
 
 from services.auth.domain import LoginState
-from services.common.redisutil import KeySpace
+from services.common.keyspace import KeySpace
 
 
 class RedisLoginStates:

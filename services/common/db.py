@@ -10,11 +10,17 @@ from importlib import resources
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 log = logging.getLogger(__name__)
+
+# The database is down or saturated: what code around a query treats as the dependency's
+# failure (UNAVAILABLE, the gateway answers 503; the caller may retry later) rather than a bug.
+# The one tuple of the tree, as REDIS_ERRORS is for Redis.
+DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)
 
 _MIGRATION_NAME = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
 

@@ -27,20 +27,18 @@ from services.common.config import (
     message_options,
 )
 from services.common.context import REQUEST_ID_METADATA, clean_request_id, request_id_var
-from services.common.db import Migration, create_pool, migrate
+from services.common.db import DB_ERRORS, Migration, create_pool, migrate
 from services.common.errors import REASON_KEY, DomainError
 from services.common.grpcerrors import status_of, trailers_of
 from services.common.identity import SERVICE_TOKEN_METADATA, credential_refusal
+from services.common.keyspace import KeySpace
 from services.common.peers import Peer, open_channel
-from services.common.redisutil import REDIS_ERRORS, KeySpace, create_redis
+from services.common.redisutil import REDIS_ERRORS, create_redis
 
 log = logging.getLogger(__name__)
 
 Pool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[dict[str, Any]]]
 
-# Errors from our own dependencies become UNAVAILABLE: the caller may retry
-# later and the gateway answers 503, instead of an opaque INTERNAL.
-_DB_ERRORS = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)
 
 
 def _split_method(full: str) -> tuple[str, str]:
@@ -56,7 +54,7 @@ async def _abort_for(context: grpc.aio.ServicerContext[Any, Any], exc: BaseExcep
         if trailers:
             context.set_trailing_metadata(trailers)
         code, message = status_of(exc), exc.message
-    elif isinstance(exc, _DB_ERRORS):
+    elif isinstance(exc, DB_ERRORS):
         log.warning("database unavailable: %s", type(exc).__name__)
         context.set_trailing_metadata(((REASON_KEY, "database_unavailable"),))
         code, message = grpc.StatusCode.UNAVAILABLE, "database unavailable, try again shortly"
@@ -311,7 +309,7 @@ class HealthMonitor:
                     async with pool.connection(timeout=self.CHECK_TIMEOUT) as conn:
                         await conn.execute("SELECT 1")
                 return None
-            except (TimeoutError, *_DB_ERRORS) as exc:
+            except (TimeoutError, *DB_ERRORS) as exc:
                 if attempt == 0:
                     # After a server restart the idle connections are dead; drop
                     # them all at once rather than failing one check per connection.

@@ -7,11 +7,7 @@ import asyncio
 import redis.exceptions
 from redis.asyncio import Redis
 
-from services.common.keyspace import KeySpace
-
-# KeySpace lives in the redis-free services/common/keyspace.py (domain code builds keys too);
-# it stays importable from here for the modules that talk to Redis.
-__all__ = ["REDIS_ERRORS", "KeySpace", "create_redis", "stop_if_cancelled"]
+__all__ = ["REDIS_ERRORS", "create_redis", "stop_if_cancelled"]
 
 # What code around a Redis call catches to ride out an outage: the one tuple of the tree.
 # All of RedisError, not only its ConnectionError and TimeoutError: while Redis is in

@@ -29,24 +29,18 @@ import redis.exceptions
 from redis.asyncio import Redis
 
 from services.common.config import Env
-from services.common.domainevents import SESSION_DELETED, DomainEvent, deleted_session, domain_events_stream
+from services.common.domainevents import DomainEvent, domain_events_stream
 from services.common.grpcserver import Resources
 from services.common.redisutil import REDIS_ERRORS, stop_if_cancelled
 
-# The stream's contract (SESSION_DELETED ... domain_events_stream) lives in the redis-free
-# services/common/domainevents.py; it stays importable from here for the consumers.
 __all__ = [
-    "SESSION_DELETED",
     "ConsumerSettings",
-    "DomainEvent",
     "DomainEventConsumer",
     "Entry",
     "Handler",
     "PurgeSettings",
     "SessionPurge",
     "consume",
-    "deleted_session",
-    "domain_events_stream",
     "every",
     "migrated",
     "run_purge",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from services.common.domainevents import DomainEvent, deleted_session
 from services.common.grpcserver import Background, Resources
-from services.common.sessionevents import DomainEvent, PurgeSettings, deleted_session, run_purge
+from services.common.sessionevents import PurgeSettings, run_purge
 from services.review.repository import ReviewRepository
 
 log = logging.getLogger(__name__)

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-import psycopg_pool
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from services.common.db import DB_ERRORS
 from services.common.errors import NotFound, Unavailable
 from services.common.grpcserver import Pool
 from services.review.diffs import hunks_from_json, hunks_to_json
@@ -39,8 +39,6 @@ _THREAD_COLS = ("id, review_id, path, side, line, start_line, commit_sha, anchor
                 "resolved, outdated, created_by, created_at, updated_at")
 _FILE_COLS = "path, status, additions, deletions, previous_path, patch, hunks"
 _VERDICT_COLS = "id, review_id, author_id, state, body, created_at"
-# The database is down or saturated: the caller may retry later (the gateway answers 503).
-_UNREACHABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg_pool.TooManyRequests)
 
 
 def _verdict(row: dict[str, Any]) -> Verdict:
@@ -89,7 +87,7 @@ class ReviewRepository:
         try:
             async with self._pool.connection() as conn:
                 yield conn
-        except _UNREACHABLE as exc:
+        except DB_ERRORS as exc:
             log.warning("database unavailable: %s", type(exc).__name__)
             raise Unavailable("database unavailable, try again shortly",
                               reason="database_unavailable") from exc

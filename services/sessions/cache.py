@@ -12,7 +12,8 @@ import orjson
 from redis.asyncio import Redis
 
 from services.common import metrics
-from services.common.redisutil import REDIS_ERRORS, KeySpace
+from services.common.keyspace import KeySpace
+from services.common.redisutil import REDIS_ERRORS
 from services.sessions.domain import (
     ROLES,
     STATUSES,

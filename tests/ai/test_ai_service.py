@@ -12,7 +12,7 @@ from tandem.ai.v1 import ai_pb2
 from tandem.review.v1 import review_pb2
 from tandem.sessions.v1 import sessions_pb2 as spb
 
-from services.common.redisutil import KeySpace
+from services.common.keyspace import KeySpace
 from standins.github.data import HELLO_USERS_HEAD, HELLO_USERS_PROBLEMS
 from standins.openai.faults import Fault
 from tests.ai.conftest import AiWorld, Subscription, eventually, expect_code, trailer

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.ai_scenarios import generated_python
 from services.ai.domain import FileDone, Finding, SourceFile
 from services.ai.providers.builtin import BuiltinProvider, ruff_class
 from standins.github.data import HELLO_USERS_HEAD, HELLO_USERS_PROBLEMS
@@ -137,10 +136,24 @@ async def test_review_yields_each_files_findings_then_its_end_in_order(
     assert isinstance(items[-1], FileDone)
 
 
+def _long_module(lines: int) -> str:
+    """A valid Python module of `lines` lines with a few findings every 8 lines (the test's own:
+    tests do not import the benchmark's generator)."""
+    block = ['def f_{n}(r, c={{}}):', '    try:', '        v = r["k{n}"]', '    except:',
+             '        v = eval(r["e"])', '    c[{n}] = v', '    return v', '']
+    out = ['"""Generated."""', "import os", ""]
+    n = 0
+    while len(out) + len(block) <= lines:
+        out.extend(line.format(n=n) for line in block)
+        n += 1
+    out.extend(f"LIMIT_{i} = {i}" for i in range(lines - len(out)))
+    return "\n".join(out) + "\n"
+
+
 async def test_analysis_of_a_long_file_is_deterministic(provider: BuiltinProvider) -> None:
     # 2,000 lines: detect-secrets scans it in slices across the workers, which must not
     # change the answer. How fast it is, is measured by `make bench` (ai_builtin_2k).
-    source = SourceFile("big.py", generated_python(2_000))
+    source = SourceFile("big.py", _long_module(2_000))
     first = await provider.analyze(source)
     second = await provider.analyze(source)
     assert first == second

@@ -6,7 +6,7 @@ import orjson
 
 from services.common.channels import RealtimeChannels, envelope
 from services.common.docframes import DOC_UPDATE, NOBODY, DocFrame, update_frame
-from services.common.redisutil import KeySpace
+from services.common.keyspace import KeySpace
 
 
 def test_channel_names_are_the_ones_every_released_process_uses() -> None:

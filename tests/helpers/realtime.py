@@ -10,15 +10,23 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import orjson
 import pytest
-from pycrdt import Doc, Text, create_update_message
+from pycrdt import (
+    Doc,
+    Text,
+    YMessageType,
+    YSyncMessageType,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+)
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bench.realtime_scenarios import ws_url
 from gateway.realtime.ywebsocket import (
     AwarenessEntry,
     AwarenessMessage,
@@ -30,6 +38,13 @@ from scripts.platform import LocalPlatform, ProcSpec, free_port, wait_ready
 from tests.helpers.identity import SignedIn, sign_in_http
 
 SECOND_GATEWAY = "gateway-realtime"
+
+
+def ws_url(base_url: str, path: str, token: str | None = None) -> str:
+    """`http://host:port` + path -> `ws://host:port/path?access_token=...`."""
+    parts = urlsplit(base_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, path, f"access_token={token}" if token else "", ""))
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +129,23 @@ async def refused(url: str, path: str, token: str | None) -> tuple[int, dict[str
     response = info.value.response
     body: dict[str, Any] = orjson.loads(response.body or b"{}")
     return response.status_code, body
+
+
+async def synced_text(base_url: str, session_id: str, token: str, timeout: float = 10.0) -> str:
+    """The document's text as a browser editor joining now syncs it (y-websocket steps 1 and 2)."""
+    doc: Doc[Any] = Doc()
+    async with asyncio.timeout(timeout), connect(
+            ws_url(base_url, f"/api/v1/sessions/{session_id}/doc", token), proxy=None,
+            compression=None, max_size=None, ping_interval=None, close_timeout=2) as ws:
+        await ws.send(create_sync_message(doc))
+        async for raw in ws:
+            if isinstance(raw, bytes) and raw[0] == YMessageType.SYNC:
+                reply = handle_sync_message(raw[1:], doc)
+                if reply is not None:
+                    await ws.send(reply)
+                if raw[1] == YSyncMessageType.SYNC_STEP2:
+                    return str(doc.get("code", type=Text))
+    raise AssertionError("the document socket closed before sync step 2")
 
 
 class YSocket:

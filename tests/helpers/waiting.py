@@ -59,3 +59,11 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 
         if loop.time() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.05)
+
+
+async def stopped_when_cancelled(task: asyncio.Task[None], timeout: float = 5.0) -> None:
+    """Cancel a background loop and require it to end, cancelled, within `timeout`."""
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    assert done, f"the loop still ran {timeout}s after it was cancelled"
+    assert task.cancelled(), "the loop ended otherwise than by the cancellation"

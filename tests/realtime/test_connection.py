@@ -247,19 +247,25 @@ async def test_a_fresh_token_within_the_grace_keeps_the_connection() -> None:
         async def verify(self, token: str) -> Claims:
             if token == "other-user":
                 return Claims("user-2", clock.now + 3600, "j2", "hubot")
-            return Claims("user-1", clock.now + 3600, "j3", "octocat")
+            # Short-lived on purpose: its own expiry is the positive marker below.
+            return Claims("user-1", clock.now + 0.5, "j3", "octocat")
+
+    def expired_warnings() -> list[dict[str, Any]]:
+        return [e for e in ws.of_type("error") if e["code"] == "token_expired"]
 
     conn.verifier = cast(Any, Verifier())
     _welcome(conn, 0)
     clock.now += 0.1
-    await until(lambda: [e for e in ws.of_type("error") if e["code"] == "token_expired"])
+    await until(expired_warnings)
     await conn.handle_text('{"type": "auth", "access_token": "other-user"}')
     await until(lambda: [e for e in ws.of_type("error") if e["code"] == "unauthenticated"])
     await conn.handle_text('{"type": "auth", "access_token": "fresh"}')
     await until(lambda: ws.of_type("auth.ok"))
     assert conn.token == "fresh"
-    clock.now += 1.0  # well past the old deadline
-    await asyncio.sleep(0.05)
+    # Past the old token's deadline (expiry + grace) by 0.35 s, past the fresh token's expiry,
+    # within its grace: the watcher, waking at the fresh expiry, warns again instead of closing.
+    clock.now += 0.6
+    await until(lambda: len(expired_warnings()) == 2)
     assert not conn.closing
     await conn.finish()
     await conn.stop()

@@ -3,7 +3,6 @@ and gRPC message limits that agree with them, over real gRPC, PostgreSQL and the
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +17,6 @@ from pycrdt import Doc, Text
 from tandem.sessions.v1 import sessions_pb2 as pb
 from tandem.sessions.v1 import sessions_pb2_grpc
 
-from bench.realtime_scenarios import DocClient
 from gateway import keys
 from gateway.app import create_app
 from gateway.config import GatewayConfig
@@ -31,6 +29,7 @@ from services.sessions.documents import LOADED_OVERHEAD_BYTES
 from services.sessions.server import build_documents, wire
 from services.sessions.usecases import DocumentUseCases
 from tests.helpers.identity import sign_in_grpc
+from tests.helpers.realtime import synced_text
 from tests.sessions.conftest import World, expect_code, make_world, reason, unique_login
 
 LIMIT = 32 * 1024
@@ -148,12 +147,7 @@ async def test_the_attack_is_refused_with_a_clear_error_and_the_document_stays_r
     assert str(fresh.get("code", type=Text)) == expected
     assert len(fresh.get_update()) <= LIMIT
     # ... and over the document socket, as a browser editor joins.
-    client = await DocClient.connect(gateway, session.id, small.viewer.access_token)
-    try:
-        await asyncio.wait_for(client.synced.wait(), 10)
-        await client.wait_until(lambda c: c.value() == expected)
-    finally:
-        await client.close()
+    assert await synced_text(gateway, session.id, small.viewer.access_token) == expected
     # A small real edit still fits where the attack did not.
     small_edit = edit(author, 0, "# ok\n")
     assert len(model.get_update()) + len(small_edit) <= LIMIT

@@ -19,15 +19,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from services.common.sessionevents import (
-    SESSION_DELETED,
-    ConsumerSettings,
-    DomainEvent,
-    DomainEventConsumer,
-    consume,
-    deleted_session,
-)
-from tests.sessions.faults import Mode, redis_fault, stopped_when_cancelled
+from services.common.domainevents import SESSION_DELETED, DomainEvent, deleted_session
+from services.common.sessionevents import ConsumerSettings, DomainEventConsumer, consume
+from tests.helpers.faults import Mode, tcp_fault
+from tests.helpers.waiting import stopped_when_cancelled
 
 FAST = ConsumerSettings(block_ms=100, claim_idle_ms=0, claim_every_seconds=0.05)
 
@@ -147,7 +142,7 @@ async def test_the_consumer_loop_stops_when_cancelled_while_redis_hangs_mid_call
     async def handler(event: DomainEvent) -> None:
         raise AssertionError("nothing is read")
 
-    async with redis_fault(redis_url, Mode.HANG) as fault:
+    with tcp_fault(redis_url, Mode.HANG) as fault:
         task = asyncio.create_task(consume(fault.url, stream, "purge", handler, FAST,
                                            lambda: True))
         try:

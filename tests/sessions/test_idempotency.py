@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from gateway.errors import ApiError, api_error_response
 from gateway.http import json_response
 from gateway.idempotency import HEADER, REPLAYED, run_once
-from services.common.redisutil import KeySpace, create_redis
+from services.common.keyspace import KeySpace
+from services.common.redisutil import create_redis
 
 
 class Counter:

@@ -9,7 +9,7 @@ import orjson
 from google.protobuf.timestamp_pb2 import Timestamp
 from tandem.sessions.v1 import sessions_pb2 as pb
 
-from services.common.sessionevents import SESSION_DELETED, domain_events_stream
+from services.common.domainevents import SESSION_DELETED, domain_events_stream
 from tests.sessions.conftest import World, expect_code, reason
 
 

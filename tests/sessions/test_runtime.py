@@ -1,7 +1,7 @@
 """The background loops (notifications consumer, outbox relay) ride out a Redis that is down or
 stuck, lose nothing, recover by themselves, and stop when cancelled even mid-call.
 
-Redis really fails here: the loops are pointed at a port (tests/sessions/faults.py) that is
+Redis really fails here: the loops are pointed at a port (tests/helpers/faults.py) that is
 closed, hangs, or forwards to the real Redis.
 """
 
@@ -28,11 +28,12 @@ from services.sessions.cache import RedisGuard
 from services.sessions.events import Publisher, run_outbox_relay
 from services.sessions.notifications import run_notifications
 from services.sessions.repository import SessionsRepository
+from tests.helpers.faults import Mode, TcpFault, tcp_fault
+from tests.helpers.waiting import stopped_when_cancelled
 from tests.sessions.conftest import World, eventually
-from tests.sessions.faults import Mode, RedisFault, redis_fault, stopped_when_cancelled
 
 
-async def _hung_call_in_flight(fault: RedisFault) -> bool:
+async def _hung_call_in_flight(fault: TcpFault) -> bool:
     return fault.hung_bytes > 0
 
 
@@ -48,7 +49,7 @@ async def test_the_notifications_loop_waits_out_a_closed_redis_catches_up_and_st
     # A prefix of its own: the service's own consumer does not read this stream.
     prefix = f"{world.res.config.redis_prefix}fault-{secrets.token_hex(4)}:"
     stream = domain_events_stream(prefix)
-    async with redis_fault(redis_url, Mode.CLOSED) as fault:
+    with tcp_fault(redis_url, Mode.CLOSED) as fault:
         res = dataclasses.replace(world.res, config=dataclasses.replace(
             world.res.config, redis_url=fault.url, redis_prefix=prefix))
         loop = asyncio.create_task(run_notifications(res, ConsumerSettings(block_ms=100)))
@@ -61,7 +62,7 @@ async def test_the_notifications_loop_waits_out_a_closed_redis_catches_up_and_st
                                                "session_id": session.id, "session_title": "t",
                                                "user_id": world.editor.user_id,
                                                "actor_id": world.owner.user_id})})
-            await fault.set(Mode.FORWARD)
+            fault.set(Mode.FORWARD)
 
             async def delivered() -> list[dict[str, object]]:
                 return await world.sql("SELECT recipient_id::text AS who, kind FROM notifications "
@@ -72,7 +73,7 @@ async def test_the_notifications_loop_waits_out_a_closed_redis_catches_up_and_st
             assert not loop.done(), "the loop keeps consuming after it caught up"
 
             # Now Redis gets stuck mid-call: the loop still stops when the service does.
-            await fault.set(Mode.HANG)
+            fault.set(Mode.HANG)
             await eventually(lambda: _hung_call_in_flight(fault), timeout=30)
             await stopped_when_cancelled(loop)
         finally:
@@ -115,7 +116,7 @@ async def test_the_outbox_relay_keeps_rows_while_redis_is_stuck_relays_them_afte
     prefix = f"{redis_prefix}fault-{secrets.token_hex(4)}:"
     stream = domain_events_stream(prefix)
     first = await _stale_outbox_row(own_outbox)
-    async with redis_fault(redis_url, Mode.HANG) as fault:
+    with tcp_fault(redis_url, Mode.HANG) as fault:
         client = create_redis(fault.url)
         publisher = Publisher(RealtimeChannels(prefix), stream, RedisGuard(client),
                               SessionsRepository(own_outbox))
@@ -127,7 +128,7 @@ async def test_the_outbox_relay_keeps_rows_while_redis_is_stuck_relays_them_afte
             assert not relay.done()
             assert await _outbox_ids(own_outbox) == [first], "nothing is dropped while stuck"
 
-            await fault.set(Mode.FORWARD)
+            fault.set(Mode.FORWARD)
 
             async def relayed() -> bool:
                 return not await _outbox_ids(own_outbox)
@@ -137,7 +138,7 @@ async def test_the_outbox_relay_keeps_rows_while_redis_is_stuck_relays_them_afte
             assert [fields[b"event_id"].decode() for _, fields in entries] == [first]
 
             # Stuck again with a row to relay: the relay is mid-XADD when the service stops.
-            await fault.set(Mode.HANG)
+            fault.set(Mode.HANG)
             second = await _stale_outbox_row(own_outbox)
             await eventually(lambda: _hung_call_in_flight(fault), timeout=30)
             await stopped_when_cancelled(relay)
