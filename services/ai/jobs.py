@@ -36,7 +36,7 @@ from services.ai.repository import AiRepository, Claimed
 from services.common import metrics
 from services.common.errors import DomainError, NotFound, Unavailable
 from services.common.keyspace import KeySpace
-from services.common.redisutil import REDIS_ERRORS
+from services.common.redisutil import REDIS_ERRORS, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -313,11 +313,15 @@ class JobRunner:
             try:
                 claimed = await self._repo.claim(self.runner_id, self._config.job_deadline)
             except Exception as exc:  # database trouble: the service is not ready; wait it out
+                stop_if_cancelled()  # a stop the driver turned into an error of its own
                 log.warning("could not take a job: %s", type(exc).__name__)
                 claimed = None
             if claimed is None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._config.poll_interval)
+                # Python 3.11's wait_for can swallow a cancel that lands as its timeout fires:
+                # without this a stopping service waits forever for this loop.
+                stop_if_cancelled()
                 continue
             await self._execute(claimed)
 

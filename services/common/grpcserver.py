@@ -33,7 +33,7 @@ from services.common.grpcerrors import status_of, trailers_of
 from services.common.identity import SERVICE_TOKEN_METADATA, credential_refusal
 from services.common.keyspace import KeySpace
 from services.common.peers import Peer, open_channel
-from services.common.redisutil import REDIS_ERRORS, create_redis
+from services.common.redisutil import REDIS_ERRORS, create_redis, stop_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -431,9 +431,20 @@ class ServiceRuntime:
             await self._server.stop(grace)
         for task in self._tasks:
             task.cancel()
+        if self._tasks:
+            # Bounded: a loop that swallowed its cancel (Python 3.11's wait_for can) is asked
+            # once more, then left behind with an error in the log, so a stop never hangs.
+            _, pending = await asyncio.wait(self._tasks, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                _, pending = await asyncio.wait(pending, timeout=1.0)
+            if pending:
+                log.error("background tasks did not stop: %s",
+                          ", ".join(sorted(task.get_name() for task in pending)))
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: it was logged where it happened
         if self._metrics_server is not None:
             await self._metrics_server.close()
         if self._res is not None:
@@ -467,6 +478,9 @@ async def _supervise(job: Background, res: Resources) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            # A library can turn the cancellation of a stopping service into an error of its
+            # own (redis-py does, mid-read): that is a stop, not a failure to restart after.
+            stop_if_cancelled()
             log.exception("background task failed; restarting")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)

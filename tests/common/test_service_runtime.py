@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.common.db import Migration, migrate
+from services.common.grpcserver import Resources, _supervise
 from tests.conftest import RuntimeFactory
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -123,3 +124,28 @@ async def test_service_started_with_database_down_serves_not_serving_then_recove
             await runtime.stop(grace=0.1)
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+async def test_a_background_job_whose_cancellation_a_library_turns_into_an_error_stops() -> None:
+    # redis-py can turn a cancel that lands mid-read into its own TimeoutError: the supervisor
+    # must take that for the stop it is, or a stopping service restarts the job forever.
+    started: list[int] = []
+    running = asyncio.Event()
+
+    async def job(res: Resources) -> None:
+        started.append(1)
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise TimeoutError("converted by a library") from None
+
+    task = asyncio.create_task(_supervise(job, None))  # type: ignore[arg-type]
+    await running.wait()
+    task.cancel()
+    await asyncio.wait({task}, timeout=10)  # does not cancel it again, unlike wait_for
+    try:
+        assert task.cancelled(), "the supervisor restarted a job that was being stopped"
+        assert started == [1]
+    finally:
+        task.cancel()
